@@ -1,0 +1,3 @@
+DROP TABLE tokens;
+DROP TABLE api_tokens;
+DROP TABLE users;

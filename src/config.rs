@@ -1,0 +1,82 @@
+//! Typed configuration, read from environment variables (each one can also be given as a
+//! command-line flag of the same name). This file is the reference for every variable;
+//! the README repeats the list.
+//!
+//! | Variable | Default | Meaning |
+//! | --- | --- | --- |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/enclave` | PostgreSQL to use; the database is created when missing |
+//! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | address the HTTP server binds (only after migrations succeeded) |
+//! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
+//! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
+//! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
+//! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
+//! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
+//! | `RUST_LOG` | `info` | log filter (`tracing-subscriber` syntax) |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Where the database is and how hard to lean on it. Shared by every command that connects.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL. The database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/enclave"
+    )]
+    pub database_url: String,
+
+    /// Number of connections in the request pool.
+    #[arg(long, env = "ENCLAVE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub pool_size: u32,
+
+    /// Longest wait for a pooled connection, in milliseconds, before the request fails.
+    #[arg(long, env = "ENCLAVE_POOL_TIMEOUT_MS", default_value_t = 5000)]
+    pub pool_timeout_ms: u64,
+
+    /// `statement_timeout` of every tenant transaction, in milliseconds.
+    #[arg(long, env = "ENCLAVE_STATEMENT_TIMEOUT_MS", default_value_t = 15000)]
+    pub statement_timeout_ms: u64,
+
+    /// Tenant schemas migrated concurrently at startup.
+    #[arg(long, env = "ENCLAVE_MIGRATION_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub migration_concurrency: u32,
+
+    /// `lock_timeout` of each migration transaction, in milliseconds: a migration that
+    /// waits longer for a lock fails instead of stalling the fleet.
+    #[arg(long, env = "ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS", default_value_t = 10000)]
+    pub migration_lock_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    /// Configuration for `database_url` with every other setting at its default.
+    pub fn for_url(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            pool_size: 16,
+            pool_timeout_ms: 5000,
+            statement_timeout_ms: 15000,
+            migration_concurrency: 4,
+            migration_lock_timeout_ms: 10000,
+        }
+    }
+
+    pub fn pool_timeout(&self) -> Duration {
+        Duration::from_millis(self.pool_timeout_ms)
+    }
+
+    pub fn migration_lock_timeout(&self) -> Duration {
+        Duration::from_millis(self.migration_lock_timeout_ms)
+    }
+}
+
+/// Settings of the HTTP server (`enclave serve`).
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "ENCLAVE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}

@@ -1,0 +1,88 @@
+//! Enclave: a multi-tenant GraphQL API server for a network and infrastructure
+//! monitoring control plane. Every tenant's data lives in its own PostgreSQL schema and is
+//! reached only through a transaction bound to that tenant's schema and role.
+//!
+//! Where to look:
+//! - `config`: every setting, read from the environment;
+//! - `db`: connections, the pool, creating and hardening the database;
+//! - `tenancy`: slugs, tenant roles, migrations, provisioning — where a tenant is chosen;
+//! - `schema`: Diesel table definitions;
+//! - `resolvers`: the GraphQL API;
+//! - `http`: the axum router;
+//! - `cli`: the `enclave` command.
+//!
+//! Error policy: `anyhow` at the edges (startup, CLI), typed errors (`thiserror`) inside
+//! the library, so callers can tell a refused request from a broken database.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod resolvers;
+pub mod schema;
+pub mod tenancy;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+
+use config::{DatabaseConfig, ServerConfig};
+use tenancy::Installation;
+use tenancy::migrations::{self, MigrationSets};
+
+/// Creates the database when missing, then runs every pending migration (public, the
+/// platform tenant, every tenant schema). Returns only when the whole fleet is up to date.
+pub async fn prepare_database(
+    config: &DatabaseConfig,
+    migration_sets: Arc<MigrationSets>,
+) -> anyhow::Result<Installation> {
+    db::ensure_database_exists(&config.database_url).await?;
+    let installation = Installation::new(config, migration_sets)?;
+    let started = std::time::Instant::now();
+    let report = migrations::migrate(&installation, true)
+        .await
+        .context("migrations failed; not starting")?;
+    tracing::info!(
+        up_to_date = report.was_up_to_date,
+        public_applied = report.public_applied,
+        tenants_migrated = report.tenants_migrated,
+        tenant_migrations_applied = report.tenant_migrations_applied,
+        took_ms = started.elapsed().as_millis() as u64,
+        "database ready"
+    );
+    Ok(installation)
+}
+
+/// The application router over a pool (what `serve` listens with).
+pub fn build_app(pool: db::Pool, ready: Arc<AtomicBool>) -> axum::Router {
+    http::router(http::AppState {
+        schema: resolvers::build_schema(),
+        pool,
+        ready,
+    })
+}
+
+/// Migrates, then listens until `shutdown` resolves. The port is bound only after every
+/// migration succeeded: a failed migration returns an error and nothing ever listens.
+pub async fn serve(
+    database: &DatabaseConfig,
+    server: &ServerConfig,
+    migration_sets: Arc<MigrationSets>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    prepare_database(database, migration_sets).await?;
+    let pool = db::build_pool(database);
+    let ready = Arc::new(AtomicBool::new(false));
+    let app = build_app(pool, ready.clone());
+    let listener = tokio::net::TcpListener::bind(server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", server.listen))?;
+    ready.store(true, Ordering::Release);
+    tracing::info!(address = %server.listen, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}

@@ -1,0 +1,138 @@
+//! Tables of every tenant schema (see `migrations_tenant/`), unqualified on purpose.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        disabled -> Bool,
+        last_login_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Uuid,
+        name -> Text,
+        role -> Text,
+        created_by -> Nullable<Uuid>,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tokens (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        impersonator -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    device_groups (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Uuid,
+        hostname -> Text,
+        ip -> Nullable<Inet>,
+        mac -> Nullable<MacAddr>,
+        vendor -> Nullable<Text>,
+        model -> Nullable<Text>,
+        os -> Nullable<Text>,
+        status -> Text,
+        group_id -> Nullable<Uuid>,
+        first_seen -> Nullable<Timestamptz>,
+        last_seen -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    device_identifiers (id) {
+        id -> Uuid,
+        device_id -> Uuid,
+        kind -> Text,
+        value -> Text,
+        source -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    device_alias_states (id) {
+        id -> Uuid,
+        device_id -> Uuid,
+        alias_kind -> Text,
+        alias_value -> Text,
+        state -> Text,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    interfaces (id) {
+        id -> Uuid,
+        device_id -> Uuid,
+        name -> Text,
+        if_index -> Nullable<Int4>,
+        mac -> Nullable<MacAddr>,
+        addresses -> Array<Inet>,
+        speed_bps -> Nullable<Int8>,
+        admin_status -> Text,
+        oper_status -> Text,
+        description -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    merge_audits (id) {
+        id -> Uuid,
+        primary_device_id -> Nullable<Uuid>,
+        merged_device_id -> Uuid,
+        merged_snapshot -> Jsonb,
+        merged_by -> Nullable<Uuid>,
+        reason -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (created_by));
+diesel::joinable!(tokens -> users (user_id));
+diesel::joinable!(devices -> device_groups (group_id));
+diesel::joinable!(device_identifiers -> devices (device_id));
+diesel::joinable!(device_alias_states -> devices (device_id));
+diesel::joinable!(interfaces -> devices (device_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    api_tokens,
+    tokens,
+    device_groups,
+    devices,
+    device_identifiers,
+    device_alias_states,
+    interfaces,
+    merge_audits,
+);
