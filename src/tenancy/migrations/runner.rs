@@ -157,9 +157,7 @@ async fn migrate_locked(
 ) -> Result<MigrationReport, MigrationError> {
     let sets = &installation.migrations;
     let lock_timeout = installation.migration_lock_timeout;
-    let mut report = MigrationReport::default();
-
-    report.public_applied = conn
+    let public_applied = conn
         .transaction(async |conn| {
             conn.batch_execute(ledger::BOOTSTRAP_SQL).await?;
             let applied = ledger::applied(conn, &[PUBLIC_SCHEMA.to_owned()]).await?;
@@ -169,6 +167,10 @@ async fn migrate_locked(
             Ok::<_, MigrationError>(pending.len())
         })
         .await?;
+    let mut report = MigrationReport {
+        public_applied,
+        ..MigrationReport::default()
+    };
 
     let staleness = ledger::stale_schemas(conn, sets)
         .await?
