@@ -7,11 +7,17 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::config::{DatabaseConfig, ServerConfig};
+use crate::app::App;
+use crate::auth::keys::RootKeys;
+use crate::auth::users::{self, NewUser};
+use crate::auth::{Role, password, sessions};
+use crate::config::{AuthConfig, DatabaseConfig, ServerConfig};
 use crate::tenancy::Installation;
+use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::migrations::{self, MigrationSets};
 use crate::tenancy::provision::{self, NewTenant};
 use crate::tenancy::registry::{self, TenantStatus};
+use crate::tenancy::transaction::Access;
 use crate::{db, prepare_database, resolvers};
 
 /// Enclave: multi-tenant GraphQL API server for network and infrastructure monitoring.
@@ -28,6 +34,8 @@ enum Command {
     Serve {
         #[command(flatten)]
         database: DatabaseConfig,
+        #[command(flatten)]
+        auth: AuthConfig,
         #[command(flatten)]
         server: ServerConfig,
     },
@@ -46,8 +54,74 @@ enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
+    /// Add users to a tenant.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Mint tokens (operator bootstrap).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        auth: AuthConfig,
+    },
+    /// Manage root keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the GraphQL schema (SDL), as committed in `schema.graphql`.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from ENCLAVE_ADMIN_PASSWORD or the first line of stdin.
+    Add {
+        /// Slug of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// viewer, operator, admin, or platform_admin (platform tenant only).
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a session token for an existing user.
+    Mint {
+        /// Slug of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Email of the user.
+        #[arg(long)]
+        email: String,
+        /// Lifetime: seconds, or a number with s, m, h or d.
+        #[arg(long, default_value = "12h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new root key line for ENCLAVE_ROOT_KEY (its public key goes to stderr).
+    Generate {
+        /// Key id, distinct from the ids of keys still verifying.
+        #[arg(long, default_value_t = 1)]
+        id: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +136,10 @@ enum TenantCommand {
         /// Vanity domain on which the tenant's users log in (repeatable).
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// Email of the tenant's first admin; the password is read from
+        /// ENCLAVE_ADMIN_PASSWORD or the first line of stdin.
+        #[arg(long)]
+        admin_email: Option<String>,
     },
     /// List tenants.
     List,
@@ -110,9 +188,11 @@ fn init_tracing() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let sets = MigrationSets::embedded();
     match cli.command {
-        Command::Serve { database, server } => {
-            crate::serve(&database, &server, sets, shutdown_signal()).await
-        }
+        Command::Serve {
+            database,
+            auth,
+            server,
+        } => crate::serve(&database, &auth, &server, sets, shutdown_signal()).await,
         Command::Migrate {
             status: true,
             database,
@@ -127,6 +207,70 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command, database } => {
             let installation = prepare_database(&database, sets).await?;
             tenant(command, &installation).await
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    tenant,
+                    email,
+                    role,
+                    name,
+                },
+            database,
+        } => {
+            let installation = prepare_database(&database, sets).await?;
+            let role: Role = role.parse()?;
+            let password = read_password()?;
+            let entry = tenant_entry(&installation, &tenant).await?;
+            let mut conn = db::connect(&installation.database_url).await?;
+            let new = NewUser {
+                email,
+                display_name: name,
+                role,
+                password,
+            };
+            let user = users::add_to_tenant(&mut conn, &entry, &new).await?;
+            println!(
+                "added {} ({}) to tenant {} as {}",
+                user.email, user.id, entry.slug, role
+            );
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Mint { tenant, email, ttl },
+            database,
+            auth,
+        } => {
+            let keys = auth.root_keys()?;
+            let installation = prepare_database(&database, sets).await?;
+            let app = App::new(&database, &auth, keys, installation).await?;
+            let entry = app
+                .directory
+                .by_slug(&tenant)
+                .ok_or_else(|| anyhow::anyhow!("there is no tenant {tenant}"))?;
+            let email = users::normalize_email(&email)?;
+            let tx = app.tenant_tx(entry.clone(), Access::ReadOnly, None);
+            let user = {
+                let mut conn = tx.conn().await?;
+                users::find_by_email(&mut conn, &email).await?
+            };
+            tx.finish(true).await?;
+            let user = user.ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no user {email}"))?;
+            let (token, expires_at) = sessions::start(&app, &entry, &user, ttl).await?;
+            eprintln!(
+                "token for {email} in tenant {tenant}, role {}, expires {expires_at}",
+                user.role()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { id },
+        } => {
+            let (keys, spec) = RootKeys::generate(id);
+            eprintln!("public key (for verifiers): {}", keys.public_spec());
+            println!("{spec}");
+            Ok(())
         }
         Command::Schema => {
             print!("{}", resolvers::sdl());
@@ -164,15 +308,40 @@ async fn tenant(command: TenantCommand, installation: &Installation) -> anyhow::
         .await
         .context("cannot connect to the database")?;
     match command {
-        TenantCommand::Create { slug, name, domains } => {
+        TenantCommand::Create {
+            slug,
+            name,
+            domains,
+            admin_email,
+        } => {
             let slug = provision::parse_new_slug(&slug)?;
             let name = name.unwrap_or_else(|| slug.to_string());
+            // Validate the admin before provisioning, so a bad email or password creates nothing.
+            let admin = match admin_email {
+                Some(email) => {
+                    let email = users::normalize_email(&email)?;
+                    let password = read_password()?;
+                    password::hash_new(&password)?;
+                    Some(NewUser {
+                        email,
+                        display_name: String::new(),
+                        role: Role::Admin,
+                        password,
+                    })
+                }
+                None => None,
+            };
             let record =
                 provision::create_tenant(&mut conn, installation, &NewTenant { slug, name, domains }).await?;
             println!(
                 "created tenant {} ({}), schema tenant_{}",
                 record.slug, record.id, record.slug
             );
+            if let Some(admin) = admin {
+                let entry = tenant_entry(installation, &record.slug).await?;
+                let user = users::add_to_tenant(&mut conn, &entry, &admin).await?;
+                println!("added admin {} ({})", user.email, user.id);
+            }
         }
         TenantCommand::List => {
             println!("{:<40} {:<10} {:<36} NAME", "SLUG", "STATUS", "ID");
@@ -201,6 +370,60 @@ async fn tenant(command: TenantCommand, installation: &Installation) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// The password for a new user: `ENCLAVE_ADMIN_PASSWORD`, else the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("ENCLAVE_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(
+        !password.is_empty(),
+        "no password given: set ENCLAVE_ADMIN_PASSWORD or pipe it on stdin"
+    );
+    Ok(password)
+}
+
+/// The directory entry of one tenant, read from the database.
+async fn tenant_entry(installation: &Installation, slug: &str) -> anyhow::Result<TenantEntry> {
+    let slug = provision::parse_slug(slug)?;
+    let mut conn = db::connect(&installation.database_url).await?;
+    let record = registry::list(&mut conn)
+        .await?
+        .into_iter()
+        .find(|t| t.slug == slug.as_str())
+        .ok_or_else(|| anyhow::anyhow!("there is no tenant {slug}"))?;
+    let status = if record.status == TenantStatus::Active.as_str() {
+        TenantStatus::Active
+    } else {
+        TenantStatus::Suspended
+    };
+    Ok(TenantEntry::new(
+        installation,
+        record.id,
+        slug,
+        record.name,
+        status,
+    ))
+}
+
+/// Parses `90`, `90s`, `30m`, `12h` or `7d`.
+fn parse_ttl(raw: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let number: u64 = number.parse().map_err(|_| format!("invalid duration {raw:?}"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid duration unit in {raw:?}: use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(number * seconds))
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for a graceful shutdown.

@@ -80,3 +80,63 @@ pub struct ServerConfig {
     #[arg(long, env = "ENCLAVE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 }
+
+/// Keys, sessions and login settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// Root key set (`<id>:private:<hex>[,<id>:public:<hex>…]`; `enclave keys generate`
+    /// prints one). The first key signs; every listed key verifies.
+    #[arg(long, env = "ENCLAVE_ROOT_KEY", hide_env_values = true)]
+    pub root_key: Option<String>,
+
+    /// File holding the root key set, instead of `ENCLAVE_ROOT_KEY`.
+    #[arg(long, env = "ENCLAVE_ROOT_KEY_FILE")]
+    pub root_key_file: Option<std::path::PathBuf>,
+
+    /// Development mode: without a configured key, create one in
+    /// `.enclave-dev-root-key` (or `ENCLAVE_ROOT_KEY_FILE`) and use it. Never in production.
+    #[arg(long, env = "ENCLAVE_DEV")]
+    pub dev: bool,
+
+    /// Lifetime of a login session, in seconds.
+    #[arg(long, env = "ENCLAVE_SESSION_TTL_SECS", default_value_t = 12 * 3600)]
+    pub session_ttl_secs: u64,
+
+    /// Tenant (slug) that `login` uses when the request's host is no vanity domain.
+    #[arg(long, env = "ENCLAVE_DEFAULT_TENANT")]
+    pub default_tenant: Option<String>,
+}
+
+/// Development-mode key file used when no other is configured.
+pub const DEV_KEY_FILE: &str = ".enclave-dev-root-key";
+
+impl AuthConfig {
+    /// Configuration with a given key and defaults elsewhere (tests, tools).
+    pub fn with_key(root_key: String) -> Self {
+        Self {
+            root_key: Some(root_key),
+            root_key_file: None,
+            dev: false,
+            session_ttl_secs: 12 * 3600,
+            default_tenant: None,
+        }
+    }
+
+    /// Loads the root key set: `ENCLAVE_ROOT_KEY`, else `ENCLAVE_ROOT_KEY_FILE`, else (in
+    /// development mode only) a generated key file. Refuses to go on without a key.
+    pub fn root_keys(&self) -> Result<crate::auth::keys::RootKeys, crate::auth::keys::KeyError> {
+        use crate::auth::keys::{KeyError, RootKeys};
+        if let Some(spec) = &self.root_key {
+            return RootKeys::parse(spec);
+        }
+        match (&self.root_key_file, self.dev) {
+            (Some(path), dev) => RootKeys::from_file(path, dev),
+            (None, true) => RootKeys::from_file(std::path::Path::new(DEV_KEY_FILE), true),
+            (None, false) => Err(KeyError::Missing),
+        }
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session_ttl_secs)
+    }
+}

@@ -8,12 +8,16 @@
 //! - `tenancy`: slugs, tenant roles, migrations, provisioning — where a tenant is chosen;
 //! - `schema`: Diesel table definitions;
 //! - `resolvers`: the GraphQL API;
-//! - `http`: the axum router;
+//! - `auth`: keys, tokens, passwords, users;
+//! - `app`: the state shared by all requests;
+//! - `http`: the axum router and the GraphQL endpoint;
 //! - `cli`: the `enclave` command.
 //!
 //! Error policy: `anyhow` at the edges (startup, CLI), typed errors (`thiserror`) inside
 //! the library, so callers can tell a refused request from a broken database.
 
+pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -28,7 +32,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 
-use config::{DatabaseConfig, ServerConfig};
+use app::App;
+use config::{AuthConfig, DatabaseConfig, ServerConfig};
 use tenancy::Installation;
 use tenancy::migrations::{self, MigrationSets};
 
@@ -55,34 +60,40 @@ pub async fn prepare_database(
     Ok(installation)
 }
 
-/// The application router over a pool (what `serve` listens with).
-pub fn build_app(pool: db::Pool, ready: Arc<AtomicBool>) -> axum::Router {
+/// The application router (what `serve` listens with).
+pub fn build_app(app: Arc<App>, ready: Arc<AtomicBool>) -> axum::Router {
     http::router(http::AppState {
-        schema: resolvers::build_schema(),
-        pool,
+        schema: resolvers::build_schema(app.clone()),
+        app,
         ready,
     })
 }
 
-/// Migrates, then listens until `shutdown` resolves. The port is bound only after every
-/// migration succeeded: a failed migration returns an error and nothing ever listens.
+/// Loads the keys (refusing to start without one), migrates, then listens until
+/// `shutdown` resolves. The port is bound only after every migration succeeded: a failed
+/// migration returns an error and nothing ever listens.
 pub async fn serve(
     database: &DatabaseConfig,
+    auth: &AuthConfig,
     server: &ServerConfig,
     migration_sets: Arc<MigrationSets>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    prepare_database(database, migration_sets).await?;
-    let pool = db::build_pool(database);
+    let keys = auth.root_keys().context("cannot load the root key")?;
+    let installation = prepare_database(database, migration_sets).await?;
+    let app = App::new(database, auth, keys, installation).await?;
+    let refresher = app.directory.spawn_refresher();
     let ready = Arc::new(AtomicBool::new(false));
-    let app = build_app(pool, ready.clone());
+    let router = build_app(app, ready.clone());
     let listener = tokio::net::TcpListener::bind(server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", server.listen))?;
     ready.store(true, Ordering::Release);
     tracing::info!(address = %server.listen, "listening");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("HTTP server failed")
+        .context("HTTP server failed");
+    refresher.abort();
+    served
 }

@@ -1,27 +1,48 @@
 //! The GraphQL API: one module per domain, each exporting its part of the roots, merged
-//! here. The schema is buildable without a database (`enclave schema` prints it).
+//! here. The schema is buildable without a database (`enclave schema` prints it); the
+//! request's scope and the shared `App` are attached per request / at startup.
 
+pub mod context;
+pub mod errors;
 mod health;
+pub mod identity;
+pub mod ids;
+pub mod platform;
 
-use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, SDLExportOptions, Schema};
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema};
+
+use crate::app::App;
 
 /// The root query: every domain's queries merged.
 #[derive(MergedObject, Default)]
-pub struct Query(health::HealthQuery);
+pub struct Query(
+    health::HealthQuery,
+    identity::IdentityQuery,
+    platform::PlatformQuery,
+);
+
+/// The root mutation: every domain's mutations merged.
+#[derive(MergedObject, Default)]
+pub struct Mutation(identity::IdentityMutation, platform::PlatformMutation);
 
 /// The executable schema.
-pub type EnclaveSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type EnclaveSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Builds the schema. Request-scoped data (the caller's scope, its tenant transaction)
-/// is attached per request, never here.
-pub fn build_schema() -> EnclaveSchema {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription).finish()
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// Builds the schema around the shared application state.
+pub fn build_schema(app: Arc<App>) -> EnclaveSchema {
+    builder().data(app).finish()
 }
 
 /// The schema as SDL, with fields, arguments and enum values sorted so that the
 /// committed `schema.graphql` only changes when the API does.
 pub fn sdl() -> String {
-    build_schema().sdl_with_options(
+    builder().finish().sdl_with_options(
         SDLExportOptions::new()
             .sorted_fields()
             .sorted_arguments()

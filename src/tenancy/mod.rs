@@ -7,12 +7,15 @@
 //! - `provision`: creating and dropping a tenant atomically;
 //! - `registry`: reading and changing tenant records (list, suspend, resume).
 
+pub mod directory;
 pub mod domain;
 pub mod migrations;
 pub mod provision;
 pub mod registry;
 pub mod roles;
+pub mod scope;
 pub mod slug;
+pub mod transaction;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,67 @@
+//! `App`: the state shared by every request — pool, tenant directory, keys, limits.
+//! Built once by `serve` (and by tests), handed to the router and the GraphQL schema.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::keys::RootKeys;
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::token::Credential;
+use crate::config::{AuthConfig, DatabaseConfig};
+use crate::db::{self, Pool};
+use crate::tenancy::Installation;
+use crate::tenancy::directory::{TenantDirectory, TenantEntry};
+use crate::tenancy::transaction::{Access, TenantTx};
+
+/// See the module doc.
+pub struct App {
+    pub pool: Pool,
+    pub pool_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub installation: Installation,
+    pub directory: Arc<TenantDirectory>,
+    pub keys: RootKeys,
+    pub throttle: LoginThrottle,
+    pub session_ttl: Duration,
+    pub default_tenant: Option<String>,
+}
+
+impl App {
+    /// Builds the state for a migrated database: pool (lazy), tenant directory (loaded).
+    pub async fn new(
+        database: &DatabaseConfig,
+        auth: &AuthConfig,
+        keys: RootKeys,
+        installation: Installation,
+    ) -> anyhow::Result<Arc<Self>> {
+        let directory = TenantDirectory::load(&installation).await?;
+        Ok(Arc::new(Self {
+            pool: db::build_pool(database),
+            pool_timeout: database.pool_timeout(),
+            statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+            installation,
+            directory,
+            keys,
+            throttle: LoginThrottle::default(),
+            session_ttl: auth.session_ttl(),
+            default_tenant: auth.default_tenant.clone(),
+        }))
+    }
+
+    /// A tenant transaction on this app's pool.
+    pub fn tenant_tx(
+        &self,
+        tenant: Arc<TenantEntry>,
+        access: Access,
+        credential: Option<Credential>,
+    ) -> TenantTx {
+        TenantTx::new(
+            self.pool.clone(),
+            self.pool_timeout,
+            tenant,
+            access,
+            self.statement_timeout,
+            credential,
+        )
+    }
+}

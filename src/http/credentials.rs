@@ -1,0 +1,80 @@
+//! From request headers to a [`Scope`]: the bearer token is verified and authorized for
+//! the operation (no database connection is touched on failure), the tenant comes from
+//! the token's authority block only, and a token arriving on another tenant's vanity
+//! domain is refused. The Host header only ever *selects* a tenant for `login`.
+
+use axum::http::{HeaderMap, header};
+use uuid::Uuid;
+
+use super::operation::OperationShape;
+use crate::app::App;
+use crate::auth::token::{self, MAX_TOKEN_BYTES, Operation};
+use crate::resolvers::errors::{ApiError, Code};
+use crate::tenancy::domain;
+use crate::tenancy::scope::{Actor, Scope};
+use crate::tenancy::transaction::Access;
+
+/// The scope of a request. `shape` is `None` when the document does not parse; the token
+/// is then still verified (as for a query with no fields) and execution fails later.
+pub fn scope_for(
+    app: &App,
+    headers: &HeaderMap,
+    shape: Option<&OperationShape>,
+    request_id: Uuid,
+) -> Result<Scope, ApiError> {
+    let host_tenant = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| domain::normalize(h).ok())
+        .and_then(|h| app.directory.by_domain(&h));
+    let Some(raw) = bearer(headers)? else {
+        return Ok(Scope::anonymous(request_id, host_tenant));
+    };
+    let (kind, root_fields) = match shape {
+        Some(shape) => (shape.kind, shape.root_fields.as_slice()),
+        None => (Operation::Query, &[][..]),
+    };
+    let claims = token::verify(raw, &app.keys)?.authorize(kind, root_fields)?;
+    let tenant = app
+        .directory
+        .by_id(claims.tenant_id)
+        .ok_or_else(|| ApiError::unauthenticated("the token's tenant does not exist"))?;
+    if host_tenant.as_ref().is_some_and(|host| host.id != tenant.id) {
+        return Err(ApiError::unauthenticated(
+            "this token belongs to another tenant than the domain it was sent to",
+        ));
+    }
+    if !tenant.is_active() {
+        return Err(ApiError::new(Code::TenantUnavailable, "the tenant is suspended"));
+    }
+    let access = match kind {
+        Operation::Mutation => Access::ReadWrite,
+        Operation::Query | Operation::Subscription => Access::ReadOnly,
+    };
+    let tx = app.tenant_tx(tenant.clone(), access, Some(claims.credential));
+    Ok(Scope::authenticated(
+        request_id,
+        Actor { claims, tenant },
+        host_tenant,
+        tx,
+    ))
+}
+
+/// The token of an `Authorization: Bearer <token>` header; `None` without the header.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    if value.len() > MAX_TOKEN_BYTES + 16 {
+        return Err(ApiError::unauthenticated("the Authorization header is too large"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("the Authorization header is not valid text"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::unauthenticated("use Authorization: Bearer <token>")),
+    }
+}

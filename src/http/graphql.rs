@@ -1,0 +1,106 @@
+//! The GraphQL endpoint. Per request: work out the operation's kind and root fields,
+//! authenticate and authorize (before any database work), record mutations made under
+//! impersonation, execute with the request's `Scope`, then commit the tenant transaction
+//! (a mutation only if every root field succeeded; otherwise roll back and return no
+//! data) and make sure every error carries a code (and INTERNAL ones a request id).
+
+use std::sync::Arc;
+
+use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use super::AppState;
+use super::credentials::scope_for;
+use super::operation;
+use crate::auth::token::{Credential, Operation};
+use crate::resolvers::errors::{ApiError, Code};
+use crate::resolvers::platform::record_impersonated_mutation;
+
+pub async fn handle(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> HttpResponse {
+    let request_id = Uuid::new_v4();
+    let span = tracing::info_span!("graphql", %request_id);
+    execute(state, method, headers, request, request_id)
+        .instrument(span)
+        .await
+}
+
+async fn execute(
+    state: AppState,
+    method: Method,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+    request_id: Uuid,
+) -> HttpResponse {
+    let mut request = request.into_inner();
+    let shape = operation::shape(&request.query, request.operation_name.as_deref());
+    let kind = shape.as_ref().map(|s| s.kind);
+    if method == Method::GET && kind == Some(Operation::Mutation) {
+        let error = ApiError::bad_input("mutations are not allowed over GET; use POST");
+        return (StatusCode::METHOD_NOT_ALLOWED, refused(error, request_id)).into_response();
+    }
+    let scope = match scope_for(&state.app, &headers, shape.as_ref(), request_id) {
+        Ok(scope) => Arc::new(scope),
+        Err(error) => return refused(error, request_id).into_response(),
+    };
+    if let (Some(actor), Some(shape)) = (&scope.actor, &shape)
+        && shape.kind == Operation::Mutation
+        && let Credential::Impersonation(log_id) = actor.claims.credential
+        && let Err(error) = record_impersonated_mutation(&state.app, actor, log_id, &shape.root_fields).await
+    {
+        return refused(error, request_id).into_response();
+    }
+
+    request = request.data(scope.clone());
+    let mut response = state.schema.execute(request).await;
+    let commit = kind != Some(Operation::Mutation) || response.errors.is_empty();
+    match scope.finish(commit).await {
+        Err(error) => response = Response::from_errors(vec![server_error(ApiError::from(error))]),
+        Ok(()) if !commit => response.data = Value::Null,
+        Ok(()) => {}
+    }
+    finish_errors(&mut response, request_id);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// A response for a request refused before execution.
+fn refused(error: ApiError, request_id: Uuid) -> GraphQLResponse {
+    let mut response = Response::from_errors(vec![server_error(error)]);
+    finish_errors(&mut response, request_id);
+    GraphQLResponse::from(response)
+}
+
+fn server_error(error: ApiError) -> ServerError {
+    let mut server_error = ServerError::new(error.message, None);
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", error.code.as_str());
+    server_error.extensions = Some(extensions);
+    server_error
+}
+
+/// Gives every error a code (parse and validation errors of the GraphQL engine carry
+/// none: they are BAD_USER_INPUT) and every INTERNAL error the request id.
+fn finish_errors(response: &mut Response, request_id: Uuid) {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+        let code = match extensions.get("code") {
+            Some(Value::String(code)) => code.clone(),
+            _ => {
+                extensions.set("code", Code::BadUserInput.as_str());
+                Code::BadUserInput.as_str().to_owned()
+            }
+        };
+        if code == Code::Internal.as_str() {
+            extensions.set("requestId", request_id.to_string());
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The API's error policy: every error a client sees is an [`ApiError`] with one of the
+//! codes of DESIGN §4 in `extensions.code`. Messages are written for clients and never
+//! carry SQL, constraint, relation or schema names; anything unexpected becomes INTERNAL,
+//! with the detail logged under the request id (which the HTTP layer adds to the error).
+
+use std::fmt;
+
+use async_graphql::ErrorExtensions as _;
+
+use crate::auth::token::TokenRefusal;
+use crate::auth::users::UserError;
+use crate::tenancy::provision::TenancyError;
+use crate::tenancy::scope::ScopeError;
+use crate::tenancy::transaction::TxError;
+
+/// `extensions.code` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    BadUserInput,
+    Conflict,
+    TenantUnavailable,
+    RateLimited,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadUserInput => "BAD_USER_INPUT",
+            Self::Conflict => "CONFLICT",
+            Self::TenantUnavailable => "TENANT_UNAVAILABLE",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// An error as the client sees it. Deliberately not `Display`: async-graphql converts any
+/// `Display` type into an error without a code, and this type must always keep its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(Code::Unauthenticated, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, message)
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(Code::BadUserInput, message)
+    }
+
+    /// Logs `detail` (for operators) and returns a generic INTERNAL error (for clients).
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        tracing::error!(%detail, "internal error");
+        Self::new(Code::Internal, "internal error")
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        async_graphql::Error::new(error.message).extend_with(|_, e| e.set("code", error.code.as_str()))
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match &error {
+            Error::NotFound => Self::not_found("not found"),
+            Error::DatabaseError(Kind::UniqueViolation, _) => {
+                Self::new(Code::Conflict, "a record with this value already exists")
+            }
+            Error::DatabaseError(Kind::ForeignKeyViolation, _) => {
+                Self::bad_input("the input refers to a record that does not exist")
+            }
+            Error::DatabaseError(Kind::CheckViolation | Kind::NotNullViolation, _) => {
+                Self::bad_input("a value in the input is not allowed")
+            }
+            Error::DatabaseError(Kind::ReadOnlyTransaction, _) => {
+                Self::bad_input("a query cannot write; send a mutation")
+            }
+            _ => Self::internal(error),
+        }
+    }
+}
+
+impl From<TxError> for ApiError {
+    fn from(error: TxError) -> Self {
+        match error {
+            TxError::CredentialRevoked => Self::unauthenticated("the token has been revoked or has expired"),
+            TxError::PoolTimeout(waited) => {
+                Self::internal(format!("no database connection within {waited:?}"))
+            }
+            TxError::Database(e) => e.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<ScopeError> for ApiError {
+    fn from(error: ScopeError) -> Self {
+        match error {
+            ScopeError::Unauthenticated => Self::unauthenticated("authentication required"),
+            ScopeError::Tx(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenRefusal> for ApiError {
+    fn from(refusal: TokenRefusal) -> Self {
+        match refusal {
+            TokenRefusal::Denied => Self::forbidden(refusal.to_string()),
+            other => Self::unauthenticated(other.to_string()),
+        }
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::InvalidSlug { .. }
+            | TenancyError::InvalidDomain { .. }
+            | TenancyError::InvalidName => Self::bad_input(error.to_string()),
+            TenancyError::AlreadyExists(_) | TenancyError::DomainTaken(_) => {
+                Self::new(Code::Conflict, error.to_string())
+            }
+            TenancyError::NotFound(_) => Self::not_found(error.to_string()),
+            TenancyError::PlatformProtected(_) => Self::forbidden(error.to_string()),
+            TenancyError::Migration(_) | TenancyError::Database(_) => Self::internal(error),
+        }
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::InvalidEmail | UserError::Password(_) | UserError::PlatformRoleOutsidePlatform => {
+                Self::bad_input(error.to_string())
+            }
+            UserError::Exists => Self::new(Code::Conflict, error.to_string()),
+            UserError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::auth::sessions::SessionError> for ApiError {
+    fn from(error: crate::auth::sessions::SessionError) -> Self {
+        match error {
+            crate::auth::sessions::SessionError::Tx(e) => e.into(),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Result type of resolvers.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorInformation, DatabaseErrorKind, Error};
+
+    struct Info;
+    impl DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            "duplicate key value violates unique constraint \"devices_hostname_key\""
+        }
+        fn details(&self) -> Option<&str> {
+            Some("Key (hostname)=(x) already exists.")
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            Some("devices")
+        }
+        fn column_name(&self) -> Option<&str> {
+            Some("hostname")
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            Some("devices_hostname_key")
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn graphql(error: ApiError) -> async_graphql::ServerError {
+        async_graphql::Error::from(error).into_server_error(async_graphql::Pos::default())
+    }
+
+    #[test]
+    fn database_errors_map_to_codes_without_leaking_names() {
+        let cases = [
+            (DatabaseErrorKind::UniqueViolation, Code::Conflict),
+            (DatabaseErrorKind::ForeignKeyViolation, Code::BadUserInput),
+            (DatabaseErrorKind::CheckViolation, Code::BadUserInput),
+            (DatabaseErrorKind::SerializationFailure, Code::Internal),
+        ];
+        for (kind, code) in cases {
+            let error = ApiError::from(Error::DatabaseError(kind, Box::new(Info)));
+            assert_eq!(error.code, code);
+            for leak in ["devices", "hostname", "constraint", "Key ("] {
+                assert!(
+                    !error.message.contains(leak),
+                    "{kind:?} leaks {leak}: {}",
+                    error.message
+                );
+            }
+        }
+        assert_eq!(ApiError::from(Error::NotFound).code, Code::NotFound);
+    }
+
+    #[test]
+    fn every_api_error_carries_its_code_in_extensions() {
+        for code in [
+            Code::Unauthenticated,
+            Code::Forbidden,
+            Code::RateLimited,
+            Code::TenantUnavailable,
+        ] {
+            let error = graphql(ApiError::new(code, "x"));
+            let extensions = serde_json::to_value(&error.extensions).expect("serialize");
+            assert_eq!(extensions["code"], code.as_str());
+        }
+    }
+
+    #[test]
+    fn token_refusals_are_unauthenticated_except_denials() {
+        assert_eq!(ApiError::from(TokenRefusal::Expired).code, Code::Unauthenticated);
+        assert_eq!(ApiError::from(TokenRefusal::Denied).code, Code::Forbidden);
+        assert_eq!(
+            ApiError::from(TxError::CredentialRevoked).code,
+            Code::Unauthenticated
+        );
+    }
+}

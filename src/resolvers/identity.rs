@@ -1,0 +1,496 @@
+//! Identity: `me`, `login`, `selectTenant`, `logout` and API tokens.
+//!
+//! Login resolves the tenant, in order: the vanity domain the request arrived on; the
+//! configured default tenant (`ENCLAVE_DEFAULT_TENANT`); the only tenant besides the
+//! platform. Otherwise it checks the credentials in every tenant where the email is a
+//! member: one match logs in directly, several return a selection, each choice an opaque
+//! server-signed value for `selectTenant`. Failures never say whether the email exists,
+//! and repeated failures are slowed down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::context::{RequireRole, app, scope};
+use super::errors::{ApiError, ApiResult, Code};
+use super::ids;
+use super::platform::Tenant;
+use crate::app::App;
+use crate::auth::throttle::Verdict;
+use crate::auth::token::{self, Claims, Credential};
+use crate::auth::users::{self, UserRecord};
+use crate::auth::{Role, password, sessions};
+use crate::schema::public::tenant_memberships;
+use crate::schema::tenant::{api_tokens, tokens};
+use crate::tenancy::directory::TenantEntry;
+use crate::tenancy::transaction::Access;
+
+/// Longest lifetime of an API token.
+const MAX_API_TOKEN_DAYS: i64 = 366;
+/// Lifetime of a tenant choice returned by `login`.
+const CHOICE_TTL: Duration = Duration::from_secs(300);
+
+/// What a caller may do within its tenant.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "Role")]
+pub enum RoleValue {
+    /// Reads.
+    Viewer,
+    /// Reads and runs operational mutations.
+    Operator,
+    /// Everything within the tenant.
+    Admin,
+    /// Manages tenants (platform tenant only).
+    PlatformAdmin,
+}
+
+impl From<Role> for RoleValue {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Viewer => Self::Viewer,
+            Role::Operator => Self::Operator,
+            Role::Admin => Self::Admin,
+            Role::PlatformAdmin => Self::PlatformAdmin,
+        }
+    }
+}
+
+impl From<RoleValue> for Role {
+    fn from(role: RoleValue) -> Self {
+        match role {
+            RoleValue::Viewer => Self::Viewer,
+            RoleValue::Operator => Self::Operator,
+            RoleValue::Admin => Self::Admin,
+            RoleValue::PlatformAdmin => Self::PlatformAdmin,
+        }
+    }
+}
+
+/// A user of the caller's tenant.
+#[derive(SimpleObject)]
+pub struct User {
+    /// Opaque global id.
+    pub id: ID,
+    /// Login email, lowercase.
+    pub email: String,
+    /// Name shown in the UI.
+    pub display_name: String,
+    /// The user's role in this tenant.
+    pub role: RoleValue,
+    /// Disabled users cannot log in and their sessions stop working.
+    pub disabled: bool,
+    /// Last successful login.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<UserRecord> for User {
+    fn from(user: UserRecord) -> Self {
+        Self {
+            id: ids::encode("User", user.id),
+            role: user.role().into(),
+            email: user.email,
+            display_name: user.display_name,
+            disabled: user.disabled,
+            last_login_at: user.last_login_at,
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(SimpleObject)]
+pub struct Viewer {
+    /// The caller's user record; null when a platform admin impersonates this tenant.
+    pub user: Option<User>,
+    /// The role this token grants (may be lower than the user's own role).
+    pub role: RoleValue,
+    /// The tenant the caller acts in.
+    pub tenant: Tenant,
+    /// Email of the platform admin impersonating this tenant, if any.
+    pub impersonator: Option<String>,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A tenant the login's credentials are valid in.
+#[derive(SimpleObject)]
+pub struct TenantChoice {
+    /// Slug of the tenant.
+    pub slug: String,
+    /// Display name of the tenant.
+    pub name: String,
+    /// Opaque value to pass to `selectTenant`; valid for five minutes.
+    pub choice: String,
+}
+
+/// The result of `login` or `selectTenant`.
+#[derive(SimpleObject, Default)]
+pub struct LoginPayload {
+    /// Session token (send as `Authorization: Bearer <token>`); null when a tenant must be chosen.
+    pub token: Option<String>,
+    /// When the session expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The tenant logged in to.
+    pub tenant: Option<Tenant>,
+    /// Tenants to choose from with `selectTenant`, when the credentials are valid in several.
+    pub choices: Vec<TenantChoice>,
+}
+
+/// The result of `logout`.
+#[derive(SimpleObject)]
+pub struct LogoutPayload {
+    /// The session was revoked.
+    pub revoked: bool,
+}
+
+/// A long-lived token for automation. The token itself is shown only once, at creation.
+#[derive(SimpleObject, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+#[graphql(complex)]
+pub struct ApiToken {
+    #[graphql(skip)]
+    pub id: Uuid,
+    /// What the token is for.
+    pub name: String,
+    #[graphql(skip)]
+    pub role: String,
+    /// When the token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_graphql::ComplexObject]
+impl ApiToken {
+    /// Opaque global id.
+    async fn id(&self) -> ID {
+        ids::encode("ApiToken", self.id)
+    }
+
+    /// Role the token grants.
+    async fn role(&self) -> RoleValue {
+        self.role.parse::<Role>().unwrap_or(Role::Viewer).into()
+    }
+}
+
+/// Input of `createApiToken`.
+#[derive(InputObject)]
+pub struct CreateApiTokenInput {
+    /// What the token is for (1 to 200 characters).
+    pub name: String,
+    /// Role the token grants; at most the caller's own role.
+    pub role: RoleValue,
+    /// When the token stops working; in the future, at most 366 days away.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The result of `createApiToken`.
+#[derive(SimpleObject)]
+pub struct CreateApiTokenPayload {
+    /// The token's record.
+    pub api_token: ApiToken,
+    /// The token itself. Store it now: it is never shown again.
+    pub token: String,
+}
+
+/// The result of `revokeApiToken`.
+#[derive(SimpleObject)]
+pub struct RevokeApiTokenPayload {
+    /// The revoked token's record.
+    pub api_token: ApiToken,
+}
+
+#[derive(Default)]
+pub struct IdentityQuery;
+
+#[Object]
+impl IdentityQuery {
+    /// The caller: user, role and tenant.
+    async fn me(&self, ctx: &Context<'_>) -> ApiResult<Viewer> {
+        let scope = scope(ctx)?;
+        let actor = scope.actor()?;
+        let user = {
+            let mut conn = scope.conn().await?;
+            users::find_by_id(&mut conn, actor.claims.user_id).await?
+        };
+        Ok(Viewer {
+            user: user.map(User::from),
+            role: actor.claims.role.into(),
+            tenant: Tenant::from(actor.tenant.as_ref()),
+            impersonator: actor.claims.impersonator.clone(),
+            expires_at: actor.claims.expires_at,
+        })
+    }
+
+    /// API tokens of the caller's tenant (never the tokens themselves).
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
+        let mut conn = scope(ctx)?.conn().await?;
+        Ok(api_tokens::table
+            .order(api_tokens::created_at.desc())
+            .select(ApiToken::as_select())
+            .load(&mut conn)
+            .await?)
+    }
+}
+
+#[derive(Default)]
+pub struct IdentityMutation;
+
+#[Object]
+impl IdentityMutation {
+    /// Logs in with email and password; see the module doc for how the tenant is chosen.
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> ApiResult<LoginPayload> {
+        let app = app(ctx)?;
+        let scope = scope(ctx)?;
+        let Ok(email) = users::normalize_email(&email) else {
+            return Err(invalid_credentials());
+        };
+        let throttle_keys = vec![format!("email/{email}")];
+        match app.throttle.check(&throttle_keys) {
+            Verdict::Refuse(retry) => {
+                return Err(ApiError::new(
+                    Code::RateLimited,
+                    format!("too many failed logins; retry in {} s", retry.as_secs().max(1)),
+                ));
+            }
+            Verdict::Proceed(delay) => tokio::time::sleep(delay).await,
+        }
+
+        let fixed = scope
+            .host_tenant
+            .clone()
+            .or_else(|| {
+                app.default_tenant
+                    .as_deref()
+                    .and_then(|slug| app.directory.by_slug(slug))
+            })
+            .or_else(|| match app.directory.customer_tenants().as_slice() {
+                [only] => Some(only.clone()),
+                _ => None,
+            });
+        let candidates = match fixed {
+            Some(tenant) => vec![tenant],
+            None => member_tenants(app, &email).await?,
+        };
+        let mut valid = Vec::new();
+        for tenant in candidates.into_iter().filter(|t| t.is_active()) {
+            if let Some(user) = check_credentials(app, &tenant, &email, &password).await? {
+                valid.push((tenant, user));
+            }
+        }
+        match valid.len() {
+            0 => {
+                app.throttle.record_failure(&throttle_keys);
+                Err(invalid_credentials())
+            }
+            1 => {
+                app.throttle.record_success(&throttle_keys[0]);
+                let Some((tenant, user)) = valid.pop() else {
+                    return Err(invalid_credentials());
+                };
+                start_session(app, tenant, &user).await
+            }
+            _ => {
+                app.throttle.record_success(&throttle_keys[0]);
+                let expires = Utc::now() + CHOICE_TTL;
+                let choices = valid
+                    .iter()
+                    .map(|(tenant, user)| {
+                        let choice = token::mint_choice(&app.keys, tenant.id, user.id, expires)
+                            .map_err(ApiError::internal)?;
+                        Ok(TenantChoice {
+                            slug: tenant.slug.to_string(),
+                            name: tenant.name.clone(),
+                            choice,
+                        })
+                    })
+                    .collect::<ApiResult<Vec<_>>>()?;
+                Ok(LoginPayload {
+                    choices,
+                    ..LoginPayload::default()
+                })
+            }
+        }
+    }
+
+    /// Completes a login that returned several tenants.
+    async fn select_tenant(&self, ctx: &Context<'_>, choice: String) -> ApiResult<LoginPayload> {
+        let app = app(ctx)?;
+        let (tenant_id, user_id) = token::read_choice(&app.keys, &choice)
+            .map_err(|_| ApiError::unauthenticated("the choice is invalid or has expired"))?;
+        let tenant = app
+            .directory
+            .by_id(tenant_id)
+            .ok_or_else(|| ApiError::unauthenticated("the choice is invalid or has expired"))?;
+        if !tenant.is_active() {
+            return Err(ApiError::new(Code::TenantUnavailable, "the tenant is suspended"));
+        }
+        let tx = app.tenant_tx(tenant.clone(), Access::ReadOnly, None);
+        let user = {
+            let mut conn = tx.conn().await?;
+            users::find_by_id(&mut conn, user_id).await?
+        };
+        tx.finish(true).await?;
+        match user {
+            Some(user) if !user.disabled => start_session(app, tenant, &user).await,
+            _ => Err(ApiError::unauthenticated("the choice is invalid or has expired")),
+        }
+    }
+
+    /// Revokes the caller's session token.
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<LogoutPayload> {
+        let scope = scope(ctx)?;
+        let Credential::Session(session) = scope.actor()?.claims.credential else {
+            return Err(ApiError::bad_input(
+                "only session tokens log out; revoke API tokens with revokeApiToken",
+            ));
+        };
+        let mut conn = scope.conn().await?;
+        let revoked = diesel::update(tokens::table.find(session).filter(tokens::revoked_at.is_null()))
+            .set(tokens::revoked_at.eq(diesel::dsl::now))
+            .execute(&mut conn)
+            .await?;
+        Ok(LogoutPayload {
+            revoked: revoked == 1,
+        })
+    }
+
+    /// Creates an API token. The token is returned once and never stored.
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiTokenInput,
+    ) -> ApiResult<CreateApiTokenPayload> {
+        let app = app(ctx)?;
+        let scope = scope(ctx)?;
+        let actor = scope.actor()?;
+        let role = Role::from(input.role);
+        let name = input.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::bad_input("name must have 1 to 200 characters"));
+        }
+        if role > actor.claims.role {
+            return Err(ApiError::forbidden(
+                "an API token cannot grant more than your own role",
+            ));
+        }
+        let now = Utc::now();
+        if input.expires_at <= now || input.expires_at > now + chrono::Duration::days(MAX_API_TOKEN_DAYS) {
+            return Err(ApiError::bad_input(format!(
+                "expiresAt must be in the future and at most {MAX_API_TOKEN_DAYS} days away"
+            )));
+        }
+        let created_by = actor
+            .claims
+            .impersonator
+            .is_none()
+            .then_some(actor.claims.user_id);
+        let record: ApiToken = {
+            let mut conn = scope.conn().await?;
+            diesel::insert_into(api_tokens::table)
+                .values((
+                    api_tokens::name.eq(name),
+                    api_tokens::role.eq(role.as_str()),
+                    api_tokens::created_by.eq(created_by),
+                    api_tokens::expires_at.eq(input.expires_at),
+                ))
+                .returning(ApiToken::as_returning())
+                .get_result(&mut conn)
+                .await?
+        };
+        let token = token::mint(
+            &app.keys,
+            &Claims {
+                user_id: actor.claims.user_id,
+                tenant_id: actor.tenant.id,
+                role,
+                credential: Credential::ApiToken(record.id),
+                impersonator: actor.claims.impersonator.clone(),
+                expires_at: record.expires_at,
+            },
+        )
+        .map_err(ApiError::internal)?;
+        Ok(CreateApiTokenPayload {
+            api_token: record,
+            token,
+        })
+    }
+
+    /// Revokes an API token, and every token attenuated from it, from the next request on.
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<RevokeApiTokenPayload> {
+        let id = ids::decode("ApiToken", &id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let record: Option<ApiToken> = diesel::update(api_tokens::table.find(id))
+            .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+            .returning(ApiToken::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?;
+        record
+            .map(|api_token| RevokeApiTokenPayload { api_token })
+            .ok_or_else(|| ApiError::not_found("no such API token"))
+    }
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthenticated("invalid email or password")
+}
+
+/// Active tenants where `email` is a member (platform data, read outside any tenant).
+async fn member_tenants(app: &App, email: &str) -> ApiResult<Vec<Arc<TenantEntry>>> {
+    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+    let ids: Vec<Uuid> = tenant_memberships::table
+        .filter(tenant_memberships::email.eq(email))
+        .select(tenant_memberships::tenant_id)
+        .load(&mut conn)
+        .await?;
+    Ok(ids.into_iter().filter_map(|id| app.directory.by_id(id)).collect())
+}
+
+/// The user if `password` is theirs in `tenant`. Always spends one Argon2 verification.
+async fn check_credentials(
+    app: &App,
+    tenant: &Arc<TenantEntry>,
+    email: &str,
+    password: &str,
+) -> ApiResult<Option<UserRecord>> {
+    let tx = app.tenant_tx(tenant.clone(), Access::ReadOnly, None);
+    let user = {
+        let mut conn = tx.conn().await?;
+        users::find_by_email(&mut conn, email).await?
+    };
+    tx.finish(true).await?;
+    let stored = user
+        .as_ref()
+        .filter(|u| !u.disabled)
+        .and_then(|u| u.password_hash.clone());
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&password, stored.as_deref()))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(user.filter(|_| matches))
+}
+
+/// Records a session in the tenant and returns its token.
+async fn start_session(app: &App, tenant: Arc<TenantEntry>, user: &UserRecord) -> ApiResult<LoginPayload> {
+    let (token, expires_at) = sessions::start(app, &tenant, user, app.session_ttl).await?;
+    Ok(LoginPayload {
+        token: Some(token),
+        expires_at: Some(expires_at),
+        tenant: Some(Tenant::from(tenant.as_ref())),
+        choices: Vec::new(),
+    })
+}

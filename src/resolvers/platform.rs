@@ -1,0 +1,269 @@
+//! Platform operations, for platform admins acting in the platform tenant: list, create,
+//! suspend and resume tenants, and impersonate one.
+//!
+//! These manage tenants as *objects* in `public`; they never run in another tenant's
+//! context. Entering one is only possible through `impersonate`, which mints a token of
+//! at most 15 minutes carrying the impersonator and records it in
+//! `public.impersonation_logs`; the HTTP layer records every mutation made with it.
+
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::context::{RequirePlatformAdmin, actor, app};
+use super::errors::{ApiError, ApiResult};
+use super::ids;
+use crate::auth::Role;
+use crate::auth::token::{self, Claims, Credential};
+use crate::schema::public::impersonation_logs;
+use crate::tenancy::directory::TenantEntry;
+use crate::tenancy::provision::{self, NewTenant};
+use crate::tenancy::registry::{self, TenantRecord, TenantStatus};
+
+/// Longest lifetime of an impersonation token.
+pub const IMPERSONATION_TTL: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Whether a tenant is served.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TenantStatusValue {
+    /// Requests are served.
+    Active,
+    /// Requests are refused with TENANT_UNAVAILABLE; data is kept.
+    Suspended,
+}
+
+impl From<TenantStatus> for TenantStatusValue {
+    fn from(status: TenantStatus) -> Self {
+        match status {
+            TenantStatus::Active => Self::Active,
+            TenantStatus::Suspended => Self::Suspended,
+        }
+    }
+}
+
+/// A tenant: one customer organisation with its own isolated data.
+#[derive(SimpleObject, Clone)]
+pub struct Tenant {
+    /// Opaque global id.
+    pub id: ID,
+    /// Short unique name; the tenant's schema is `tenant_<slug>`.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the tenant is served.
+    pub status: TenantStatusValue,
+}
+
+impl From<&TenantEntry> for Tenant {
+    fn from(tenant: &TenantEntry) -> Self {
+        Self {
+            id: ids::encode("Tenant", tenant.id),
+            slug: tenant.slug.to_string(),
+            name: tenant.name.clone(),
+            status: tenant.status.into(),
+        }
+    }
+}
+
+impl From<TenantRecord> for Tenant {
+    fn from(record: TenantRecord) -> Self {
+        let status = if record.status == TenantStatus::Active.as_str() {
+            TenantStatus::Active
+        } else {
+            TenantStatus::Suspended
+        };
+        Self {
+            id: ids::encode("Tenant", record.id),
+            slug: record.slug,
+            name: record.name,
+            status: status.into(),
+        }
+    }
+}
+
+/// Input of `createTenant`.
+#[derive(InputObject)]
+pub struct CreateTenantInput {
+    /// Lowercase letter first, then a-z, 0-9 or `_`; at most 40 characters.
+    pub slug: String,
+    /// Display name (1 to 200 characters).
+    pub name: String,
+    /// Vanity domains on which the tenant's users log in.
+    #[graphql(default)]
+    pub domains: Vec<String>,
+}
+
+/// A tenant after a platform operation.
+#[derive(SimpleObject)]
+pub struct TenantPayload {
+    /// The tenant as it is now.
+    pub tenant: Tenant,
+}
+
+/// Input of `impersonate`.
+#[derive(InputObject)]
+pub struct ImpersonateInput {
+    /// Slug of the tenant to enter.
+    pub tenant: String,
+    /// Why; recorded in the audit log.
+    pub reason: String,
+}
+
+/// The result of `impersonate`.
+#[derive(SimpleObject)]
+pub struct ImpersonatePayload {
+    /// Token acting as an admin of the tenant, carrying the impersonator.
+    pub token: String,
+    /// When the token stops working (at most 15 minutes from now).
+    pub expires_at: DateTime<Utc>,
+    /// The tenant entered.
+    pub tenant: Tenant,
+}
+
+#[derive(Default)]
+pub struct PlatformQuery;
+
+#[Object]
+impl PlatformQuery {
+    /// Every tenant (platform admins only).
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn tenants(&self, ctx: &Context<'_>) -> ApiResult<Vec<Tenant>> {
+        let mut conn = app(ctx)?.pool.get().await.map_err(ApiError::internal)?;
+        Ok(registry::list(&mut conn)
+            .await?
+            .into_iter()
+            .map(Tenant::from)
+            .collect())
+    }
+}
+
+#[derive(Default)]
+pub struct PlatformMutation;
+
+#[Object]
+impl PlatformMutation {
+    /// Provisions a tenant: its schema, role and tables, atomically.
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn create_tenant(&self, ctx: &Context<'_>, input: CreateTenantInput) -> ApiResult<TenantPayload> {
+        let app = app(ctx)?;
+        let new = NewTenant {
+            slug: provision::parse_new_slug(&input.slug)?,
+            name: input.name,
+            domains: input.domains,
+        };
+        let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+        let record = provision::create_tenant(&mut conn, &app.installation, &new).await?;
+        Ok(TenantPayload {
+            tenant: record.into(),
+        })
+    }
+
+    /// Refuses every request of a tenant from now on (its data is kept).
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn suspend_tenant(&self, ctx: &Context<'_>, slug: String) -> ApiResult<TenantPayload> {
+        set_status(ctx, &slug, TenantStatus::Suspended).await
+    }
+
+    /// Serves a suspended tenant again.
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn resume_tenant(&self, ctx: &Context<'_>, slug: String) -> ApiResult<TenantPayload> {
+        set_status(ctx, &slug, TenantStatus::Active).await
+    }
+
+    /// Returns a token to act as an admin of another tenant for at most 15 minutes,
+    /// recorded in the audit log with the reason.
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn impersonate(&self, ctx: &Context<'_>, input: ImpersonateInput) -> ApiResult<ImpersonatePayload> {
+        let app = app(ctx)?;
+        let actor = actor(ctx)?;
+        let reason = input.reason.trim();
+        if reason.is_empty() {
+            return Err(ApiError::bad_input("a reason is required"));
+        }
+        let target = app
+            .directory
+            .by_slug(&input.tenant)
+            .ok_or_else(|| ApiError::not_found(format!("there is no tenant {}", input.tenant)))?;
+        if target.slug.is_platform() {
+            return Err(ApiError::bad_input("the platform tenant cannot be impersonated"));
+        }
+        let impersonator = {
+            let mut conn = crate::resolvers::context::scope(ctx)?.conn().await?;
+            crate::auth::users::find_by_id(&mut conn, actor.claims.user_id)
+                .await?
+                .ok_or_else(|| ApiError::forbidden("impersonation needs a platform user"))?
+        };
+        let log_id = Uuid::new_v4();
+        let expires_at = Utc::now() + IMPERSONATION_TTL;
+        let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+        diesel::insert_into(impersonation_logs::table)
+            .values((
+                impersonation_logs::id.eq(log_id),
+                impersonation_logs::impersonator_tenant_id.eq(actor.tenant.id),
+                impersonation_logs::impersonator_user_id.eq(impersonator.id),
+                impersonation_logs::impersonator_email.eq(&impersonator.email),
+                impersonation_logs::target_tenant_id.eq(target.id),
+                impersonation_logs::target_tenant_slug.eq(target.slug.as_str()),
+                impersonation_logs::token_id.eq(log_id),
+                impersonation_logs::action.eq("impersonate"),
+                impersonation_logs::reason.eq(reason),
+                impersonation_logs::expires_at.eq(expires_at),
+            ))
+            .execute(&mut conn)
+            .await?;
+        let token = token::mint(
+            &app.keys,
+            &Claims {
+                user_id: impersonator.id,
+                tenant_id: target.id,
+                role: Role::Admin,
+                credential: Credential::Impersonation(log_id),
+                impersonator: Some(impersonator.email.clone()),
+                expires_at,
+            },
+        )
+        .map_err(ApiError::internal)?;
+        Ok(ImpersonatePayload {
+            token,
+            expires_at,
+            tenant: Tenant::from(target.as_ref()),
+        })
+    }
+}
+
+async fn set_status(ctx: &Context<'_>, slug: &str, status: TenantStatus) -> ApiResult<TenantPayload> {
+    let app = app(ctx)?;
+    let slug = provision::parse_slug(slug)?;
+    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+    let record = registry::set_status(&mut conn, &slug, status).await?;
+    Ok(TenantPayload {
+        tenant: record.into(),
+    })
+}
+
+/// Records a mutation made with an impersonation token, before it runs; if the record
+/// cannot be written the mutation is refused.
+pub async fn record_impersonated_mutation(
+    app: &crate::app::App,
+    actor: &crate::tenancy::scope::Actor,
+    log_id: Uuid,
+    root_fields: &[String],
+) -> ApiResult<()> {
+    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+    diesel::insert_into(impersonation_logs::table)
+        .values((
+            impersonation_logs::impersonator_user_id.eq(actor.claims.user_id),
+            impersonation_logs::impersonator_email.eq(actor.claims.impersonator.clone().unwrap_or_default()),
+            impersonation_logs::target_tenant_id.eq(actor.tenant.id),
+            impersonation_logs::target_tenant_slug.eq(actor.tenant.slug.as_str()),
+            impersonation_logs::token_id.eq(log_id),
+            impersonation_logs::action.eq(format!("mutation {}", root_fields.join(", "))),
+            impersonation_logs::reason.eq(format!("under impersonation {log_id}")),
+            impersonation_logs::expires_at.eq(actor.claims.expires_at),
+        ))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! The tenant directory: every tenant's id, slug, status and vanity domains, in memory.
+//!
+//! Requests resolve the tenant named by a verified token (or, at login, the request's
+//! Host) here without touching the database. The directory is loaded with one query and
+//! reloaded whenever `public.tenants` or `public.tenant_domains` change: a trigger
+//! notifies channel `enclave_tenants` and a listener task reloads, so a suspension takes
+//! effect within a second. A periodic reload covers a lost listener connection.
+//!
+//! Only platform metadata is cached here; no tenant rows ever are.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel::sql_types::{Array, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::StreamExt as _;
+use uuid::Uuid;
+
+use super::Installation;
+use super::registry::TenantStatus;
+use super::slug::Slug;
+use crate::db;
+
+/// Channel the tenant triggers notify.
+pub const CHANNEL: &str = "enclave_tenants";
+
+/// Reload the whole directory at least this often, whatever the listener says.
+const PERIODIC_RELOAD: Duration = Duration::from_secs(30);
+
+/// A tenant as requests need it: where its data is and whether it may be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantEntry {
+    pub id: Uuid,
+    pub slug: Slug,
+    pub name: String,
+    pub status: TenantStatus,
+    /// `tenant_<slug>`.
+    pub schema: String,
+    /// The tenant's database role.
+    pub role: String,
+}
+
+impl TenantEntry {
+    /// The entry of a tenant of `installation`.
+    pub fn new(
+        installation: &Installation,
+        id: Uuid,
+        slug: Slug,
+        name: String,
+        status: TenantStatus,
+    ) -> Self {
+        Self {
+            id,
+            schema: slug.schema_name(),
+            role: installation.tenant_role(&slug),
+            slug,
+            name,
+            status,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == TenantStatus::Active
+    }
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    by_id: HashMap<Uuid, Arc<TenantEntry>>,
+    by_slug: HashMap<String, Uuid>,
+    by_domain: HashMap<String, Uuid>,
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct TenantDirectory {
+    installation: Installation,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    slug: String,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Array<Text>)]
+    domains: Vec<String>,
+}
+
+impl TenantDirectory {
+    /// Loads the directory once.
+    pub async fn load(installation: &Installation) -> anyhow::Result<Arc<Self>> {
+        let directory = Arc::new(Self {
+            installation: installation.clone(),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+        });
+        let mut conn = db::connect(&installation.database_url).await?;
+        directory.reload(&mut conn).await?;
+        Ok(directory)
+    }
+
+    /// Re-reads every tenant and domain (one query) and swaps the snapshot.
+    pub async fn reload(&self, conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT t.id, t.slug, t.name, t.status, \
+               coalesce(array_agg(d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}') AS domains \
+             FROM public.tenants t LEFT JOIN public.tenant_domains d ON d.tenant_id = t.id \
+             GROUP BY t.id",
+        )
+        .load(conn)
+        .await?;
+        let mut snapshot = Snapshot::default();
+        for row in rows {
+            let Ok(slug) = Slug::parse(&row.slug) else {
+                tracing::error!(slug = row.slug, "tenant with an invalid slug ignored");
+                continue;
+            };
+            let status = match row.status.as_str() {
+                "active" => TenantStatus::Active,
+                _ => TenantStatus::Suspended,
+            };
+            let entry = TenantEntry::new(&self.installation, row.id, slug, row.name, status);
+            snapshot.by_slug.insert(entry.slug.to_string(), entry.id);
+            for domain in row.domains {
+                snapshot.by_domain.insert(domain, entry.id);
+            }
+            snapshot.by_id.insert(entry.id, Arc::new(entry));
+        }
+        if let Ok(mut current) = self.snapshot.write() {
+            *current = Arc::new(snapshot);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn by_id(&self, id: Uuid) -> Option<Arc<TenantEntry>> {
+        self.snapshot().by_id.get(&id).cloned()
+    }
+
+    pub fn by_slug(&self, slug: &str) -> Option<Arc<TenantEntry>> {
+        let snapshot = self.snapshot();
+        snapshot
+            .by_slug
+            .get(slug)
+            .and_then(|id| snapshot.by_id.get(id))
+            .cloned()
+    }
+
+    /// The tenant whose vanity domain is `host` (already normalised).
+    pub fn by_domain(&self, host: &str) -> Option<Arc<TenantEntry>> {
+        let snapshot = self.snapshot();
+        snapshot
+            .by_domain
+            .get(host)
+            .and_then(|id| snapshot.by_id.get(id))
+            .cloned()
+    }
+
+    /// Every tenant but the platform tenant.
+    pub fn customer_tenants(&self) -> Vec<Arc<TenantEntry>> {
+        self.snapshot()
+            .by_id
+            .values()
+            .filter(|t| !t.slug.is_platform())
+            .cloned()
+            .collect()
+    }
+
+    /// Keeps the directory fresh until the returned task is aborted: LISTEN on the
+    /// channel, reload on every notification (coalescing bursts), reload periodically,
+    /// and reconnect with a back-off when the connection drops.
+    pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let directory = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match directory.listen_once().await {
+                    Ok(()) => backoff = Duration::from_millis(100),
+                    Err(error) => {
+                        tracing::warn!(%error, "tenant directory listener failed; reconnecting");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        })
+    }
+
+    async fn listen_once(&self) -> anyhow::Result<()> {
+        let mut conn = db::connect(&self.installation.database_url).await?;
+        conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        // Reload after LISTEN so that no change between the two is missed.
+        self.reload(&mut conn).await?;
+        let mut reload_conn = db::connect(&self.installation.database_url).await?;
+        let mut notifications = std::pin::pin!(conn.notifications_stream());
+        loop {
+            let next = tokio::time::timeout(PERIODIC_RELOAD, notifications.next()).await;
+            match next {
+                Ok(Some(Ok(_))) | Err(_) => {
+                    // Coalesce a burst of notifications into one reload.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    while let Ok(Some(Ok(_))) =
+                        tokio::time::timeout(Duration::ZERO, notifications.next()).await
+                    {}
+                    self.reload(&mut reload_conn).await?;
+                }
+                Ok(Some(Err(error))) => return Err(error.into()),
+                Ok(None) => anyhow::bail!("the notification stream ended"),
+            }
+        }
+    }
+}
