@@ -24,7 +24,17 @@ async fn health_query_healthz_and_readyz_answer_once_ready() {
     let db = TestDb::new().await;
     db.prepare().await;
     let ready = Arc::new(AtomicBool::new(false));
-    let app = enclave::build_app(enclave::db::build_pool(&db.config()), ready.clone());
+    let installation = db.installation();
+    let (keys, spec) = enclave::auth::keys::RootKeys::generate(1);
+    let app = enclave::app::App::new(
+        &db.config(),
+        &enclave::config::AuthConfig::with_key(spec),
+        keys,
+        installation,
+    )
+    .await
+    .expect("app");
+    let app = enclave::build_app(app, ready.clone());
 
     let get = |uri: &str| Request::get(uri).body(Body::empty()).expect("request");
     assert_eq!(call(app.clone(), get("/healthz")).await.0, StatusCode::OK);

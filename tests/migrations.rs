@@ -257,7 +257,8 @@ async fn a_tenant_migration_failing_half_way_rolls_that_tenant_back_and_stops_st
     );
     let listen = free_port();
     let server = enclave::config::ServerConfig { listen };
-    let error = enclave::serve(&db.config(), &server, sets, async {})
+    let auth = enclave::config::AuthConfig::with_key(enclave::auth::keys::RootKeys::generate(1).1);
+    let error = enclave::serve(&db.config(), &auth, &server, sets, async {})
         .await
         .expect_err("startup must fail");
     let message = format!("{error:#}");
@@ -291,6 +292,19 @@ async fn a_tenant_migration_failing_half_way_rolls_that_tenant_back_and_stops_st
         db.count("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'tenant_acme' AND table_name = 'widgets'").await,
         1
     );
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_a_root_key() {
+    let db = TestDb::missing().await;
+    let mut auth = enclave::config::AuthConfig::with_key(String::new());
+    auth.root_key = None;
+    let server = enclave::config::ServerConfig { listen: free_port() };
+    let error = enclave::serve(&db.config(), &auth, &server, MigrationSets::embedded(), async {})
+        .await
+        .expect_err("no key, no server");
+    assert!(format!("{error:#}").contains("ENCLAVE_ROOT_KEY"), "{error:#}");
+    assert!(std::net::TcpStream::connect(server.listen).is_err());
 }
 
 #[tokio::test]

@@ -204,9 +204,12 @@ impl VerifiedToken {
             return Err(TokenRefusal::Expired);
         }
         authorizer.authorize().map_err(|error| match error {
-            TokenError::FailedLogic(Logic::Unauthorized { .. } | Logic::NoMatchingPolicy { .. }) => {
-                TokenRefusal::Denied
+            // No identity in the authority block and nothing else failed: this is no
+            // access token (for instance a tenant choice of `login`).
+            TokenError::FailedLogic(Logic::NoMatchingPolicy { checks }) if checks.is_empty() => {
+                TokenRefusal::Malformed
             }
+            // A check failed: an attenuation forbids this operation.
             _ => TokenRefusal::Denied,
         })?;
         let identity: Vec<Identity> = authorizer

@@ -55,7 +55,7 @@ pub enum TxError {
 
 enum State {
     NotBegun,
-    Open(Pooled),
+    Open(Box<Pooled>),
     Finished,
 }
 
@@ -132,10 +132,10 @@ impl TenantTx {
                 *state = State::Finished;
                 return Err(TxError::CredentialRevoked);
             }
-            *state = State::Open(conn);
+            *state = State::Open(Box::new(conn));
         }
         MutexGuard::try_map(state, |state| match state {
-            State::Open(conn) => Some(&mut **conn),
+            State::Open(conn) => Some(&mut ***conn),
             _ => None,
         })
         .map_err(|_| TxError::Finished)
@@ -165,9 +165,9 @@ impl TenantTx {
         let previous = std::mem::replace(&mut *state, State::Finished);
         if let State::Open(mut conn) = previous {
             if commit {
-                AnsiTransactionManager::commit_transaction(&mut *conn).await?;
+                AnsiTransactionManager::commit_transaction(&mut **conn).await?;
             } else {
-                AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
+                AnsiTransactionManager::rollback_transaction(&mut **conn).await?;
             }
         }
         Ok(())

@@ -8,6 +8,8 @@
 //! `ENCLAVE_KEEP_TEST_DB=1` keeps the databases for inspection.
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,0 +1,383 @@
+//! The isolation suite: two tenants with look-alike data; everything tenant A's token can
+//! do returns and changes only A's rows, whatever else the request carries. Every test
+//! asserts that B's data is absent, not only that A's is present.
+
+mod common;
+
+use common::app::{PASSWORD, TestApp, error_code};
+use diesel_async::SimpleAsyncConnection;
+use enclave::auth::Role;
+use enclave::auth::token;
+use serde_json::{Value, json};
+
+struct World {
+    t: TestApp,
+    acme_token: String,
+    globex_token: String,
+    globex_api_token_id: String,
+}
+
+/// acme and globex, each with an admin `admin@<tenant>.example` (same local part), a
+/// vanity domain, and an API token named like the other's.
+async fn world() -> World {
+    let t = TestApp::new().await;
+    t.tenant("acme", &["acme.example.com"]).await;
+    t.tenant("globex", &["globex.example.com"]).await;
+    let acme_admin = t.user("acme", "admin@shared.example", Role::Admin).await;
+    let globex_admin = t.user("globex", "admin@shared.example", Role::Admin).await;
+    let acme_token = t.session("acme", &acme_admin).await;
+    let globex_token = t.session("globex", &globex_admin).await;
+    let create = "mutation($name: String!, $exp: DateTime!) { createApiToken(input: {name: $name, \
+                  role: VIEWER, expiresAt: $exp}) { apiToken { id name } token } }";
+    let acme = t
+        .gql(
+            Some(&acme_token),
+            create,
+            json!({"name": "acme-ci", "exp": in_30_days()}),
+        )
+        .await;
+    assert!(acme["errors"].is_null(), "{acme}");
+    let globex = t
+        .gql(
+            Some(&globex_token),
+            create,
+            json!({"name": "globex-ci", "exp": in_30_days()}),
+        )
+        .await;
+    let globex_api_token_id = globex["data"]["createApiToken"]["apiToken"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    World {
+        t,
+        acme_token,
+        globex_token,
+        globex_api_token_id,
+    }
+}
+
+fn in_30_days() -> String {
+    (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339()
+}
+
+const ME: &str = "{ me { role tenant { slug name } user { email } } apiTokens { name revokedAt } }";
+
+/// Asserts a response carries acme's data and nothing of globex.
+fn only_acme(response: &Value) {
+    let text = response.to_string();
+    assert!(!text.contains("globex"), "globex data leaked: {text}");
+    assert_eq!(response["data"]["me"]["tenant"]["slug"], "acme", "{text}");
+    let names: Vec<&str> = response["data"]["apiTokens"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["acme-ci"], "{text}");
+}
+
+#[tokio::test]
+async fn every_query_with_a_tenants_token_returns_only_its_rows() {
+    let w = world().await;
+    only_acme(&w.t.gql(Some(&w.acme_token), ME, json!({})).await);
+    let globex = w.t.gql(Some(&w.globex_token), ME, json!({})).await;
+    assert_eq!(globex["data"]["me"]["tenant"]["slug"], "globex");
+    assert!(!globex.to_string().contains("acme"), "{globex}");
+}
+
+#[tokio::test]
+async fn headers_arguments_and_variables_naming_another_tenant_are_ignored_or_refused() {
+    let w = world().await;
+    let globex = w.t.entry("globex");
+    let bearer = format!("Bearer {}", w.acme_token);
+    let globex_id = globex.id.to_string();
+    for (name, value) in [
+        ("x-tenant-id", globex_id.as_str()),
+        ("x-tenant", "globex"),
+        ("x-tenant-code", "globex"),
+        ("x-tenant-slug", "globex"),
+    ] {
+        let (_, response) =
+            w.t.call(
+                &[("authorization", &bearer), (name, value)],
+                json!({ "query": ME, "variables": { "tenant": "globex", "tenantId": globex_id } }),
+            )
+            .await;
+        only_acme(&response);
+    }
+    // A `tenant` argument does not exist: refused by validation, nothing returned.
+    let response =
+        w.t.gql(
+            Some(&w.acme_token),
+            "{ me(tenant: \"globex\") { role } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
+    assert!(response["data"].is_null() && !response.to_string().contains("globex\","));
+}
+
+#[tokio::test]
+async fn a_token_sent_to_another_tenants_vanity_domain_is_refused() {
+    let w = world().await;
+    let bearer = format!("Bearer {}", w.acme_token);
+    let (_, response) =
+        w.t.call(
+            &[("authorization", &bearer), ("host", "globex.example.com")],
+            json!({ "query": ME }),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+    assert!(response["data"].is_null());
+    // On its own domain it works.
+    let (_, response) =
+        w.t.call(
+            &[("authorization", &bearer), ("host", "acme.example.com")],
+            json!({ "query": ME }),
+        )
+        .await;
+    only_acme(&response);
+}
+
+#[tokio::test]
+async fn another_tenants_object_ids_are_not_found_and_stay_untouched() {
+    let w = world().await;
+    let response =
+        w.t.gql(
+            Some(&w.acme_token),
+            "mutation($id: ID!) { revokeApiToken(id: $id) { apiToken { name } } }",
+            json!({ "id": w.globex_api_token_id }),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("NOT_FOUND"), "{response}");
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.api_tokens WHERE revoked_at IS NOT NULL")
+            .await,
+        0
+    );
+    // Revoking acme's own token works and touches only acme.
+    let own =
+        w.t.gql(Some(&w.acme_token), "{ apiTokens { id } }", json!({}))
+            .await;
+    let own_id = own["data"]["apiTokens"][0]["id"].as_str().expect("id").to_owned();
+    let response =
+        w.t.gql(
+            Some(&w.acme_token),
+            "mutation($id: ID!) { revokeApiToken(id: $id) { apiToken { name } } }",
+            json!({ "id": own_id }),
+        )
+        .await;
+    assert_eq!(
+        response["data"]["revokeApiToken"]["apiToken"]["name"], "acme-ci",
+        "{response}"
+    );
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.api_tokens WHERE revoked_at IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn mutations_write_only_into_the_callers_tenant() {
+    let w = world().await;
+    let before =
+        w.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.api_tokens")
+            .await;
+    let response = w
+        .t
+        .gql(
+            Some(&w.acme_token),
+            "mutation($exp: DateTime!) { createApiToken(input: {name: \"second\", role: VIEWER, expiresAt: $exp}) { apiToken { name } } }",
+            json!({ "exp": in_30_days() }),
+        )
+        .await;
+    assert!(response["errors"].is_null(), "{response}");
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.api_tokens")
+            .await,
+        2
+    );
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.api_tokens")
+            .await,
+        before
+    );
+    // logout revokes acme's session only.
+    let response =
+        w.t.gql(Some(&w.acme_token), "mutation { logout { revoked } }", json!({}))
+            .await;
+    assert_eq!(response["data"]["logout"]["revoked"], true);
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.tokens WHERE revoked_at IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn platform_operations_are_refused_to_tenant_admins() {
+    let w = world().await;
+    for query in [
+        "{ tenants { slug } }",
+        "mutation { suspendTenant(slug: \"globex\") { tenant { slug } } }",
+        "mutation { impersonate(input: {tenant: \"globex\", reason: \"x\"}) { token } }",
+        "mutation { createTenant(input: {slug: \"evil\", name: \"Evil\"}) { tenant { slug } } }",
+    ] {
+        let response = w.t.gql(Some(&w.acme_token), query, json!({})).await;
+        assert_eq!(error_code(&response), Some("FORBIDDEN"), "{query}: {response}");
+    }
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM public.tenants WHERE status = 'suspended'")
+            .await,
+        0
+    );
+    assert_eq!(
+        w.t.db
+            .count("SELECT count(*) AS n FROM public.tenants WHERE slug = 'evil'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_an_appended_tenant_block_still_acts_in_its_own_tenant() {
+    let w = world().await;
+    let globex = w.t.entry("globex");
+    let forged = token::attenuate(
+        &w.acme_token,
+        &format!("tenant(\"{}\"); role(\"platform_admin\");", globex.id),
+    )
+    .expect("append a block");
+    only_acme(&w.t.gql(Some(&forged), ME, json!({})).await);
+    let response = w.t.gql(Some(&forged), "{ tenants { slug } }", json!({})).await;
+    assert_eq!(error_code(&response), Some("FORBIDDEN"));
+}
+
+#[tokio::test]
+async fn login_on_a_vanity_domain_never_reaches_another_tenant() {
+    let w = world().await;
+    w.t.user("globex", "only-globex@example.com", Role::Admin).await;
+    let login = json!({
+        "query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token tenant { slug } } }",
+        "variables": { "e": "only-globex@example.com", "p": PASSWORD },
+    });
+    let (_, response) = w.t.call(&[("host", "acme.example.com")], login).await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+    assert!(response["data"].is_null());
+}
+
+#[tokio::test]
+async fn interleaved_concurrent_requests_over_a_pool_of_two_see_only_their_own_rows() {
+    let t = TestApp::with(|database, _| database.pool_size = 2).await;
+    t.tenant("acme", &[]).await;
+    t.tenant("globex", &[]).await;
+    let acme = t.user("acme", "admin@shared.example", Role::Admin).await;
+    let globex = t.user("globex", "admin@shared.example", Role::Admin).await;
+    let tokens = [
+        ("acme", t.session("acme", &acme).await),
+        ("globex", t.session("globex", &globex).await),
+    ];
+    let query = "{ me { tenant { slug } user { id } } }";
+    let requests = (0..60).map(|i| {
+        let (slug, token) = &tokens[i % 2];
+        let t = &t;
+        async move { (*slug, t.gql(Some(token), query, json!({})).await) }
+    });
+    for (slug, response) in futures_util::future::join_all(requests).await {
+        assert_eq!(response["data"]["me"]["tenant"]["slug"], slug, "{response}");
+        let expected = if slug == "acme" { acme.id } else { globex.id };
+        let id = response["data"]["me"]["user"]["id"].as_str().expect("id");
+        assert_eq!(
+            enclave::resolvers::ids::decode("User", &id.into()).ok(),
+            Some(expected)
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_aborted_request_never_returns_a_connection_inside_a_transaction() {
+    let t = TestApp::with(|database, _| database.pool_size = 1).await;
+    t.tenant("acme", &[]).await;
+    let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
+    let token = t.session("acme", &admin).await;
+
+    // Hold a lock so that the request blocks inside its tenant transaction...
+    let mut locker = t.db.conn().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE tenant_acme.users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let blocked = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        t.gql(Some(&token), "{ me { user { email } } }", json!({})),
+    )
+    .await;
+    assert!(
+        blocked.is_err(),
+        "the request should still be waiting for the lock"
+    );
+    // ...and the client is gone. Release the lock.
+    locker.batch_execute("ROLLBACK").await.expect("unlock");
+
+    // The next request gets a clean connection: no open transaction, the empty search_path,
+    // the login role.
+    let mut conn = t.app.pool.get().await.expect("a pooled connection");
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        search_path: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        role: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        read_only: String,
+    }
+    // In an open transaction, `now()` would be older than the statement.
+    let state: State = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT current_setting('search_path') AS search_path, current_user::text AS role, \
+             current_setting('transaction_read_only') AS read_only",
+        ),
+        &mut conn,
+    )
+    .await
+    .expect("state");
+    assert_eq!(state.search_path, "");
+    assert_eq!(state.read_only, "off");
+    assert!(
+        !state.role.starts_with("enclave_"),
+        "still under a tenant role: {state:?}"
+    );
+    drop(conn);
+    for _ in 0..50 {
+        let stuck =
+            t.db.count(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'enclave' AND state LIKE 'idle in transaction%'",
+            )
+            .await;
+        if stuck == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        t.db.count(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'enclave' AND state LIKE 'idle in transaction%'"
+        )
+        .await,
+        0
+    );
+    // And requests work again on the pool of one.
+    let response = t.gql(Some(&token), "{ me { user { email } } }", json!({})).await;
+    assert_eq!(
+        response["data"]["me"]["user"]["email"], "admin@acme.example",
+        "{response}"
+    );
+}
