@@ -11,6 +11,12 @@
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
+//! | `ENCLAVE_ROOT_KEY` | — | root key set `<id>:private:<hex>[,<id>:public:<hex>…]` (see `auth::keys`) |
+//! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
+//! | `ENCLAVE_DEV` | `false` | development mode: generate `.enclave-dev-root-key` when no key is configured |
+//! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
+//! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
+//! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
 //! | `RUST_LOG` | `info` | log filter (`tracing-subscriber` syntax) |
 
 use std::net::SocketAddr;

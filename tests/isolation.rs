@@ -381,3 +381,32 @@ async fn an_aborted_request_never_returns_a_connection_inside_a_transaction() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn waiting_for_a_pooled_connection_ends_in_a_clear_error_not_a_hang() {
+    let t = TestApp::with(|database, _| {
+        database.pool_size = 1;
+        database.pool_timeout_ms = 200;
+    })
+    .await;
+    t.tenant("acme", &[]).await;
+    let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
+    let token = t.session("acme", &admin).await;
+    let held = t.app.pool.get().await.expect("take the only connection");
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        t.gql(Some(&token), "{ me { role } }", json!({})),
+    )
+    .await
+    .expect("the request must not hang");
+    assert_eq!(error_code(&response), Some("INTERNAL"), "{response}");
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("busy"))
+    );
+    assert!(response["errors"][0]["extensions"]["requestId"].is_string());
+    drop(held);
+    let response = t.gql(Some(&token), "{ me { role } }", json!({})).await;
+    assert_eq!(response["data"]["me"]["role"], "ADMIN");
+}

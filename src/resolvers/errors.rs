@@ -113,7 +113,11 @@ impl From<TxError> for ApiError {
         match error {
             TxError::CredentialRevoked => Self::unauthenticated("the token has been revoked or has expired"),
             TxError::PoolTimeout(waited) => {
-                Self::internal(format!("no database connection within {waited:?}"))
+                tracing::warn!(?waited, "no pooled connection became free in time");
+                Self::new(
+                    Code::Internal,
+                    "the server is busy: no database connection became free in time; retry later",
+                )
             }
             TxError::Database(e) => e.into(),
             other => Self::internal(other),
