@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::auth::keys::RootKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Credential;
-use crate::config::{AuthConfig, DatabaseConfig};
+use crate::config::{AuthConfig, DatabaseConfig, LimitsConfig};
 use crate::db::{self, Pool};
 use crate::tenancy::Installation;
 use crate::tenancy::directory::{TenantDirectory, TenantEntry};
@@ -16,6 +16,8 @@ use crate::tenancy::transaction::{Access, TenantTx};
 /// See the module doc.
 pub struct App {
     pub pool: Pool,
+    /// SQL statements sent by the pool's connections.
+    pub statements: db::StatementCounter,
     pub pool_timeout: Duration,
     pub statement_timeout: Duration,
     pub installation: Installation,
@@ -24,6 +26,9 @@ pub struct App {
     pub throttle: LoginThrottle,
     pub session_ttl: Duration,
     pub default_tenant: Option<String>,
+    pub limits: LimitsConfig,
+    /// `limits.max_page_size`, for resolvers.
+    pub max_page_size: usize,
 }
 
 impl App {
@@ -33,10 +38,13 @@ impl App {
         auth: &AuthConfig,
         keys: RootKeys,
         installation: Installation,
+        limits: LimitsConfig,
     ) -> anyhow::Result<Arc<Self>> {
         let directory = TenantDirectory::load(&installation).await?;
+        let statements = db::StatementCounter::default();
         Ok(Arc::new(Self {
-            pool: db::build_pool(database),
+            pool: db::build_pool(database, &statements),
+            statements,
             pool_timeout: database.pool_timeout(),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
             installation,
@@ -45,6 +53,8 @@ impl App {
             throttle: LoginThrottle::default(),
             session_ttl: auth.session_ttl(),
             default_tenant: auth.default_tenant.clone(),
+            max_page_size: limits.max_page_size,
+            limits,
         }))
     }
 

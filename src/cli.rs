@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::auth::keys::RootKeys;
 use crate::auth::users::{self, NewUser};
 use crate::auth::{Role, password, sessions};
-use crate::config::{AuthConfig, DatabaseConfig, ServerConfig};
+use crate::config::{AuthConfig, DatabaseConfig, LimitsConfig, ServerConfig};
 use crate::tenancy::Installation;
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::migrations::{self, MigrationSets};
@@ -36,6 +36,8 @@ enum Command {
         database: DatabaseConfig,
         #[command(flatten)]
         auth: AuthConfig,
+        #[command(flatten)]
+        limits: LimitsConfig,
         #[command(flatten)]
         server: ServerConfig,
     },
@@ -191,8 +193,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             database,
             auth,
+            limits,
             server,
-        } => crate::serve(&database, &auth, &server, sets, shutdown_signal()).await,
+        } => crate::serve(&database, &auth, &limits, &server, sets, shutdown_signal()).await,
         Command::Migrate {
             status: true,
             database,
@@ -243,7 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let keys = auth.root_keys()?;
             let installation = prepare_database(&database, sets).await?;
-            let app = App::new(&database, &auth, keys, installation).await?;
+            let app = App::new(&database, &auth, keys, installation, LimitsConfig::default()).await?;
             let entry = app
                 .directory
                 .by_slug(&tenant)

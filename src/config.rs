@@ -17,6 +17,12 @@
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
 //! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
+//! | `ENCLAVE_MAX_DEPTH` | `15` | deepest nesting of selections |
+//! | `ENCLAVE_MAX_COMPLEXITY` | `50000` | highest query complexity (lists cost page size × children) |
+//! | `ENCLAVE_MAX_PAGE_SIZE` | `500` | largest `first`/`last` |
+//! | `ENCLAVE_MAX_FIELDS` | `1000` | most field selections (aliases included) per document |
+//! | `ENCLAVE_MAX_DIRECTIVES` | `50` | most directives per document |
+//! | `ENCLAVE_MAX_BODY_BYTES` | `1048576` | largest request body |
 //! | `RUST_LOG` | `info` | log filter (`tracing-subscriber` syntax) |
 
 use std::net::SocketAddr;
@@ -144,5 +150,46 @@ impl AuthConfig {
 
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+}
+
+/// Limits on what one request may ask; every one is checked before any SQL runs.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// Deepest nesting of selections.
+    #[arg(long, env = "ENCLAVE_MAX_DEPTH", default_value_t = 15)]
+    pub max_depth: usize,
+
+    /// Highest query complexity; a list field costs its page size times its children.
+    #[arg(long, env = "ENCLAVE_MAX_COMPLEXITY", default_value_t = 50_000)]
+    pub max_complexity: usize,
+
+    /// Largest page (`first`/`last`) of a list.
+    #[arg(long, env = "ENCLAVE_MAX_PAGE_SIZE", default_value_t = 500)]
+    pub max_page_size: usize,
+
+    /// Most field selections (aliases included) in one document.
+    #[arg(long, env = "ENCLAVE_MAX_FIELDS", default_value_t = 1_000)]
+    pub max_fields: usize,
+
+    /// Most directives in one document.
+    #[arg(long, env = "ENCLAVE_MAX_DIRECTIVES", default_value_t = 50)]
+    pub max_directives: usize,
+
+    /// Largest request body, in bytes.
+    #[arg(long, env = "ENCLAVE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 15,
+            max_complexity: 50_000,
+            max_page_size: 500,
+            max_fields: 1_000,
+            max_directives: 50,
+            max_body_bytes: 1024 * 1024,
+        }
     }
 }

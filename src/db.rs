@@ -6,7 +6,12 @@
 //! instead of silently reading some schema. Tenant transactions set their own
 //! `search_path` with `SET LOCAL` (see `tenancy`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use diesel::connection::InstrumentationEvent;
+use diesel_async::AsyncConnection as _;
 
 use anyhow::{Context as _, bail};
 use diesel::sql_types::Text;
@@ -139,11 +144,35 @@ pub fn role_namespace(database_name: &str) -> String {
     format!("enclave_{hex}_")
 }
 
+/// Counts the SQL statements the pool's connections send (for `/metrics` and for tests
+/// that prove a query costs one statement per level, not per row).
+#[derive(Debug, Clone, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        AtomicU64::load(&self.0, Ordering::Relaxed)
+    }
+}
+
 /// Builds the request pool. Connections are opened lazily, so building it does not
 /// touch the database; waiting for a connection is bounded by `pool_timeout`.
-pub fn build_pool(config: &DatabaseConfig) -> Pool {
+pub fn build_pool(config: &DatabaseConfig, statements: &StatementCounter) -> Pool {
     let mut manager_config = ManagerConfig::default();
-    manager_config.custom_setup = Box::new(|url| connect(url).boxed());
+    let counter = statements.0.clone();
+    manager_config.custom_setup = Box::new(move |url| {
+        let counter = counter.clone();
+        async move {
+            let mut conn = connect(url).await?;
+            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            Ok(conn)
+        }
+        .boxed()
+    });
     manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         config.database_url.clone(),

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 
 use app::App;
-use config::{AuthConfig, DatabaseConfig, ServerConfig};
+use config::{AuthConfig, DatabaseConfig, LimitsConfig, ServerConfig};
 use tenancy::Installation;
 use tenancy::migrations::{self, MigrationSets};
 
@@ -75,13 +75,14 @@ pub fn build_app(app: Arc<App>, ready: Arc<AtomicBool>) -> axum::Router {
 pub async fn serve(
     database: &DatabaseConfig,
     auth: &AuthConfig,
+    limits: &LimitsConfig,
     server: &ServerConfig,
     migration_sets: Arc<MigrationSets>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let keys = auth.root_keys().context("cannot load the root key")?;
     let installation = prepare_database(database, migration_sets).await?;
-    let app = App::new(database, auth, keys, installation).await?;
+    let app = App::new(database, auth, keys, installation, limits.clone()).await?;
     let refresher = app.directory.spawn_refresher();
     let ready = Arc::new(AtomicBool::new(false));
     let router = build_app(app, ready.clone());

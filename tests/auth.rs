@@ -418,14 +418,28 @@ async fn impersonation_is_logged_expires_within_15_minutes_and_logs_every_mutati
     let created = t
         .gql(
             Some(&token),
-            "mutation($exp: DateTime!) { createApiToken(input: {name: \"support\", role: VIEWER, expiresAt: $exp}) { apiToken { name } } }",
-            json!({ "exp": in_days(1) }),
+            "mutation { createDevice(input: {hostname: \"support-probe\"}) { device { hostname } } }",
+            json!({}),
         )
         .await;
     assert!(created["errors"].is_null(), "{created}");
+    // An impersonation token cannot mint itself a longer-lived API token.
+    let escalation = t
+        .gql(
+            Some(&token),
+            "mutation($exp: DateTime!) { createApiToken(input: {name: \"x\", role: ADMIN, expiresAt: $exp}) { token } }",
+            json!({ "exp": in_days(1) }),
+        )
+        .await;
+    assert_eq!(error_code(&escalation), Some("FORBIDDEN"), "{escalation}");
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.api_tokens")
+            .await,
+        0
+    );
     assert_eq!(
         t.db.names("SELECT action AS name FROM public.impersonation_logs WHERE target_tenant_slug = 'acme' ORDER BY created_at").await,
-        ["impersonate", "mutation createApiToken"]
+        ["impersonate", "mutation createDevice", "mutation createApiToken"]
     );
     assert_eq!(
         t.db.count("SELECT count(*) AS n FROM public.impersonation_logs WHERE reason = 'ticket 42' AND impersonator_email = 'root@platform.example'").await,

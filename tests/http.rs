@@ -31,6 +31,7 @@ async fn health_query_healthz_and_readyz_answer_once_ready() {
         &enclave::config::AuthConfig::with_key(spec),
         keys,
         installation,
+        enclave::config::LimitsConfig::default(),
     )
     .await
     .expect("app");

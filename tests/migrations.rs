@@ -137,7 +137,7 @@ async fn two_tenants_get_identical_tables_columns_and_indexes() {
             let columns = db
                 .names(&format!(
                     "SELECT format('%s.%s %s %s %s', table_name, column_name, data_type, is_nullable, \
-                       coalesce(column_default, '')) AS name \
+                       replace(coalesce(column_default, ''), '{schema}.', 'S.')) AS name \
                      FROM information_schema.columns WHERE table_schema = '{schema}' ORDER BY 1"
                 ))
                 .await;
@@ -163,7 +163,18 @@ async fn two_tenants_get_identical_tables_columns_and_indexes() {
         acme.0.len() > 40 && acme.1.len() > 10 && acme.2.len() > 10,
         "suspiciously small schema: {acme:?}"
     );
-    assert_eq!(acme, globex);
+    for (what, a, g) in [
+        ("columns", &acme.0, &globex.0),
+        ("indexes", &acme.1, &globex.1),
+        ("constraints", &acme.2, &globex.2),
+    ] {
+        let only_acme: Vec<_> = a.iter().filter(|x| !g.contains(x)).collect();
+        let only_globex: Vec<_> = g.iter().filter(|x| !a.contains(x)).collect();
+        assert!(
+            only_acme.is_empty() && only_globex.is_empty(),
+            "{what} differ: acme-only {only_acme:?}, globex-only {only_globex:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -258,9 +269,16 @@ async fn a_tenant_migration_failing_half_way_rolls_that_tenant_back_and_stops_st
     let listen = free_port();
     let server = enclave::config::ServerConfig { listen };
     let auth = enclave::config::AuthConfig::with_key(enclave::auth::keys::RootKeys::generate(1).1);
-    let error = enclave::serve(&db.config(), &auth, &server, sets, async {})
-        .await
-        .expect_err("startup must fail");
+    let error = enclave::serve(
+        &db.config(),
+        &auth,
+        &enclave::config::LimitsConfig::default(),
+        &server,
+        sets,
+        async {},
+    )
+    .await
+    .expect_err("startup must fail");
     let message = format!("{error:#}");
     assert!(message.contains("tenant_globex"), "{message}");
     assert!(message.contains(version), "{message}");
@@ -300,9 +318,16 @@ async fn serve_refuses_to_start_without_a_root_key() {
     let mut auth = enclave::config::AuthConfig::with_key(String::new());
     auth.root_key = None;
     let server = enclave::config::ServerConfig { listen: free_port() };
-    let error = enclave::serve(&db.config(), &auth, &server, MigrationSets::embedded(), async {})
-        .await
-        .expect_err("no key, no server");
+    let error = enclave::serve(
+        &db.config(),
+        &auth,
+        &enclave::config::LimitsConfig::default(),
+        &server,
+        MigrationSets::embedded(),
+        async {},
+    )
+    .await
+    .expect_err("no key, no server");
     assert!(format!("{error:#}").contains("ENCLAVE_ROOT_KEY"), "{error:#}");
     assert!(std::net::TcpStream::connect(server.listen).is_err());
 }

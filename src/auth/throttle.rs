@@ -1,7 +1,6 @@
-//! Slows down repeated failed logins, per (tenant, email) and per client address, in
-//! memory. After a few failures each further attempt waits longer; past a ceiling the
+//! Slows down repeated failed logins, per email, in memory (per server process). After a few failures each further attempt waits longer; past a ceiling the
 //! attempt is refused with RATE_LIMITED until the window has passed. A success clears
-//! the (tenant, email) key.
+//! the key.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,7 +30,7 @@ struct Failures {
     first: Instant,
 }
 
-/// Failure counts by key (`tenant/email` or `ip/<address>`).
+/// Failure counts by key (`email/<address>`).
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
     failures: Mutex<HashMap<String, Failures>>,

@@ -10,7 +10,9 @@
 //! (say `tenant("<other>")`) grants nothing. Clients may attenuate: the authorizer supplies
 //! `time(<now>)`, `operation("query" | "mutation" | "subscription")` and one
 //! `root_field(<name>)` per root field, so a block with `check if operation("query")`
-//! makes the token read-only.
+//! makes the token read-only. To restrict the root fields, check *all* of them:
+//! `check all root_field($f), ["me", "devices"].contains($f)` (a plain
+//! `check if root_field("me")` only requires `me` to be among them).
 
 use std::time::{Duration, SystemTime};
 
@@ -27,13 +29,17 @@ use super::keys::RootKeys;
 /// Largest token accepted (base64 characters). Bigger ones are refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Limits of one authorization. Deliberately above the library default (1 ms), which
-/// denies valid tokens spuriously when a loaded machine preempts the check.
+/// Limits of one authorization. Above the library default (1 ms), which denies valid
+/// tokens spuriously when a loaded machine preempts the check, yet small enough that a
+/// client appending expensive rules cannot hold a worker long.
 pub const AUTHORIZER_LIMITS: AuthorizerLimits = AuthorizerLimits {
-    max_facts: 2_000,
-    max_iterations: 200,
-    max_time: Duration::from_millis(50),
+    max_facts: 1_000,
+    max_iterations: 100,
+    max_time: Duration::from_millis(20),
 };
+
+/// Most blocks a token may carry (the authority block plus attenuations).
+pub const MAX_BLOCKS: usize = 8;
 
 /// How the token was obtained; its id is what revocation checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +154,11 @@ pub fn verify(token: &str, keys: &RootKeys) -> Result<VerifiedToken, TokenRefusa
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenRefusal::TooLarge);
     }
-    parse_verified(token, keys).map(VerifiedToken)
+    let biscuit = parse_verified(token, keys)?;
+    if biscuit.block_count() > MAX_BLOCKS {
+        return Err(TokenRefusal::TooLarge);
+    }
+    Ok(VerifiedToken(biscuit))
 }
 
 fn parse_verified(token: &str, keys: &RootKeys) -> Result<Biscuit, TokenRefusal> {
@@ -165,6 +175,11 @@ fn parse_verified(token: &str, keys: &RootKeys) -> Result<Biscuit, TokenRefusal>
 type Identity = (String, String, String, String, String);
 
 impl VerifiedToken {
+    /// Whether blocks were appended to the authority block.
+    pub fn is_attenuated(&self) -> bool {
+        self.0.block_count() > 1
+    }
+
     /// Runs the authorizer for one operation and reads the claims from the authority block.
     pub fn authorize(&self, operation: Operation, root_fields: &[String]) -> Result<Claims, TokenRefusal> {
         self.authorize_at(operation, root_fields, SystemTime::now())
@@ -360,14 +375,21 @@ mod tests {
             verified.authorize(Operation::Mutation, &fields(&["deleteDevice"])),
             Err(TokenRefusal::Denied)
         );
-        let one_field =
-            attenuate(&token, "check if root_field(\"me\"), operation(\"query\");").expect("attenuate");
-        let verified = verify(&one_field, &keys).expect("verify");
+        let only_me =
+            attenuate(&token, "check all root_field($f), [\"me\"].contains($f);").expect("attenuate");
+        let verified = verify(&only_me, &keys).expect("verify");
         assert!(verified.authorize(Operation::Query, &fields(&["me"])).is_ok());
-        assert_eq!(
-            verified.authorize(Operation::Query, &fields(&["devices"])),
-            Err(TokenRefusal::Denied)
-        );
+        for denied in [&["devices"][..], &["me", "devices"][..]] {
+            assert_eq!(
+                verified.authorize(Operation::Query, &fields(denied)),
+                Err(TokenRefusal::Denied)
+            );
+        }
+        let mut many = token.clone();
+        for _ in 0..MAX_BLOCKS {
+            many = attenuate(&many, "check if true;").expect("attenuate");
+        }
+        assert_eq!(verify(&many, &keys).err(), Some(TokenRefusal::TooLarge));
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub fn scope_for(
         Some(shape) => (shape.kind, shape.root_fields.as_slice()),
         None => (Operation::Query, &[][..]),
     };
-    let claims = token::verify(raw, &app.keys)?.authorize(kind, root_fields)?;
+    let verified = token::verify(raw, &app.keys)?;
+    let claims = verified.authorize(kind, root_fields)?;
+    let attenuated = verified.is_attenuated();
     let tenant = app
         .directory
         .by_id(claims.tenant_id)
@@ -54,7 +56,11 @@ pub fn scope_for(
     let tx = app.tenant_tx(tenant.clone(), access, Some(claims.credential));
     Ok(Scope::authenticated(
         request_id,
-        Actor { claims, tenant },
+        Actor {
+            claims,
+            tenant,
+            attenuated,
+        },
         host_tenant,
         tx,
     ))

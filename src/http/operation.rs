@@ -18,7 +18,13 @@ const MAX_ROOT_FIELDS: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationShape {
     pub kind: Operation,
+    /// Distinct root field names (aliases resolved to their fields).
     pub root_fields: Vec<String>,
+    /// Root selections, counting each alias separately.
+    pub root_selections: usize,
+    /// Field selections in the whole document (operation and fragments, aliases counted):
+    /// a bound on its size, checked before anything runs.
+    pub document_fields: usize,
 }
 
 /// The shape of the operation `operation_name` selects in `query`; `None` when the
@@ -37,45 +43,68 @@ pub fn shape(query: &str, operation_name: Option<&str>) -> Option<OperationShape
         OperationType::Mutation => Operation::Mutation,
         OperationType::Subscription => Operation::Subscription,
     };
-    let mut fields = BTreeSet::new();
-    let mut visited = Vec::new();
-    collect(
-        &operation.node.selection_set.node,
-        &document.fragments,
-        &mut fields,
-        &mut visited,
-    );
+    let mut walk = Walk {
+        fragments: &document.fragments,
+        fields: BTreeSet::new(),
+        selections: 0,
+        visited: Vec::new(),
+    };
+    walk.collect(&operation.node.selection_set.node);
     Some(OperationShape {
         kind,
-        root_fields: fields.into_iter().collect(),
+        root_fields: walk.fields.into_iter().collect(),
+        root_selections: walk.selections,
+        document_fields: count_fields(&operation.node.selection_set.node)
+            + document
+                .fragments
+                .values()
+                .map(|f| count_fields(&f.node.selection_set.node))
+                .sum::<usize>(),
     })
 }
 
-fn collect<'a>(
-    selection_set: &'a SelectionSet,
+/// Field selections in a selection set, at every depth (fragment spreads not expanded).
+fn count_fields(selection_set: &SelectionSet) -> usize {
+    selection_set
+        .items
+        .iter()
+        .map(|selection| match &selection.node {
+            Selection::Field(field) => 1 + count_fields(&field.node.selection_set.node),
+            Selection::InlineFragment(fragment) => count_fields(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
+
+/// Walks the root selection set through fragments.
+struct Walk<'a> {
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
-    fields: &mut BTreeSet<String>,
-    visited: &mut Vec<&'a str>,
-) {
-    for selection in &selection_set.items {
-        if fields.len() >= MAX_ROOT_FIELDS {
-            return;
-        }
-        match &selection.node {
-            Selection::Field(field) => {
-                fields.insert(field.node.name.node.to_string());
+    fields: BTreeSet<String>,
+    selections: usize,
+    visited: Vec<&'a str>,
+}
+
+impl<'a> Walk<'a> {
+    fn collect(&mut self, selection_set: &'a SelectionSet) {
+        for selection in &selection_set.items {
+            if self.fields.len() >= MAX_ROOT_FIELDS {
+                return;
             }
-            Selection::InlineFragment(fragment) => {
-                collect(&fragment.node.selection_set.node, fragments, fields, visited);
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.node.fragment_name.node.as_str();
-                if visited.contains(&name) {
-                    continue;
+            match &selection.node {
+                Selection::Field(field) => {
+                    self.selections += 1;
+                    self.fields.insert(field.node.name.node.to_string());
                 }
-                visited.push(name);
-                if let Some(fragment) = fragments.get(&spread.node.fragment_name.node) {
-                    collect(&fragment.node.selection_set.node, fragments, fields, visited);
+                Selection::InlineFragment(fragment) => self.collect(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if self.visited.contains(&name) {
+                        continue;
+                    }
+                    self.visited.push(name);
+                    if let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node) {
+                        self.collect(&fragment.node.selection_set.node);
+                    }
                 }
             }
         }

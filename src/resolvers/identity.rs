@@ -283,8 +283,16 @@ impl IdentityMutation {
             Some(tenant) => vec![tenant],
             None => member_tenants(app, &email).await?,
         };
+        let candidates: Vec<_> = candidates.into_iter().filter(|t| t.is_active()).collect();
+        if candidates.is_empty() {
+            // Spend the time of a verification anyway: timing must not tell unknown emails apart.
+            let password = password.clone();
+            tokio::task::spawn_blocking(move || password::verify(&password, None))
+                .await
+                .map_err(ApiError::internal)?;
+        }
         let mut valid = Vec::new();
-        for tenant in candidates.into_iter().filter(|t| t.is_active()) {
+        for tenant in candidates {
             if let Some(user) = check_credentials(app, &tenant, &email, &password).await? {
                 valid.push((tenant, user));
             }
@@ -333,6 +341,13 @@ impl IdentityMutation {
             .directory
             .by_id(tenant_id)
             .ok_or_else(|| ApiError::unauthenticated("the choice is invalid or has expired"))?;
+        if scope(ctx)?
+            .host_tenant
+            .as_ref()
+            .is_some_and(|host| host.id != tenant.id)
+        {
+            return Err(ApiError::unauthenticated("the choice is invalid or has expired"));
+        }
         if !tenant.is_active() {
             return Err(ApiError::new(Code::TenantUnavailable, "the tenant is suspended"));
         }
@@ -381,6 +396,12 @@ impl IdentityMutation {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(ApiError::bad_input("name must have 1 to 200 characters"));
         }
+        if actor.attenuated || matches!(actor.claims.credential, Credential::Impersonation(_)) {
+            return Err(ApiError::forbidden(
+                "API tokens can only be created with an unrestricted session or API token, \
+                 not an attenuated or impersonation token",
+            ));
+        }
         if role > actor.claims.role {
             return Err(ApiError::forbidden(
                 "an API token cannot grant more than your own role",
@@ -392,11 +413,7 @@ impl IdentityMutation {
                 "expiresAt must be in the future and at most {MAX_API_TOKEN_DAYS} days away"
             )));
         }
-        let created_by = actor
-            .claims
-            .impersonator
-            .is_none()
-            .then_some(actor.claims.user_id);
+        let created_by = Some(actor.claims.user_id);
         let record: ApiToken = {
             let mut conn = scope.conn().await?;
             diesel::insert_into(api_tokens::table)
@@ -417,7 +434,7 @@ impl IdentityMutation {
                 tenant_id: actor.tenant.id,
                 role,
                 credential: Credential::ApiToken(record.id),
-                impersonator: actor.claims.impersonator.clone(),
+                impersonator: None,
                 expires_at: record.expires_at,
             },
         )

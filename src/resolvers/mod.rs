@@ -3,10 +3,17 @@
 //! request's scope and the shared `App` are attached per request / at startup.
 
 pub mod context;
+pub mod enums;
 pub mod errors;
 mod health;
 pub mod identity;
 pub mod ids;
+pub mod inventory;
+pub mod limits;
+pub mod loaders;
+pub mod monitoring;
+mod node;
+pub mod pagination;
 pub mod platform;
 
 use std::sync::Arc;
@@ -21,11 +28,19 @@ pub struct Query(
     health::HealthQuery,
     identity::IdentityQuery,
     platform::PlatformQuery,
+    inventory::InventoryQuery,
+    monitoring::MonitoringQuery,
+    node::NodeQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
 #[derive(MergedObject, Default)]
-pub struct Mutation(identity::IdentityMutation, platform::PlatformMutation);
+pub struct Mutation(
+    identity::IdentityMutation,
+    platform::PlatformMutation,
+    inventory::InventoryMutation,
+    monitoring::MonitoringMutation,
+);
 
 /// The executable schema.
 pub type EnclaveSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -34,9 +49,15 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
 }
 
-/// Builds the schema around the shared application state.
+/// Builds the schema around the shared application state, with its request limits.
 pub fn build_schema(app: Arc<App>) -> EnclaveSchema {
-    builder().data(app).finish()
+    let limits = &app.limits;
+    builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives)
+        .data(app.clone())
+        .finish()
 }
 
 /// The schema as SDL, with fields, arguments and enum values sorted so that the

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use super::context::{RequirePlatformAdmin, actor, app};
+use super::context::{RequirePlatformAdmin, actor, app, platform_user};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
 use crate::auth::Role;
@@ -189,12 +189,7 @@ impl PlatformMutation {
         if target.slug.is_platform() {
             return Err(ApiError::bad_input("the platform tenant cannot be impersonated"));
         }
-        let impersonator = {
-            let mut conn = crate::resolvers::context::scope(ctx)?.conn().await?;
-            crate::auth::users::find_by_id(&mut conn, actor.claims.user_id)
-                .await?
-                .ok_or_else(|| ApiError::forbidden("impersonation needs a platform user"))?
-        };
+        let impersonator = platform_user(ctx).await?;
         let log_id = Uuid::new_v4();
         let expires_at = Utc::now() + IMPERSONATION_TTL;
         let mut conn = app.pool.get().await.map_err(ApiError::internal)?;

@@ -60,6 +60,7 @@ diesel::table! {
         os -> Nullable<Text>,
         status -> Text,
         group_id -> Nullable<Uuid>,
+        partition_id -> Nullable<Uuid>,
         first_seen -> Nullable<Timestamptz>,
         last_seen -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
@@ -119,7 +120,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    partitions (id) {
+        id -> Uuid,
+        name -> Text,
+        description -> Text,
+        cidrs -> Array<Cidr>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> Uuid,
+        device_id -> Nullable<Uuid>,
+        severity -> Text,
+        status -> Text,
+        source -> Text,
+        title -> Text,
+        message -> Text,
+        triggered_at -> Timestamptz,
+        acknowledged_at -> Nullable<Timestamptz>,
+        acknowledged_by -> Nullable<Uuid>,
+        resolved_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Uuid,
+        device_id -> Nullable<Uuid>,
+        kind -> Text,
+        severity -> Text,
+        source -> Text,
+        message -> Text,
+        data -> Jsonb,
+        occurred_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (created_by));
+diesel::joinable!(devices -> partitions (partition_id));
+diesel::joinable!(alerts -> devices (device_id));
+diesel::joinable!(events -> devices (device_id));
 diesel::joinable!(tokens -> users (user_id));
 diesel::joinable!(devices -> device_groups (group_id));
 diesel::joinable!(device_identifiers -> devices (device_id));
@@ -135,4 +181,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_alias_states,
     interfaces,
     merge_audits,
+    partitions,
+    alerts,
+    events,
 );

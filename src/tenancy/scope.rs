@@ -15,6 +15,8 @@ use crate::auth::token::Claims;
 pub struct Actor {
     pub claims: Claims,
     pub tenant: Arc<TenantEntry>,
+    /// The token carries appended blocks (client-side restrictions).
+    pub attenuated: bool,
 }
 
 /// The caller of one operation.

@@ -9,7 +9,8 @@
 //! Cancellation safety: the transaction is opened through diesel's transaction manager,
 //! which therefore knows it is open. If the request is dropped half-way (client gone,
 //! timeout, panic), the connection goes back to the pool with an open transaction, the
-//! pool sees it as broken and closes it (PostgreSQL rolls back); it is never reused.
+//! pool sees it as broken and closes it (PostgreSQL rolls back); it is never reused. If
+//! the `BEGIN …` batch itself fails part-way, the connection is marked broken the same way.
 //! Waiting for a pooled connection is bounded by the pool's connection timeout.
 
 use std::sync::Arc;
@@ -56,7 +57,15 @@ pub enum TxError {
 enum State {
     NotBegun,
     Open(Box<Pooled>),
+    /// Could not begin; later uses get the same answer.
+    Refused(TxRefusal),
     Finished,
+}
+
+#[derive(Clone, Copy)]
+enum TxRefusal {
+    CredentialRevoked,
+    Failed,
 }
 
 /// See the module doc.
@@ -126,13 +135,27 @@ impl TenantTx {
                 RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
                 RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
             })?;
-            AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await?;
+            if let Err(error) =
+                AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await
+            {
+                // The batch may have failed after BEGIN (say, at SET LOCAL ROLE): the
+                // server-side transaction is then open and aborted, though diesel does not
+                // count it. Mark the connection broken so the pool closes it.
+                AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
+                *state = State::Refused(TxRefusal::Failed);
+                return Err(error.into());
+            }
             if !self.credential_is_live(&mut conn).await? {
                 AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
-                *state = State::Finished;
+                *state = State::Refused(TxRefusal::CredentialRevoked);
                 return Err(TxError::CredentialRevoked);
             }
             *state = State::Open(Box::new(conn));
+        }
+        match *state {
+            State::Refused(TxRefusal::CredentialRevoked) => return Err(TxError::CredentialRevoked),
+            State::Refused(TxRefusal::Failed) => return Err(TxError::Finished),
+            _ => {}
         }
         MutexGuard::try_map(state, |state| match state {
             State::Open(conn) => Some(&mut ***conn),

@@ -11,7 +11,7 @@ use enclave::auth::Role;
 use enclave::auth::keys::RootKeys;
 use enclave::auth::sessions;
 use enclave::auth::users::{self, NewUser, UserRecord};
-use enclave::config::{AuthConfig, DatabaseConfig};
+use enclave::config::{AuthConfig, DatabaseConfig, LimitsConfig};
 use enclave::tenancy::Installation;
 use enclave::tenancy::directory::TenantEntry;
 use enclave::tenancy::provision::{self, NewTenant};
@@ -38,13 +38,25 @@ impl TestApp {
 
     /// An app whose configuration `configure` may change first.
     pub async fn with(configure: impl FnOnce(&mut DatabaseConfig, &mut AuthConfig)) -> Self {
+        Self::build(configure, LimitsConfig::default()).await
+    }
+
+    /// An app with the given request limits.
+    pub async fn with_limits(limits: LimitsConfig) -> Self {
+        Self::build(|_, _| {}, limits).await
+    }
+
+    async fn build(
+        configure: impl FnOnce(&mut DatabaseConfig, &mut AuthConfig),
+        limits: LimitsConfig,
+    ) -> Self {
         let db = TestDb::new().await;
         let installation = db.prepare().await;
         let (keys, key_spec) = RootKeys::generate(1);
         let mut database = db.config();
         let mut auth = AuthConfig::with_key(key_spec.clone());
         configure(&mut database, &mut auth);
-        let app = App::new(&database, &auth, keys, installation.clone())
+        let app = App::new(&database, &auth, keys, installation.clone(), limits)
             .await
             .expect("app");
         let router = enclave::build_app(app.clone(), Arc::new(AtomicBool::new(true)));

@@ -1,0 +1,1063 @@
+//! Inventory: devices, their interfaces and identifiers, device groups and partitions.
+//! Lists are Relay connections with keyset cursors; relations go through the request's
+//! loaders (one statement per level, not per row).
+
+use std::sync::Arc;
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::dsl::count_star;
+use diesel::expression::BoxableExpression;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::Bool;
+use diesel_async::RunQueryDsl;
+use ipnet::IpNet;
+use uuid::Uuid;
+
+use super::context::{app, loaders, scope};
+use super::enums::{AdminStatus, DeviceStatus, IdentifierKind, OperStatus};
+use super::errors::{ApiError, ApiResult};
+use super::ids;
+use super::monitoring::{Alert, Event};
+use super::pagination::{Cursor, Direction, Window};
+use crate::schema::tenant::{device_groups, device_identifiers, devices, interfaces, partitions};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+// ---------------------------------------------------------------- rows
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = devices, check_for_backend(Pg))]
+pub struct DeviceRow {
+    pub id: Uuid,
+    pub hostname: String,
+    pub ip: Option<IpNet>,
+    pub mac: Option<[u8; 6]>,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub os: Option<String>,
+    pub status: String,
+    pub group_id: Option<Uuid>,
+    pub partition_id: Option<Uuid>,
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = interfaces, check_for_backend(Pg))]
+pub struct InterfaceRow {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub name: String,
+    pub if_index: Option<i32>,
+    pub mac: Option<[u8; 6]>,
+    pub addresses: Vec<IpNet>,
+    pub speed_bps: Option<i64>,
+    pub admin_status: String,
+    pub oper_status: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = device_groups, check_for_backend(Pg))]
+pub struct GroupRow {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = partitions, check_for_backend(Pg))]
+pub struct PartitionRow {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub cidrs: Vec<IpNet>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = device_identifiers, check_for_backend(Pg))]
+pub struct IdentifierRow {
+    pub id: Uuid,
+    pub device_id: Uuid,
+    pub kind: String,
+    pub value: String,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------- formatting helpers
+
+fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn parse_mac(raw: &str) -> ApiResult<[u8; 6]> {
+    let parts: Vec<&str> = raw.trim().split([':', '-']).collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(ApiError::bad_input(format!("{raw:?} is not a MAC address")));
+    }
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        *byte = u8::from_str_radix(part, 16)
+            .map_err(|_| ApiError::bad_input(format!("{raw:?} is not a MAC address")))?;
+    }
+    Ok(mac)
+}
+
+/// An address (`10.0.0.1`) or a network (`10.0.0.0/24`).
+fn parse_ip(raw: &str) -> ApiResult<IpNet> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| ApiError::bad_input(format!("{raw:?} is not an IP address")))
+}
+
+fn format_ip(ip: &IpNet) -> String {
+    if ip.prefix_len() == ip.max_prefix_len() {
+        ip.addr().to_string()
+    } else {
+        ip.to_string()
+    }
+}
+
+fn decode_optional(kind: &str, id: Option<&ID>) -> ApiResult<Option<Uuid>> {
+    id.map(|id| ids::decode(kind, id)).transpose()
+}
+
+fn maybe<T, U>(
+    value: MaybeUndefined<T>,
+    convert: impl FnOnce(T) -> ApiResult<U>,
+) -> ApiResult<Option<Option<U>>> {
+    Ok(match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(convert(v)?)),
+    })
+}
+
+// ---------------------------------------------------------------- objects
+
+/// A monitored device: router, switch, server, appliance.
+#[derive(Clone)]
+pub struct Device(pub DeviceRow);
+
+#[Object]
+impl Device {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Device", self.0.id)
+    }
+    /// Host name.
+    async fn hostname(&self) -> &str {
+        &self.0.hostname
+    }
+    /// Management IP address.
+    async fn ip(&self) -> Option<String> {
+        self.0.ip.as_ref().map(format_ip)
+    }
+    /// MAC address, `aa:bb:cc:dd:ee:ff`.
+    async fn mac(&self) -> Option<String> {
+        self.0.mac.map(format_mac)
+    }
+    /// Hardware vendor.
+    async fn vendor(&self) -> Option<&str> {
+        self.0.vendor.as_deref()
+    }
+    /// Hardware model.
+    async fn model(&self) -> Option<&str> {
+        self.0.model.as_deref()
+    }
+    /// Operating system.
+    async fn os(&self) -> Option<&str> {
+        self.0.os.as_deref()
+    }
+    /// Reachability.
+    async fn status(&self) -> DeviceStatus {
+        DeviceStatus::from_stored(&self.0.status)
+    }
+    /// First time discovery saw the device.
+    async fn first_seen(&self) -> Option<DateTime<Utc>> {
+        self.0.first_seen
+    }
+    /// Last time the device answered.
+    async fn last_seen(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen
+    }
+    /// When the record was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the record last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The device's interfaces, by name.
+    async fn interfaces(&self, ctx: &Context<'_>) -> ApiResult<Vec<Interface>> {
+        Ok(loaders(ctx)?
+            .interfaces_of(self.0.id)
+            .await?
+            .into_iter()
+            .map(Interface)
+            .collect())
+    }
+    /// Stable identities (serial, MAC, agent id...) that recognise the device.
+    async fn identifiers(&self, ctx: &Context<'_>) -> ApiResult<Vec<DeviceIdentifier>> {
+        Ok(loaders(ctx)?
+            .identifiers_of(self.0.id)
+            .await?
+            .into_iter()
+            .map(DeviceIdentifier)
+            .collect())
+    }
+    /// The group the device belongs to.
+    async fn group(&self, ctx: &Context<'_>) -> ApiResult<Option<DeviceGroup>> {
+        match self.0.group_id {
+            Some(id) => Ok(loaders(ctx)?.group(id).await?.map(DeviceGroup)),
+            None => Ok(None),
+        }
+    }
+    /// The network partition the device is in.
+    async fn partition(&self, ctx: &Context<'_>) -> ApiResult<Option<Partition>> {
+        match self.0.partition_id {
+            Some(id) => Ok(loaders(ctx)?.partition(id).await?.map(Partition)),
+            None => Ok(None),
+        }
+    }
+    /// Alerts of the device that are not resolved, newest first.
+    async fn open_alerts(&self, ctx: &Context<'_>) -> ApiResult<Vec<Alert>> {
+        Ok(loaders(ctx)?
+            .open_alerts_of(self.0.id)
+            .await?
+            .into_iter()
+            .map(Alert)
+            .collect())
+    }
+    /// The device's most recent events, newest first (at most 20).
+    async fn recent_events(&self, ctx: &Context<'_>) -> ApiResult<Vec<Event>> {
+        Ok(loaders(ctx)?
+            .recent_events_of(self.0.id)
+            .await?
+            .into_iter()
+            .map(Event)
+            .collect())
+    }
+}
+
+/// A network interface of a device.
+#[derive(Clone)]
+pub struct Interface(pub InterfaceRow);
+
+#[Object]
+impl Interface {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Interface", self.0.id)
+    }
+    /// Interface name (`eth0`, `Gi0/1`).
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// SNMP ifIndex.
+    async fn if_index(&self) -> Option<i32> {
+        self.0.if_index
+    }
+    /// MAC address.
+    async fn mac(&self) -> Option<String> {
+        self.0.mac.map(format_mac)
+    }
+    /// Addresses configured on the interface (CIDR notation when not a host address).
+    async fn addresses(&self) -> Vec<String> {
+        self.0.addresses.iter().map(format_ip).collect()
+    }
+    /// Speed in bits per second.
+    async fn speed_bps(&self) -> Option<i64> {
+        self.0.speed_bps
+    }
+    /// Administrative state.
+    async fn admin_status(&self) -> AdminStatus {
+        AdminStatus::from_stored(&self.0.admin_status)
+    }
+    /// Operational state.
+    async fn oper_status(&self) -> OperStatus {
+        OperStatus::from_stored(&self.0.oper_status)
+    }
+    /// Free-text description.
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// The device the interface belongs to.
+    async fn device(&self, ctx: &Context<'_>) -> ApiResult<Device> {
+        loaders(ctx)?
+            .device(self.0.device_id)
+            .await?
+            .map(Device)
+            .ok_or_else(|| ApiError::internal("interface without its device"))
+    }
+}
+
+/// A stable identity of a device.
+#[derive(Clone)]
+pub struct DeviceIdentifier(pub IdentifierRow);
+
+#[Object]
+impl DeviceIdentifier {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("DeviceIdentifier", self.0.id)
+    }
+    /// What kind of identity this is.
+    async fn kind(&self) -> IdentifierKind {
+        IdentifierKind::from_stored(&self.0.kind)
+    }
+    /// The identity's value.
+    async fn value(&self) -> &str {
+        &self.0.value
+    }
+    /// Where it was learnt (`manual`, an integration...).
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+}
+
+/// A named set of devices, for views, permissions and bulk operations.
+#[derive(Clone)]
+pub struct DeviceGroup(pub GroupRow);
+
+#[Object]
+impl DeviceGroup {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("DeviceGroup", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Free-text description.
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// Devices of the group, by host name.
+    async fn devices(&self, ctx: &Context<'_>) -> ApiResult<Vec<Device>> {
+        Ok(loaders(ctx)?
+            .devices_in_group(self.0.id)
+            .await?
+            .into_iter()
+            .map(Device)
+            .collect())
+    }
+}
+
+/// A network partition: a routing domain whose addresses may overlap other partitions'.
+#[derive(Clone)]
+pub struct Partition(pub PartitionRow);
+
+#[Object]
+impl Partition {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Partition", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Free-text description.
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// Networks of the partition.
+    async fn cidrs(&self) -> Vec<String> {
+        self.0.cidrs.iter().map(ToString::to_string).collect()
+    }
+}
+
+// ---------------------------------------------------------------- device lists
+
+/// Which devices to list.
+#[derive(InputObject, Default, Clone)]
+pub struct DeviceFilter {
+    /// Only devices in one of these states.
+    pub status: Option<Vec<DeviceStatus>>,
+    /// Only devices of this partition.
+    pub partition_id: Option<ID>,
+    /// Only devices of this group.
+    pub group_id: Option<ID>,
+    /// Host name prefix (case-insensitive), or an exact IP address.
+    pub search: Option<String>,
+}
+
+/// A [`DeviceFilter`] with its ids decoded and its search parsed.
+#[derive(Debug, Clone, Default)]
+struct DeviceCriteria {
+    status: Option<Vec<&'static str>>,
+    partition: Option<Uuid>,
+    group: Option<Uuid>,
+    ip: Option<IpNet>,
+    hostname_prefix: Option<String>,
+}
+
+impl DeviceCriteria {
+    fn new(filter: DeviceFilter) -> ApiResult<Self> {
+        let search = filter
+            .search
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let ip = search.as_deref().and_then(|s| parse_ip(s).ok());
+        Ok(Self {
+            status: filter
+                .status
+                .map(|s| s.into_iter().map(DeviceStatus::as_str).collect()),
+            partition: decode_optional("Partition", filter.partition_id.as_ref())?,
+            group: decode_optional("DeviceGroup", filter.group_id.as_ref())?,
+            hostname_prefix: search.filter(|_| ip.is_none()).map(|s| {
+                let escaped = s
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                format!("{escaped}%")
+            }),
+            ip,
+        })
+    }
+
+    fn predicate(&self) -> Box<dyn BoxableExpression<devices::table, Pg, SqlType = Bool>> {
+        let mut predicate: Box<dyn BoxableExpression<devices::table, Pg, SqlType = Bool>> =
+            Box::new(diesel::dsl::sql::<Bool>("TRUE"));
+        if let Some(status) = self.status.clone() {
+            predicate = Box::new(predicate.and(devices::status.eq_any(status)));
+        }
+        if let Some(partition) = self.partition {
+            predicate = Box::new(predicate.and(devices::partition_id.assume_not_null().eq(partition)));
+        }
+        if let Some(group) = self.group {
+            predicate = Box::new(predicate.and(devices::group_id.assume_not_null().eq(group)));
+        }
+        if let Some(ip) = self.ip {
+            predicate = Box::new(predicate.and(devices::ip.assume_not_null().eq(ip)));
+        }
+        if let Some(prefix) = self.hostname_prefix.clone() {
+            predicate = Box::new(predicate.and(lower(devices::hostname).like(prefix)));
+        }
+        predicate
+    }
+}
+
+/// Extra fields of the device list.
+pub struct DeviceListInfo(Arc<DeviceCriteria>);
+
+#[Object]
+impl DeviceListInfo {
+    /// Number of devices matching the filter (one extra query, only when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let mut conn = scope(ctx)?.conn().await?;
+        Ok(devices::table
+            .filter(self.0.predicate())
+            .select(count_star())
+            .get_result(&mut conn)
+            .await?)
+    }
+}
+
+// ---------------------------------------------------------------- inputs and payloads
+
+/// Input of `createDevice`.
+#[derive(InputObject)]
+pub struct CreateDeviceInput {
+    /// Host name (1 to 255 characters).
+    pub hostname: String,
+    /// Management IP address.
+    pub ip: Option<String>,
+    /// MAC address.
+    pub mac: Option<String>,
+    /// Hardware vendor.
+    pub vendor: Option<String>,
+    /// Hardware model.
+    pub model: Option<String>,
+    /// Operating system.
+    pub os: Option<String>,
+    /// Reachability; UNKNOWN when absent.
+    pub status: Option<DeviceStatus>,
+    /// Group to put the device in.
+    pub group_id: Option<ID>,
+    /// Partition the device is in.
+    pub partition_id: Option<ID>,
+}
+
+/// Input of `updateDevice`: absent fields are left alone, `null` clears a field.
+#[derive(InputObject)]
+pub struct UpdateDeviceInput {
+    /// The device to change.
+    pub id: ID,
+    /// New host name.
+    pub hostname: Option<String>,
+    /// New management IP address.
+    #[graphql(default)]
+    pub ip: MaybeUndefined<String>,
+    /// New MAC address.
+    #[graphql(default)]
+    pub mac: MaybeUndefined<String>,
+    /// New vendor.
+    #[graphql(default)]
+    pub vendor: MaybeUndefined<String>,
+    /// New model.
+    #[graphql(default)]
+    pub model: MaybeUndefined<String>,
+    /// New operating system.
+    #[graphql(default)]
+    pub os: MaybeUndefined<String>,
+    /// New reachability.
+    pub status: Option<DeviceStatus>,
+    /// New group.
+    #[graphql(default)]
+    pub group_id: MaybeUndefined<ID>,
+    /// New partition.
+    #[graphql(default)]
+    pub partition_id: MaybeUndefined<ID>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = devices)]
+struct DeviceChanges {
+    hostname: Option<String>,
+    ip: Option<Option<IpNet>>,
+    mac: Option<Option<[u8; 6]>>,
+    vendor: Option<Option<String>>,
+    model: Option<Option<String>>,
+    os: Option<Option<String>>,
+    status: Option<&'static str>,
+    group_id: Option<Option<Uuid>>,
+    partition_id: Option<Option<Uuid>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Input of `deleteDevice`.
+#[derive(InputObject)]
+pub struct DeleteDeviceInput {
+    /// The device to delete, with its interfaces and identifiers.
+    pub id: ID,
+}
+
+/// A device after a mutation.
+#[derive(SimpleObject)]
+pub struct DevicePayload {
+    /// The device as it is now.
+    pub device: Device,
+}
+
+/// The result of `deleteDevice`.
+#[derive(SimpleObject)]
+pub struct DeleteDevicePayload {
+    /// Id of the deleted device.
+    pub deleted_id: ID,
+}
+
+/// Input of `createInterface`.
+#[derive(InputObject)]
+pub struct CreateInterfaceInput {
+    /// The device the interface belongs to.
+    pub device_id: ID,
+    /// Interface name, unique per device.
+    pub name: String,
+    /// SNMP ifIndex.
+    pub if_index: Option<i32>,
+    /// MAC address.
+    pub mac: Option<String>,
+    /// Addresses configured on the interface.
+    #[graphql(default)]
+    pub addresses: Vec<String>,
+    /// Speed in bits per second.
+    pub speed_bps: Option<i64>,
+    /// Administrative state; UP when absent.
+    pub admin_status: Option<AdminStatus>,
+    /// Operational state; UNKNOWN when absent.
+    pub oper_status: Option<OperStatus>,
+    /// Free-text description.
+    #[graphql(default)]
+    pub description: String,
+}
+
+/// An interface after a mutation.
+#[derive(SimpleObject)]
+pub struct InterfacePayload {
+    /// The interface as it is now.
+    pub interface: Interface,
+}
+
+/// Input of `createDeviceGroup`.
+#[derive(InputObject)]
+pub struct CreateDeviceGroupInput {
+    /// Unique name (1 to 200 characters).
+    pub name: String,
+    /// Free-text description.
+    #[graphql(default)]
+    pub description: String,
+}
+
+/// Input of `assignDevicesToGroup`.
+#[derive(InputObject)]
+pub struct AssignDevicesToGroupInput {
+    /// The group.
+    pub group_id: ID,
+    /// Devices to put in it (they leave their previous group).
+    pub device_ids: Vec<ID>,
+}
+
+/// A device group after a mutation.
+#[derive(SimpleObject)]
+pub struct DeviceGroupPayload {
+    /// The group as it is now.
+    pub device_group: DeviceGroup,
+}
+
+/// Input of `createPartition`.
+#[derive(InputObject)]
+pub struct CreatePartitionInput {
+    /// Unique name (1 to 200 characters).
+    pub name: String,
+    /// Free-text description.
+    #[graphql(default)]
+    pub description: String,
+    /// Networks of the partition, in CIDR notation.
+    #[graphql(default)]
+    pub cidrs: Vec<String>,
+}
+
+/// A partition after a mutation.
+#[derive(SimpleObject)]
+pub struct PartitionPayload {
+    /// The partition as it is now.
+    pub partition: Partition,
+}
+
+// ---------------------------------------------------------------- roots
+
+#[derive(Default)]
+pub struct InventoryQuery;
+
+#[Object]
+impl InventoryQuery {
+    /// Devices, by host name.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DeviceFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<Cursor, Device, DeviceListInfo>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let criteria = Arc::new(DeviceCriteria::new(filter.unwrap_or_default())?);
+        let mut query = devices::table
+            .filter(criteria.predicate())
+            .select(DeviceRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        query = match (&window.direction, &window.cursor) {
+            (Direction::Forward, Some(c)) => query.filter(
+                devices::hostname
+                    .gt(c.key.clone())
+                    .or(devices::hostname.eq(c.key.clone()).and(devices::id.gt(c.id))),
+            ),
+            (Direction::Backward, Some(c)) => query.filter(
+                devices::hostname
+                    .lt(c.key.clone())
+                    .or(devices::hostname.eq(c.key.clone()).and(devices::id.lt(c.id))),
+            ),
+            (_, None) => query,
+        };
+        query = match window.direction {
+            Direction::Forward => query.order((devices::hostname.asc(), devices::id.asc())),
+            Direction::Backward => query.order((devices::hostname.desc(), devices::id.desc())),
+        };
+        let rows = {
+            let mut conn = scope(ctx)?.conn().await?;
+            query.load::<DeviceRow>(&mut conn).await?
+        };
+        Ok(window.connection(
+            rows.into_iter().map(Device).collect(),
+            |d| Cursor {
+                key: d.0.hostname.clone(),
+                id: d.0.id,
+            },
+            DeviceListInfo(criteria),
+        ))
+    }
+
+    /// One device by id.
+    async fn device(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Device>> {
+        let id = ids::decode("Device", &id)?;
+        Ok(loaders(ctx)?.device(id).await?.map(Device))
+    }
+
+    /// Interfaces, by name; optionally of one device.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn interfaces(
+        &self,
+        ctx: &Context<'_>,
+        device_id: Option<ID>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<Cursor, Interface>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let device = decode_optional("Device", device_id.as_ref())?;
+        let mut query = interfaces::table
+            .select(InterfaceRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(device) = device {
+            query = query.filter(interfaces::device_id.eq(device));
+        }
+        query = match (&window.direction, &window.cursor) {
+            (Direction::Forward, Some(c)) => query.filter(
+                interfaces::name
+                    .gt(c.key.clone())
+                    .or(interfaces::name.eq(c.key.clone()).and(interfaces::id.gt(c.id))),
+            ),
+            (Direction::Backward, Some(c)) => query.filter(
+                interfaces::name
+                    .lt(c.key.clone())
+                    .or(interfaces::name.eq(c.key.clone()).and(interfaces::id.lt(c.id))),
+            ),
+            (_, None) => query,
+        };
+        query = match window.direction {
+            Direction::Forward => query.order((interfaces::name.asc(), interfaces::id.asc())),
+            Direction::Backward => query.order((interfaces::name.desc(), interfaces::id.desc())),
+        };
+        let rows = {
+            let mut conn = scope(ctx)?.conn().await?;
+            query.load::<InterfaceRow>(&mut conn).await?
+        };
+        Ok(window.connection(
+            rows.into_iter().map(Interface).collect(),
+            |i| Cursor {
+                key: i.0.name.clone(),
+                id: i.0.id,
+            },
+            async_graphql::connection::EmptyFields,
+        ))
+    }
+
+    /// Device groups, by name.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn device_groups(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<Cursor, DeviceGroup>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let mut query = device_groups::table
+            .select(GroupRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        query = match (&window.direction, &window.cursor) {
+            (Direction::Forward, Some(c)) => query.filter(
+                device_groups::name.gt(c.key.clone()).or(device_groups::name
+                    .eq(c.key.clone())
+                    .and(device_groups::id.gt(c.id))),
+            ),
+            (Direction::Backward, Some(c)) => query.filter(
+                device_groups::name.lt(c.key.clone()).or(device_groups::name
+                    .eq(c.key.clone())
+                    .and(device_groups::id.lt(c.id))),
+            ),
+            (_, None) => query,
+        };
+        query = match window.direction {
+            Direction::Forward => query.order((device_groups::name.asc(), device_groups::id.asc())),
+            Direction::Backward => query.order((device_groups::name.desc(), device_groups::id.desc())),
+        };
+        let rows = {
+            let mut conn = scope(ctx)?.conn().await?;
+            query.load::<GroupRow>(&mut conn).await?
+        };
+        Ok(window.connection(
+            rows.into_iter().map(DeviceGroup).collect(),
+            |g| Cursor {
+                key: g.0.name.clone(),
+                id: g.0.id,
+            },
+            async_graphql::connection::EmptyFields,
+        ))
+    }
+
+    /// Partitions, by name.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn partitions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<Cursor, Partition>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let mut query = partitions::table
+            .select(PartitionRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        query = match (&window.direction, &window.cursor) {
+            (Direction::Forward, Some(c)) => query.filter(
+                partitions::name
+                    .gt(c.key.clone())
+                    .or(partitions::name.eq(c.key.clone()).and(partitions::id.gt(c.id))),
+            ),
+            (Direction::Backward, Some(c)) => query.filter(
+                partitions::name
+                    .lt(c.key.clone())
+                    .or(partitions::name.eq(c.key.clone()).and(partitions::id.lt(c.id))),
+            ),
+            (_, None) => query,
+        };
+        query = match window.direction {
+            Direction::Forward => query.order((partitions::name.asc(), partitions::id.asc())),
+            Direction::Backward => query.order((partitions::name.desc(), partitions::id.desc())),
+        };
+        let rows = {
+            let mut conn = scope(ctx)?.conn().await?;
+            query.load::<PartitionRow>(&mut conn).await?
+        };
+        Ok(window.connection(
+            rows.into_iter().map(Partition).collect(),
+            |p| Cursor {
+                key: p.0.name.clone(),
+                id: p.0.id,
+            },
+            async_graphql::connection::EmptyFields,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct InventoryMutation;
+
+#[Object]
+impl InventoryMutation {
+    /// Adds a device.
+    async fn create_device(&self, ctx: &Context<'_>, input: CreateDeviceInput) -> ApiResult<DevicePayload> {
+        let hostname = input.hostname.trim().to_owned();
+        let values = (
+            devices::hostname.eq(hostname),
+            devices::ip.eq(input.ip.as_deref().map(parse_ip).transpose()?),
+            devices::mac.eq(input.mac.as_deref().map(parse_mac).transpose()?),
+            devices::vendor.eq(input.vendor),
+            devices::model.eq(input.model),
+            devices::os.eq(input.os),
+            devices::status.eq(input.status.unwrap_or(DeviceStatus::Unknown).as_str()),
+            devices::group_id.eq(decode_optional("DeviceGroup", input.group_id.as_ref())?),
+            devices::partition_id.eq(decode_optional("Partition", input.partition_id.as_ref())?),
+        );
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::insert_into(devices::table)
+            .values(values)
+            .returning(DeviceRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(DevicePayload { device: Device(row) })
+    }
+
+    /// Changes a device; absent fields are left alone.
+    async fn update_device(&self, ctx: &Context<'_>, input: UpdateDeviceInput) -> ApiResult<DevicePayload> {
+        let id = ids::decode("Device", &input.id)?;
+        let changes = DeviceChanges {
+            hostname: input.hostname.map(|h| h.trim().to_owned()),
+            ip: maybe(input.ip, |ip| parse_ip(&ip))?,
+            mac: maybe(input.mac, |mac| parse_mac(&mac))?,
+            vendor: maybe(input.vendor, Ok)?,
+            model: maybe(input.model, Ok)?,
+            os: maybe(input.os, Ok)?,
+            status: input.status.map(DeviceStatus::as_str),
+            group_id: maybe(input.group_id, |g| ids::decode("DeviceGroup", &g))?,
+            partition_id: maybe(input.partition_id, |p| ids::decode("Partition", &p))?,
+            updated_at: Utc::now(),
+        };
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::update(devices::table.find(id))
+            .set(changes)
+            .returning(DeviceRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such device"))?;
+        Ok(DevicePayload { device: Device(row) })
+    }
+
+    /// Deletes a device with its interfaces and identifiers; its alerts and events stay.
+    async fn delete_device(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteDeviceInput,
+    ) -> ApiResult<DeleteDevicePayload> {
+        let id = ids::decode("Device", &input.id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let deleted = diesel::delete(devices::table.find(id)).execute(&mut conn).await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found("no such device"));
+        }
+        Ok(DeleteDevicePayload { deleted_id: input.id })
+    }
+
+    /// Adds an interface to a device.
+    async fn create_interface(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateInterfaceInput,
+    ) -> ApiResult<InterfacePayload> {
+        let device = ids::decode("Device", &input.device_id)?;
+        let addresses = input
+            .addresses
+            .iter()
+            .map(|a| parse_ip(a))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let values = (
+            interfaces::device_id.eq(device),
+            interfaces::name.eq(input.name.trim().to_owned()),
+            interfaces::if_index.eq(input.if_index),
+            interfaces::mac.eq(input.mac.as_deref().map(parse_mac).transpose()?),
+            interfaces::addresses.eq(addresses),
+            interfaces::speed_bps.eq(input.speed_bps),
+            interfaces::admin_status.eq(input.admin_status.unwrap_or(AdminStatus::Up).as_str()),
+            interfaces::oper_status.eq(input.oper_status.unwrap_or(OperStatus::Unknown).as_str()),
+            interfaces::description.eq(input.description),
+        );
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::insert_into(interfaces::table)
+            .values(values)
+            .returning(InterfaceRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(InterfacePayload {
+            interface: Interface(row),
+        })
+    }
+
+    /// Creates a device group.
+    async fn create_device_group(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDeviceGroupInput,
+    ) -> ApiResult<DeviceGroupPayload> {
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::insert_into(device_groups::table)
+            .values((
+                device_groups::name.eq(input.name.trim().to_owned()),
+                device_groups::description.eq(input.description),
+            ))
+            .returning(GroupRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(DeviceGroupPayload {
+            device_group: DeviceGroup(row),
+        })
+    }
+
+    /// Puts devices in a group. Every device must exist; otherwise nothing changes.
+    async fn assign_devices_to_group(
+        &self,
+        ctx: &Context<'_>,
+        input: AssignDevicesToGroupInput,
+    ) -> ApiResult<DeviceGroupPayload> {
+        let group = ids::decode("DeviceGroup", &input.group_id)?;
+        let devices_ids = input
+            .device_ids
+            .iter()
+            .map(|d| ids::decode("Device", d))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = device_groups::table
+            .find(group)
+            .select(GroupRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such device group"))?;
+        let updated = diesel::update(devices::table.filter(devices::id.eq_any(&devices_ids)))
+            .set((
+                devices::group_id.eq(group),
+                devices::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await?;
+        let distinct: std::collections::HashSet<_> = devices_ids.iter().collect();
+        if updated != distinct.len() {
+            return Err(ApiError::not_found("one of the devices does not exist"));
+        }
+        Ok(DeviceGroupPayload {
+            device_group: DeviceGroup(row),
+        })
+    }
+
+    /// Creates a partition.
+    async fn create_partition(
+        &self,
+        ctx: &Context<'_>,
+        input: CreatePartitionInput,
+    ) -> ApiResult<PartitionPayload> {
+        let cidrs = input
+            .cidrs
+            .iter()
+            .map(|c| {
+                c.trim()
+                    .parse::<IpNet>()
+                    .map(|n| n.trunc())
+                    .map_err(|_| ApiError::bad_input(format!("{c:?} is not a network in CIDR notation")))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::insert_into(partitions::table)
+            .values((
+                partitions::name.eq(input.name.trim().to_owned()),
+                partitions::description.eq(input.description),
+                partitions::cidrs.eq(cidrs),
+            ))
+            .returning(PartitionRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(PartitionPayload {
+            partition: Partition(row),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_and_ips_parse_and_format() {
+        assert_eq!(
+            parse_mac("AA-bb-cc-00-11-22").map(format_mac).ok().as_deref(),
+            Some("aa:bb:cc:00:11:22")
+        );
+        assert!(parse_mac("aa:bb").is_err() && parse_mac("zz:bb:cc:00:11:22").is_err());
+        assert_eq!(
+            parse_ip("10.0.0.1").map(|ip| format_ip(&ip)).ok().as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            parse_ip("10.0.0.0/24").map(|ip| format_ip(&ip)).ok().as_deref(),
+            Some("10.0.0.0/24")
+        );
+        assert!(parse_ip("10.0.0.300").is_err());
+    }
+}

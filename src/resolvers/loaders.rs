@@ -1,0 +1,303 @@
+//! Per-request batch loaders: `Device.interfaces` for 100 devices is one `= ANY($1)` query,
+//! not 100.
+//!
+//! A loader lives in the request's data (built per request; its cache dies with the
+//! request) and reaches the database only through the request's tenant transaction. It
+//! batches without a timer: a caller registers its key, yields once so that the sibling
+//! resolvers polled in the same pass register theirs, and the first one to resume runs
+//! the batch for everybody. A single object therefore waits for no fixed delay.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::errors::{ApiError, ApiResult};
+use super::inventory::{DeviceRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
+use super::monitoring::{AlertRow, EventRow};
+use crate::schema::tenant::{alerts, device_groups, device_identifiers, devices, interfaces, partitions};
+use crate::tenancy::scope::Scope;
+
+type BatchResult<K, V> = Result<Arc<HashMap<K, V>>, ApiError>;
+
+struct State<K, V> {
+    pending: Vec<K>,
+    batch: Arc<OnceCell<BatchResult<K, V>>>,
+    loaded: HashMap<K, V>,
+}
+
+/// Loads values by key, batching concurrent requests and caching results for the request.
+pub struct BatchLoader<K, V> {
+    state: Mutex<State<K, V>>,
+}
+
+impl<K, V> Default for BatchLoader<K, V> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                pending: Vec::new(),
+                batch: Arc::new(OnceCell::new()),
+                loaded: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
+    /// The value for `key` (`None` if the batch did not return it). `fetch` receives every
+    /// key of the batch and runs once per batch.
+    pub async fn load_one<F, Fut>(&self, key: K, fetch: F) -> ApiResult<Option<V>>
+    where
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = ApiResult<HashMap<K, V>>>,
+    {
+        let batch = {
+            let mut state = self.lock()?;
+            if let Some(value) = state.loaded.get(&key) {
+                return Ok(Some(value.clone()));
+            }
+            if !state.pending.contains(&key) {
+                state.pending.push(key.clone());
+            }
+            state.batch.clone()
+        };
+        tokio::task::yield_now().await;
+        let result = batch
+            .get_or_init(|| async {
+                let keys = match self.lock() {
+                    Ok(mut state) => {
+                        state.batch = Arc::new(OnceCell::new());
+                        std::mem::take(&mut state.pending)
+                    }
+                    Err(error) => return Err(error),
+                };
+                let fetched = fetch(keys).await?;
+                if let Ok(mut state) = self.lock() {
+                    state
+                        .loaded
+                        .extend(fetched.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Ok(Arc::new(fetched))
+            })
+            .await;
+        match result {
+            Ok(values) => Ok(values.get(&key).cloned()),
+            Err(error) => Err(error.clone()),
+        }
+    }
+
+    fn lock(&self) -> ApiResult<std::sync::MutexGuard<'_, State<K, V>>> {
+        self.state
+            .lock()
+            .map_err(|_| ApiError::internal("a loader's lock was poisoned"))
+    }
+}
+
+/// The loaders of one request, bound to its scope (its tenant transaction).
+pub struct Loaders {
+    scope: Arc<Scope>,
+    devices: BatchLoader<Uuid, DeviceRow>,
+    interfaces: BatchLoader<Uuid, Vec<InterfaceRow>>,
+    identifiers: BatchLoader<Uuid, Vec<IdentifierRow>>,
+    groups: BatchLoader<Uuid, GroupRow>,
+    partitions: BatchLoader<Uuid, PartitionRow>,
+    group_devices: BatchLoader<Uuid, Vec<DeviceRow>>,
+    open_alerts: BatchLoader<Uuid, Vec<AlertRow>>,
+    recent_events: BatchLoader<Uuid, Vec<EventRow>>,
+}
+
+/// Events `Device.recentEvents` returns per device.
+const RECENT_EVENTS: i64 = 20;
+
+fn by_id<V>(rows: Vec<V>, id: impl Fn(&V) -> Uuid) -> HashMap<Uuid, V> {
+    rows.into_iter().map(|row| (id(&row), row)).collect()
+}
+
+fn grouped<V>(rows: Vec<V>, key: impl Fn(&V) -> Uuid) -> HashMap<Uuid, Vec<V>> {
+    let mut map: HashMap<Uuid, Vec<V>> = HashMap::new();
+    for row in rows {
+        map.entry(key(&row)).or_default().push(row);
+    }
+    map
+}
+
+impl Loaders {
+    pub fn new(scope: Arc<Scope>) -> Self {
+        Self {
+            scope,
+            devices: BatchLoader::default(),
+            interfaces: BatchLoader::default(),
+            identifiers: BatchLoader::default(),
+            groups: BatchLoader::default(),
+            partitions: BatchLoader::default(),
+            group_devices: BatchLoader::default(),
+            open_alerts: BatchLoader::default(),
+            recent_events: BatchLoader::default(),
+        }
+    }
+
+    pub async fn device(&self, id: Uuid) -> ApiResult<Option<DeviceRow>> {
+        self.devices
+            .load_one(id, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = devices::table
+                    .filter(devices::id.eq_any(ids))
+                    .select(DeviceRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(by_id(rows, |r: &DeviceRow| r.id))
+            })
+            .await
+    }
+
+    pub async fn interfaces_of(&self, device: Uuid) -> ApiResult<Vec<InterfaceRow>> {
+        let rows = self
+            .interfaces
+            .load_one(device, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = interfaces::table
+                    .filter(interfaces::device_id.eq_any(ids))
+                    .order((interfaces::name, interfaces::id))
+                    .select(InterfaceRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(grouped(rows, |r: &InterfaceRow| r.device_id))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    pub async fn identifiers_of(&self, device: Uuid) -> ApiResult<Vec<IdentifierRow>> {
+        let rows = self
+            .identifiers
+            .load_one(device, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = device_identifiers::table
+                    .filter(device_identifiers::device_id.eq_any(ids))
+                    .order((device_identifiers::kind, device_identifiers::value))
+                    .select(IdentifierRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(grouped(rows, |r: &IdentifierRow| r.device_id))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    pub async fn group(&self, id: Uuid) -> ApiResult<Option<GroupRow>> {
+        self.groups
+            .load_one(id, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = device_groups::table
+                    .filter(device_groups::id.eq_any(ids))
+                    .select(GroupRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(by_id(rows, |r: &GroupRow| r.id))
+            })
+            .await
+    }
+
+    pub async fn partition(&self, id: Uuid) -> ApiResult<Option<PartitionRow>> {
+        self.partitions
+            .load_one(id, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = partitions::table
+                    .filter(partitions::id.eq_any(ids))
+                    .select(PartitionRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(by_id(rows, |r: &PartitionRow| r.id))
+            })
+            .await
+    }
+
+    pub async fn devices_in_group(&self, group: Uuid) -> ApiResult<Vec<DeviceRow>> {
+        let rows = self
+            .group_devices
+            .load_one(group, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = devices::table
+                    .filter(devices::group_id.eq_any(ids))
+                    .order((devices::hostname, devices::id))
+                    .select(DeviceRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(grouped(rows, |r: &DeviceRow| r.group_id.unwrap_or_default()))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    pub async fn open_alerts_of(&self, device: Uuid) -> ApiResult<Vec<AlertRow>> {
+        let rows = self
+            .open_alerts
+            .load_one(device, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = alerts::table
+                    .filter(alerts::device_id.eq_any(ids))
+                    .filter(alerts::status.ne("resolved"))
+                    .order((alerts::triggered_at.desc(), alerts::id.desc()))
+                    .select(AlertRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(grouped(rows, |r: &AlertRow| r.device_id.unwrap_or_default()))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    pub async fn recent_events_of(&self, device: Uuid) -> ApiResult<Vec<EventRow>> {
+        let rows = self
+            .recent_events
+            .load_one(device, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows: Vec<EventRow> = diesel::sql_query(
+                    "SELECT e.* FROM unnest($1::uuid[]) AS d(id) CROSS JOIN LATERAL \
+                     (SELECT * FROM events WHERE device_id = d.id ORDER BY occurred_at DESC, id DESC LIMIT $2) e",
+                )
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+                .bind::<diesel::sql_types::BigInt, _>(RECENT_EVENTS)
+                .load(&mut conn)
+                .await?;
+                Ok(grouped(rows, |r: &EventRow| r.device_id.unwrap_or_default()))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn concurrent_loads_share_one_batch_and_the_cache() {
+        let loader = BatchLoader::<u32, u32>::default();
+        let batches = AtomicUsize::new(0);
+        let fetch = |keys: Vec<u32>| {
+            batches.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Ok(keys
+                    .into_iter()
+                    .filter(|k| k % 10 != 0)
+                    .map(|k| (k, k * 2))
+                    .collect())
+            }
+        };
+        let loads = (1..=100).map(|k| loader.load_one(k, fetch));
+        let values = futures_util::future::join_all(loads).await;
+        assert_eq!(AtomicUsize::load(&batches, Ordering::SeqCst), 1);
+        assert_eq!(values[0].as_ref().ok(), Some(&Some(2)));
+        assert_eq!(values[9].as_ref().ok(), Some(&None));
+        // Cached: no new batch.
+        assert_eq!(loader.load_one(1, fetch).await.ok(), Some(Some(2)));
+        assert_eq!(AtomicUsize::load(&batches, Ordering::SeqCst), 1);
+    }
+}
