@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ErrorExtensionValues, Response, ServerError, Value};
+use async_graphql::{ErrorExtensionValues, ParseRequestError, Response, ServerError, Value};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
@@ -20,6 +20,7 @@ use super::AppState;
 use super::credentials::scope_for;
 use super::operation::{self, OperationShape};
 use crate::auth::token::{Credential, Operation};
+use crate::resolvers::access;
 use crate::resolvers::errors::{ApiError, Code};
 use crate::resolvers::loaders::Loaders;
 use crate::resolvers::platform::record_impersonated_mutation;
@@ -49,6 +50,10 @@ pub async fn handle(
     let span = tracing::info_span!("graphql", %request_id);
     let request = match request {
         Ok(request) => request,
+        Err(GraphQLRejection(ParseRequestError::PayloadTooLarge)) => {
+            let error = ApiError::bad_input("the request body is too large");
+            return (StatusCode::PAYLOAD_TOO_LARGE, refused(error, request_id)).into_response();
+        }
         Err(rejection) => {
             let error = ApiError::bad_input(format!("the request is not a GraphQL request: {}", rejection.0));
             return (StatusCode::BAD_REQUEST, refused(error, request_id)).into_response();
@@ -122,8 +127,8 @@ fn check_shape(shape: &OperationShape, max_fields: usize) -> Result<(), ApiError
     Ok(())
 }
 
-/// Checks that depend on the caller: introspection needs a token; a mutation under
-/// impersonation is recorded before it runs.
+/// Checks that depend on the caller: every root field's minimum role (the `access`
+/// table), introspection only with a token, and mutations under impersonation recorded.
 async fn check_caller(
     scope: &Scope,
     shape: Option<&OperationShape>,
@@ -137,6 +142,15 @@ async fn check_caller(
             .any(|f| INTROSPECTION.contains(&f.as_str()))
     {
         return Err(ApiError::unauthenticated("introspection needs a token"));
+    }
+    if let Some(actor) = &scope.actor {
+        for field in &shape.root_fields {
+            if let Some(role) = access::required_role(shape.kind, field)
+                && actor.claims.role < role
+            {
+                return Err(ApiError::forbidden(format!("{field} needs the {role} role")));
+            }
+        }
     }
     if let Some(actor) = &scope.actor
         && shape.kind == Operation::Mutation

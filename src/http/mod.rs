@@ -18,6 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use diesel_async::SimpleAsyncConnection;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::app::App;
 use crate::resolvers::EnclaveSchema;
@@ -33,8 +34,14 @@ pub struct AppState {
 
 /// The router of the whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    let max_body = state.app.limits.max_body_bytes;
     Router::new()
-        .route("/graphql", get(graphql::handle).post(graphql::handle))
+        .route(
+            "/graphql",
+            get(graphql::handle)
+                .post(graphql::handle)
+                .layer(RequestBodyLimitLayer::new(max_body)),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)

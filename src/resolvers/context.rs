@@ -1,5 +1,5 @@
-//! How resolvers reach the request: the shared [`App`], the request's [`Scope`], and the
-//! role guards — the one place where roles are enforced.
+//! How resolvers reach the request: the shared [`App`], the request's [`Scope`] and
+//! loaders, and the platform-admin guard (roles themselves are checked in `access`).
 
 use std::sync::Arc;
 
@@ -32,20 +32,6 @@ pub fn loaders<'a>(ctx: &Context<'a>) -> ApiResult<&'a Loaders> {
 
 pub fn actor<'a>(ctx: &Context<'a>) -> ApiResult<&'a Actor> {
     Ok(scope(ctx)?.actor()?)
-}
-
-/// Allows callers whose role is at least the given one.
-pub struct RequireRole(pub Role);
-
-impl Guard for RequireRole {
-    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let actor = actor(ctx)?;
-        if actor.claims.role >= self.0 {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!("this needs the {} role", self.0)).into())
-        }
-    }
 }
 
 /// Allows platform admins acting in the platform tenant whose credential is still live.

@@ -16,7 +16,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use super::context::{RequireRole, app, scope};
+use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
 use super::platform::Tenant;
@@ -233,7 +233,6 @@ impl IdentityQuery {
     }
 
     /// API tokens of the caller's tenant (never the tokens themselves).
-    #[graphql(guard = "RequireRole(Role::Admin)")]
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
         let mut conn = scope(ctx)?.conn().await?;
         Ok(api_tokens::table
@@ -382,7 +381,6 @@ impl IdentityMutation {
     }
 
     /// Creates an API token. The token is returned once and never stored.
-    #[graphql(guard = "RequireRole(Role::Admin)")]
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
@@ -446,7 +444,6 @@ impl IdentityMutation {
     }
 
     /// Revokes an API token, and every token attenuated from it, from the next request on.
-    #[graphql(guard = "RequireRole(Role::Admin)")]
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<RevokeApiTokenPayload> {
         let id = ids::decode("ApiToken", &id)?;
         let mut conn = scope(ctx)?.conn().await?;

@@ -203,6 +203,7 @@ impl Device {
         self.0.updated_at
     }
     /// The device's interfaces, by name.
+    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
     async fn interfaces(&self, ctx: &Context<'_>) -> ApiResult<Vec<Interface>> {
         Ok(loaders(ctx)?
             .interfaces_of(self.0.id)
@@ -212,6 +213,7 @@ impl Device {
             .collect())
     }
     /// Stable identities (serial, MAC, agent id...) that recognise the device.
+    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
     async fn identifiers(&self, ctx: &Context<'_>) -> ApiResult<Vec<DeviceIdentifier>> {
         Ok(loaders(ctx)?
             .identifiers_of(self.0.id)
@@ -235,6 +237,7 @@ impl Device {
         }
     }
     /// Alerts of the device that are not resolved, newest first.
+    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
     async fn open_alerts(&self, ctx: &Context<'_>) -> ApiResult<Vec<Alert>> {
         Ok(loaders(ctx)?
             .open_alerts_of(self.0.id)
@@ -244,6 +247,7 @@ impl Device {
             .collect())
     }
     /// The device's most recent events, newest first (at most 20).
+    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
     async fn recent_events(&self, ctx: &Context<'_>) -> ApiResult<Vec<Event>> {
         Ok(loaders(ctx)?
             .recent_events_of(self.0.id)
@@ -349,6 +353,7 @@ impl DeviceGroup {
         &self.0.description
     }
     /// Devices of the group, by host name.
+    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
     async fn devices(&self, ctx: &Context<'_>) -> ApiResult<Vec<Device>> {
         Ok(loaders(ctx)?
             .devices_in_group(self.0.id)

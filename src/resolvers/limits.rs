@@ -10,3 +10,6 @@ pub fn list_cost(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
         .map_or(DEFAULT_PAGE_SIZE, |n| usize::try_from(n.max(1)).unwrap_or(1));
     size.saturating_mul(child.max(1)).saturating_add(1)
 }
+
+/// Assumed length of an unpaginated relation list (a device's interfaces, alerts...).
+pub const RELATION_LIST_COST: usize = 10;

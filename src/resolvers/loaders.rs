@@ -3,9 +3,9 @@
 //!
 //! A loader lives in the request's data (built per request; its cache dies with the
 //! request) and reaches the database only through the request's tenant transaction. It
-//! batches without a timer: a caller registers its key, yields once so that the sibling
-//! resolvers polled in the same pass register theirs, and the first one to resume runs
-//! the batch for everybody. A single object therefore waits for no fixed delay.
+//! batches without a timer: a caller registers its key, then yields until no sibling
+//! resolver adds a key any more, and the first one to resume runs the batch for
+//! everybody. A single object therefore waits for no fixed delay, only a yield or two.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +22,9 @@ use super::inventory::{DeviceRow, GroupRow, IdentifierRow, InterfaceRow, Partiti
 use super::monitoring::{AlertRow, EventRow};
 use crate::schema::tenant::{alerts, device_groups, device_identifiers, devices, interfaces, partitions};
 use crate::tenancy::scope::Scope;
+
+/// Most times a loader yields waiting for its batch to stop growing.
+const MAX_YIELDS: usize = 64;
 
 type BatchResult<K, V> = Result<Arc<HashMap<K, V>>, ApiError>;
 
@@ -66,9 +69,21 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
             }
             state.batch.clone()
         };
-        tokio::task::yield_now().await;
+        // Let sibling resolvers register their keys. An executor may poll only some of
+        // them per pass, so keep yielding while the batch is still growing (bounded).
+        let mut seen = self.pending_len()?;
+        for _ in 0..MAX_YIELDS {
+            tokio::task::yield_now().await;
+            let now = self.pending_len()?;
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        let mut ran_batch = false;
         let result = batch
             .get_or_init(|| async {
+                ran_batch = true;
                 let keys = match self.lock() {
                     Ok(mut state) => {
                         state.batch = Arc::new(OnceCell::new());
@@ -85,10 +100,20 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
                 Ok(Arc::new(fetched))
             })
             .await;
-        match result {
-            Ok(values) => Ok(values.get(&key).cloned()),
-            Err(error) => Err(error.clone()),
+        let value = match result {
+            Ok(values) => values.get(&key).cloned(),
+            Err(error) => return Err(error.clone()),
+        };
+        if ran_batch {
+            // The siblings this batch just woke go first, so that their next loads (one
+            // level down) are registered before this caller starts a batch of its own.
+            tokio::task::yield_now().await;
         }
+        Ok(value)
+    }
+
+    fn pending_len(&self) -> ApiResult<usize> {
+        Ok(self.lock()?.pending.len())
     }
 
     fn lock(&self) -> ApiResult<std::sync::MutexGuard<'_, State<K, V>>> {

@@ -2,6 +2,7 @@
 //! here. The schema is buildable without a database (`enclave schema` prints it); the
 //! request's scope and the shared `App` are attached per request / at startup.
 
+pub mod access;
 pub mod context;
 pub mod enums;
 pub mod errors;

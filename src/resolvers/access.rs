@@ -1,0 +1,67 @@
+//! Who may run what: the one table of the minimum role per root field. The HTTP layer
+//! checks every root field of an operation against the caller's role before anything
+//! runs. A field missing from the table needs `admin` (a new mutation is closed until
+//! someone opens it here).
+//!
+//! viewer reads; operator reads and runs operational mutations; admin does everything
+//! within the tenant; platform_admin (in the platform tenant) manages tenants.
+
+use crate::auth::Role;
+use crate::auth::token::Operation;
+
+/// Root fields anyone may call, without a token.
+pub const ANONYMOUS: &[&str] = &["health", "login", "selectTenant", "__typename"];
+
+/// The minimum role for a root field; `None` when no token is needed.
+pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
+    if ANONYMOUS.contains(&field) {
+        return None;
+    }
+    Some(match (kind, field) {
+        (Operation::Query, "apiTokens") => Role::Admin,
+        (Operation::Query, "tenants") => Role::PlatformAdmin,
+        (Operation::Query | Operation::Subscription, _) => Role::Viewer,
+        (Operation::Mutation, "logout") => Role::Viewer,
+        (
+            Operation::Mutation,
+            "createDevice"
+            | "updateDevice"
+            | "createInterface"
+            | "assignDevicesToGroup"
+            | "acknowledgeAlert"
+            | "resolveAlert",
+        ) => Role::Operator,
+        (Operation::Mutation, "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate") => {
+            Role::PlatformAdmin
+        }
+        (Operation::Mutation, _) => Role::Admin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_open_to_viewers_and_unknown_mutations_need_admin() {
+        assert_eq!(required_role(Operation::Query, "devices"), Some(Role::Viewer));
+        assert_eq!(required_role(Operation::Query, "apiTokens"), Some(Role::Admin));
+        assert_eq!(
+            required_role(Operation::Mutation, "acknowledgeAlert"),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            required_role(Operation::Mutation, "deleteDevice"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            required_role(Operation::Mutation, "somethingNew"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            required_role(Operation::Mutation, "impersonate"),
+            Some(Role::PlatformAdmin)
+        );
+        assert_eq!(required_role(Operation::Mutation, "login"), None);
+    }
+}

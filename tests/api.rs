@@ -1,0 +1,498 @@
+//! The inventory and monitoring API: one SQL statement per level (not per row), limits
+//! refused before any SQL runs, bad input refused with the right code and no write,
+//! all-or-nothing mutations, roles, pagination.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::app::{TestApp, error_code};
+use diesel_async::SimpleAsyncConnection;
+use enclave::auth::Role;
+use enclave::config::LimitsConfig;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Fixture {
+    t: TestApp,
+    admin: String,
+    viewer: String,
+    operator: String,
+}
+
+async fn fixture_with(limits: LimitsConfig) -> Fixture {
+    let t = TestApp::with_limits(limits).await;
+    t.tenant("acme", &[]).await;
+    t.tenant("globex", &[]).await;
+    let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
+    let viewer = t.user("acme", "viewer@acme.example", Role::Viewer).await;
+    let operator = t.user("acme", "ops@acme.example", Role::Operator).await;
+    Fixture {
+        admin: t.session("acme", &admin).await,
+        viewer: t.session("acme", &viewer).await,
+        operator: t.session("acme", &operator).await,
+        t,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(LimitsConfig::default()).await
+}
+
+/// `n` devices in `schema`, each with two interfaces, in one group, with one open and one
+/// resolved alert, and an event.
+async fn seed(t: &TestApp, schema: &str, n: usize) {
+    t.db.conn()
+        .await
+        .batch_execute(&format!(
+            "SET search_path TO {schema};
+             INSERT INTO device_groups (name) VALUES ('core');
+             INSERT INTO devices (hostname, ip, status, group_id)
+               SELECT format('{schema}-dev-%s', lpad(i::text, 4, '0')), ('10.0.' || (i / 250) || '.' || (i % 250 + 1))::inet,
+                      'up', (SELECT id FROM device_groups)
+               FROM generate_series(1, {n}) i;
+             INSERT INTO interfaces (device_id, name, if_index) SELECT id, 'eth0', 1 FROM devices;
+             INSERT INTO interfaces (device_id, name, if_index) SELECT id, 'eth1', 2 FROM devices;
+             INSERT INTO alerts (device_id, severity, title) SELECT id, 'major', 'link down on ' || hostname FROM devices;
+             INSERT INTO alerts (device_id, severity, status, title) SELECT id, 'minor', 'resolved', 'old' FROM devices;
+             INSERT INTO events (device_id, kind, message) SELECT id, 'link_down', hostname FROM devices;
+             RESET search_path;"
+        ))
+        .await
+        .expect("seed");
+}
+
+const NESTED: &str = "query($n: Int!) { devices(first: $n) { totalCount edges { node { hostname \
+    interfaces { name device { hostname } } group { name } openAlerts { title } recentEvents { kind } } } } }";
+
+#[tokio::test]
+async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 100).await;
+    seed(&f.t, "tenant_globex", 5).await;
+    let mut counts = Vec::new();
+    for n in [10, 100] {
+        let before = f.t.app.statements.get();
+        let response = f.t.gql(Some(&f.admin), NESTED, json!({ "n": n })).await;
+        counts.push(f.t.app.statements.get() - before);
+        let edges = response["data"]["devices"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), n, "{response}");
+        assert_eq!(response["data"]["devices"]["totalCount"], 100);
+        let first = &edges[0]["node"];
+        assert_eq!(first["interfaces"].as_array().map(Vec::len), Some(2));
+        assert_eq!(first["interfaces"][0]["device"]["hostname"], first["hostname"]);
+        assert_eq!(first["group"]["name"], "core");
+        assert_eq!(first["openAlerts"].as_array().map(Vec::len), Some(1));
+        assert!(
+            !response.to_string().contains("tenant_globex"),
+            "globex rows leaked"
+        );
+    }
+    // BEGIN batch, credential check, page, count, interfaces, interface devices, groups,
+    // alerts, events, COMMIT: the same for 10 and 100 devices.
+    assert_eq!(counts[0], counts[1], "statements grew with the rows: {counts:?}");
+    assert!(counts[1] <= 10, "too many statements: {counts:?}");
+}
+
+#[tokio::test]
+async fn a_single_device_by_id_waits_for_no_batching_delay_and_sees_its_relations() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 3).await;
+    let list =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices(first: 1) { edges { node { id hostname } } } }",
+            json!({}),
+        )
+        .await;
+    let id = list["data"]["devices"]["edges"][0]["node"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let one = f
+        .t
+        .gql(Some(&f.viewer), "query($id: ID!) { device(id: $id) { hostname interfaces { name } } node(id: $id) { id ... on Device { hostname } } }", json!({ "id": id }))
+        .await;
+    assert_eq!(one["data"]["device"]["hostname"], "tenant_acme-dev-0001", "{one}");
+    assert_eq!(one["data"]["node"]["hostname"], "tenant_acme-dev-0001");
+    assert_eq!(
+        one["data"]["device"]["interfaces"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn pages_walk_forward_and_backward_without_gaps_or_repeats() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 25).await;
+    let page = "query($after: String, $before: String, $first: Int, $last: Int) { devices(first: $first, after: $after, last: $last, before: $before) { pageInfo { hasNextPage hasPreviousPage endCursor startCursor } edges { node { hostname } } } }";
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let r =
+            f.t.gql(Some(&f.viewer), page, json!({ "first": 10, "after": after }))
+                .await;
+        let devices = &r["data"]["devices"];
+        seen.extend(
+            devices["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["hostname"].as_str().unwrap_or_default().to_owned()),
+        );
+        if devices["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = devices["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    let expected: Vec<String> = (1..=25).map(|i| format!("tenant_acme-dev-{i:04}")).collect();
+    assert_eq!(seen, expected);
+    let back =
+        f.t.gql(Some(&f.viewer), page, json!({ "last": 5, "before": after }))
+            .await;
+    let names: Vec<&str> = back["data"]["devices"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["hostname"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        expected[14..19].iter().map(String::as_str).collect::<Vec<_>>(),
+        "{back}"
+    );
+}
+
+#[tokio::test]
+async fn filters_narrow_devices_alerts_and_events() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 30).await;
+    let q = |filter: Value| {
+        let f = &f;
+        async move {
+            f.t.gql(
+                Some(&f.viewer),
+                "query($f: DeviceFilter) { devices(filter: $f, first: 100) { totalCount } }",
+                json!({ "f": filter }),
+            )
+            .await["data"]["devices"]["totalCount"]
+                .clone()
+        }
+    };
+    assert_eq!(q(json!({ "search": "TENANT_ACME-DEV-001" })).await, 10);
+    assert_eq!(q(json!({ "search": "10.0.0.5" })).await, 1);
+    assert_eq!(q(json!({ "status": ["DOWN"] })).await, 0);
+    assert_eq!(
+        q(json!({ "search": "%" })).await,
+        0,
+        "LIKE wildcards must be literal"
+    );
+    let alerts = f.t.gql(Some(&f.viewer), "{ alerts(filter: {status: [OPEN], severity: [MAJOR]}, first: 100) { edges { node { status severity device { hostname } } } } }", json!({})).await;
+    assert_eq!(
+        alerts["data"]["alerts"]["edges"].as_array().map(Vec::len),
+        Some(30),
+        "{alerts}"
+    );
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let events =
+        f.t.gql(
+            Some(&f.viewer),
+            "query($from: DateTime) { events(filter: {from: $from}) { edges { node { kind } } } }",
+            json!({ "from": future }),
+        )
+        .await;
+    assert_eq!(
+        events["data"]["events"]["edges"].as_array().map(Vec::len),
+        Some(0),
+        "{events}"
+    );
+}
+
+async fn raw(t: &TestApp, request: Request<Body>) -> (StatusCode, Value) {
+    let response = t.router.clone().oneshot(request).await.expect("answer");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn abusive_requests_are_refused_before_any_sql_runs() {
+    let f = fixture().await;
+    let bearer = format!("Bearer {}", f.admin);
+    let mut deep = String::from("hostname");
+    for i in 0..25 {
+        deep = if i % 2 == 0 {
+            format!("interfaces {{ device {{ {deep} }} }}")
+        } else {
+            format!("interfaces {{ name device {{ {deep} }} }}")
+        };
+    }
+    let aliases: String = (0..10_000).map(|i| format!("a{i}: health {{ ok }} ")).collect();
+    let cases = [
+        ("50 levels deep", format!("{{ devices {{ edges {{ node {{ {deep} }} }} }} }}")),
+        ("10,000 aliases", format!("{{ {aliases} }}")),
+        ("first: 100000000", "{ devices(first: 100000000) { edges { node { id } } } }".to_owned()),
+        ("complexity", "{ devices(first: 500) { edges { node { interfaces { device { interfaces { device { hostname } } } } } } } }".to_owned()),
+    ];
+    for (what, query) in cases {
+        let before = f.t.app.statements.get();
+        let (_, response) =
+            f.t.call(&[("authorization", &bearer)], json!({ "query": query }))
+                .await;
+        assert!(
+            error_code(&response).is_some_and(|c| c == "BAD_USER_INPUT"),
+            "{what}: {}",
+            &response.to_string()[..200.min(response.to_string().len())]
+        );
+        assert!(response["data"].is_null(), "{what}");
+        assert_eq!(f.t.app.statements.get(), before, "{what} ran SQL");
+    }
+
+    let before = f.t.app.statements.get();
+    let huge = format!(
+        "{{\"query\": \"{{ health {{ ok }} }}\", \"variables\": {{\"x\": \"{}\"}}}}",
+        "x".repeat(10 * 1024 * 1024)
+    );
+    let request = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, huge.len())
+        .header(header::AUTHORIZATION, &bearer)
+        .body(Body::from(huge.clone()))
+        .expect("request");
+    let (status, _) = raw(&f.t, request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Without a length (streamed), the body is cut at the limit all the same.
+    let stream = futures_util::stream::iter(
+        huge.into_bytes()
+            .chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let request = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, &bearer)
+        .body(Body::from_stream(stream))
+        .expect("request");
+    let (status, response) = raw(&f.t, request).await;
+    assert!(
+        status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::BAD_REQUEST,
+        "{status}"
+    );
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
+
+    let get = Request::get("/graphql?query=mutation%20%7B%20logout%20%7B%20revoked%20%7D%20%7D")
+        .header(header::AUTHORIZATION, &bearer)
+        .body(Body::empty())
+        .expect("request");
+    let (status, response) = raw(&f.t, get).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
+
+    let text = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .header(header::AUTHORIZATION, &bearer)
+        .body(Body::from("{ health { ok } }"))
+        .expect("request");
+    let (status, response) = raw(&f.t, text).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
+
+    let batch = Request::post("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, &bearer)
+        .body(Body::from(
+            r#"[{"query":"{ health { ok } }"},{"query":"{ health { ok } }"}]"#,
+        ))
+        .expect("request");
+    let (status, response) = raw(&f.t, batch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
+    assert_eq!(f.t.app.statements.get(), before, "a refused request ran SQL");
+
+    let anonymous_introspection = f.t.gql(None, "{ __schema { types { name } } }", json!({})).await;
+    assert_eq!(error_code(&anonymous_introspection), Some("UNAUTHENTICATED"));
+    let introspection =
+        f.t.gql(Some(&f.viewer), "{ __schema { queryType { name } } }", json!({}))
+            .await;
+    assert_eq!(introspection["data"]["__schema"]["queryType"]["name"], "Query");
+}
+
+async fn counts(t: &TestApp) -> (i64, i64, i64) {
+    (
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.devices").await,
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.interfaces")
+            .await,
+        t.db.count("SELECT count(*) AS n FROM tenant_globex.devices")
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn bad_mutation_input_gets_the_right_code_and_writes_nothing() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    seed(&f.t, "tenant_globex", 2).await;
+    let admin = &f.admin;
+    let acme_device =
+        f.t.gql(
+            Some(admin),
+            "{ devices(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+    let globex_admin = f.t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex_token = f.t.session("globex", &globex_admin).await;
+    let globex_device =
+        f.t.gql(
+            Some(&globex_token),
+            "{ devices(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+    let unknown = enclave::resolvers::ids::encode("Device", uuid::Uuid::new_v4()).0;
+    let unknown_group = enclave::resolvers::ids::encode("DeviceGroup", uuid::Uuid::new_v4()).0;
+    let before = counts(&f.t).await;
+
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        ("unknown id", "mutation($id: ID!) { updateDevice(input: {id: $id, hostname: \"x\"}) { device { id } } }".into(), json!({ "id": unknown }), "NOT_FOUND"),
+        ("another tenant's id", "mutation($id: ID!) { deleteDevice(input: {id: $id}) { deletedId } }".into(), json!({ "id": globex_device }), "NOT_FOUND"),
+        ("another tenant's id as a reference", "mutation($id: ID!) { createInterface(input: {deviceId: $id, name: \"eth9\"}) { interface { id } } }".into(), json!({ "id": globex_device }), "BAD_USER_INPUT"),
+        ("an id of the wrong kind", "mutation($id: ID!) { deleteDevice(input: {id: $id}) { deletedId } }".into(), json!({ "id": unknown_group }), "BAD_USER_INPUT"),
+        ("invalid enum", "mutation { createDevice(input: {hostname: \"x\", status: EXPLODED}) { device { id } } }".into(), json!({}), "BAD_USER_INPUT"),
+        ("duplicate unique value", "mutation($id: ID!) { createInterface(input: {deviceId: $id, name: \"eth0\"}) { interface { id } } }".into(), json!({ "id": acme_device }), "CONFLICT"),
+        ("violated reference", "mutation($g: ID!) { createDevice(input: {hostname: \"x\", groupId: $g}) { device { id } } }".into(), json!({ "g": unknown_group }), "BAD_USER_INPUT"),
+        ("violated check", "mutation { createDevice(input: {hostname: \"\"}) { device { id } } }".into(), json!({}), "BAD_USER_INPUT"),
+        ("malformed address", "mutation { createDevice(input: {hostname: \"x\", ip: \"10.0.0.300\"}) { device { id } } }".into(), json!({}), "BAD_USER_INPUT"),
+    ];
+    for (what, query, variables, code) in cases {
+        let response = f.t.gql(Some(admin), &query, variables).await;
+        assert_eq!(error_code(&response), Some(code), "{what}: {response}");
+        let text = response.to_string();
+        for leak in [
+            "tenant_",
+            "constraint",
+            "violates",
+            "SELECT",
+            "interfaces_device_id",
+        ] {
+            assert!(!text.contains(leak), "{what} leaks {leak}: {text}");
+        }
+        assert_eq!(counts(&f.t).await, before, "{what} wrote something");
+    }
+}
+
+#[tokio::test]
+async fn a_mutation_whose_second_field_fails_leaves_nothing_from_the_first() {
+    let f = fixture().await;
+    let before = counts(&f.t).await;
+    let response = f
+        .t
+        .gql(
+            Some(&f.admin),
+            "mutation { a: createDevice(input: {hostname: \"first\"}) { device { id } } b: createInterface(input: {deviceId: \"bm9wZQ\", name: \"eth0\"}) { interface { id } } }",
+            json!({}),
+        )
+        .await;
+    assert!(response["data"].is_null(), "{response}");
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
+    assert_eq!(counts(&f.t).await, before);
+
+    let ok = f.t.gql(Some(&f.admin), "mutation { a: createDevice(input: {hostname: \"one\"}) { device { id } } b: createDevice(input: {hostname: \"two\"}) { device { id } } }", json!({})).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    assert_eq!(counts(&f.t).await.0, before.0 + 2);
+}
+
+#[tokio::test]
+async fn roles_gate_mutations_in_one_place() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    let alert =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ alerts(filter: {status: [OPEN]}) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["alerts"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("alert")
+            .to_owned();
+    let create = "mutation { createDevice(input: {hostname: \"by-viewer\"}) { device { id } } }";
+    assert_eq!(
+        error_code(&f.t.gql(Some(&f.viewer), create, json!({})).await),
+        Some("FORBIDDEN")
+    );
+    let ack = "mutation($id: ID!) { acknowledgeAlert(input: {id: $id}) { alert { status } } }";
+    assert_eq!(
+        error_code(&f.t.gql(Some(&f.viewer), ack, json!({ "id": alert })).await),
+        Some("FORBIDDEN")
+    );
+    let acked = f.t.gql(Some(&f.operator), ack, json!({ "id": alert })).await;
+    assert_eq!(
+        acked["data"]["acknowledgeAlert"]["alert"]["status"], "ACKNOWLEDGED",
+        "{acked}"
+    );
+    let again = f.t.gql(Some(&f.operator), ack, json!({ "id": alert })).await;
+    assert_eq!(error_code(&again), Some("CONFLICT"));
+    let resolve = "mutation($id: ID!) { resolveAlert(input: {id: $id}) { alert { status resolvedAt } } }";
+    assert_eq!(
+        f.t.gql(Some(&f.operator), resolve, json!({ "id": alert })).await["data"]["resolveAlert"]["alert"]["status"],
+        "RESOLVED"
+    );
+    let device =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("device")
+            .to_owned();
+    let delete = "mutation($id: ID!) { deleteDevice(input: {id: $id}) { deletedId } }";
+    assert_eq!(
+        error_code(&f.t.gql(Some(&f.operator), delete, json!({ "id": device })).await),
+        Some("FORBIDDEN")
+    );
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.devices")
+            .await,
+        1
+    );
+    assert_eq!(
+        f.t.gql(Some(&f.admin), delete, json!({ "id": device })).await["data"]["deleteDevice"]["deletedId"],
+        device
+    );
+    assert_eq!(
+        error_code(&f.t.gql(Some(&f.viewer), "{ apiTokens { id } }", json!({})).await),
+        Some("FORBIDDEN")
+    );
+}
+
+#[tokio::test]
+async fn operators_update_devices_and_null_clears_a_field() {
+    let f = fixture().await;
+    let created = f.t.gql(Some(&f.operator), "mutation { createDevice(input: {hostname: \"edge-1\", ip: \"192.0.2.10\", mac: \"AA-BB-CC-00-11-22\", vendor: \"Acme\"}) { device { id ip mac vendor status } } }", json!({})).await;
+    let device = &created["data"]["createDevice"]["device"];
+    assert_eq!(device["ip"], "192.0.2.10", "{created}");
+    assert_eq!(device["mac"], "aa:bb:cc:00:11:22");
+    assert_eq!(device["status"], "UNKNOWN");
+    let id = device["id"].as_str().expect("id");
+    let updated = f.t.gql(Some(&f.operator), "mutation($id: ID!) { updateDevice(input: {id: $id, vendor: null, status: UP}) { device { ip vendor status } } }", json!({ "id": id })).await;
+    let device = &updated["data"]["updateDevice"]["device"];
+    assert_eq!(device["vendor"], Value::Null, "{updated}");
+    assert_eq!(device["status"], "UP");
+    assert_eq!(device["ip"], "192.0.2.10", "an absent field changed");
+}
