@@ -396,16 +396,8 @@ fn read_password() -> anyhow::Result<String> {
 async fn tenant_entry(installation: &Installation, slug: &str) -> anyhow::Result<TenantEntry> {
     let slug = provision::parse_slug(slug)?;
     let mut conn = db::connect(&installation.database_url).await?;
-    let record = registry::list(&mut conn)
-        .await?
-        .into_iter()
-        .find(|t| t.slug == slug.as_str())
-        .ok_or_else(|| anyhow::anyhow!("there is no tenant {slug}"))?;
-    let status = if record.status == TenantStatus::Active.as_str() {
-        TenantStatus::Active
-    } else {
-        TenantStatus::Suspended
-    };
+    let record = registry::find(&mut conn, &slug).await?;
+    let status = record.status();
     Ok(TenantEntry::new(
         installation,
         record.id,
@@ -426,7 +418,10 @@ fn parse_ttl(raw: &str) -> Result<std::time::Duration, String> {
         "d" => 86400,
         _ => return Err(format!("invalid duration unit in {raw:?}: use s, m, h or d")),
     };
-    Ok(std::time::Duration::from_secs(number * seconds))
+    number
+        .checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("duration {raw:?} is too long"))
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for a graceful shutdown.

@@ -111,7 +111,8 @@ pub struct AuthConfig {
     pub dev: bool,
 
     /// Lifetime of a login session, in seconds.
-    #[arg(long, env = "ENCLAVE_SESSION_TTL_SECS", default_value_t = 12 * 3600)]
+    #[arg(long, env = "ENCLAVE_SESSION_TTL_SECS", default_value_t = 12 * 3600,
+          value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub session_ttl_secs: u64,
 
     /// Tenant (slug) that `login` uses when the request's host is no vanity domain.

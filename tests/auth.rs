@@ -562,3 +562,41 @@ async fn token_mint_on_the_command_line_prints_a_working_token() {
     let me = t.gql(Some(token.trim()), ME, json!({})).await;
     assert_eq!(me["data"]["me"]["user"]["email"], "admin@acme.example", "{me}");
 }
+
+#[tokio::test]
+async fn an_attenuated_token_cannot_mint_an_unrestricted_api_token() {
+    let (t, _, admin_token) = acme_with_admin().await;
+    let limited =
+        token::attenuate(&admin_token, "check if time($t), $t < 2099-01-01T00:00:00Z;").expect("attenuate");
+    let response = t
+        .gql(
+            Some(&limited),
+            "mutation($exp: DateTime!) { createApiToken(input: {name: \"escape\", role: ADMIN, expiresAt: $exp}) { token } }",
+            json!({ "exp": in_days(30) }),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("FORBIDDEN"), "{response}");
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.api_tokens")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn self_committing_mutations_must_be_alone_in_their_operation() {
+    let (t, _, admin_token) = acme_with_admin().await;
+    let response = t
+        .gql(
+            Some(&admin_token),
+            "mutation { a: login(email: \"admin@acme.example\", password: \"x\") { token } b: logout { revoked } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.tokens WHERE revoked_at IS NOT NULL")
+            .await,
+        0
+    );
+}

@@ -282,3 +282,70 @@ async fn a_tenant_role_is_refused_another_tenants_schema_and_public_by_postgresq
         1
     );
 }
+
+#[tokio::test]
+async fn a_leftover_role_of_the_same_name_is_reported_and_nothing_is_created() {
+    let db = TestDb::new().await;
+    let installation = db.prepare().await;
+    let role = installation.tenant_role(&Slug::parse("acme").expect("slug"));
+    db.conn()
+        .await
+        .batch_execute(&format!("CREATE ROLE {} NOLOGIN", quote_ident(&role)))
+        .await
+        .expect("leftover role");
+    let error = create(&db, &installation, &tenant("acme"))
+        .await
+        .expect_err("must refuse");
+    assert!(
+        matches!(error, TenancyError::RoleExists(ref r) if r == &role),
+        "{error}"
+    );
+    let traces = traces_of(&db, &installation, "acme").await;
+    assert_eq!((traces.0, traces.1, traces.3), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_begin_batch_that_fails_half_way_does_not_poison_the_pool() {
+    let db = TestDb::new().await;
+    let installation = db.prepare().await;
+    create(&db, &installation, &tenant("acme")).await.expect("acme");
+    let mut config = db.config();
+    config.pool_size = 1;
+    let (keys, spec) = enclave::auth::keys::RootKeys::generate(1);
+    let app = enclave::app::App::new(
+        &config,
+        &enclave::config::AuthConfig::with_key(spec),
+        keys,
+        installation.clone(),
+        enclave::config::LimitsConfig::default(),
+    )
+    .await
+    .expect("app");
+    let mut entry = (*app.directory.by_slug("acme").expect("acme")).clone();
+    entry.role = "enclave_no_such_role".into(); // SET LOCAL ROLE fails after BEGIN
+    let tx = app.tenant_tx(
+        std::sync::Arc::new(entry),
+        enclave::tenancy::transaction::Access::ReadOnly,
+        None,
+    );
+    assert!(tx.conn().await.is_err());
+    drop(tx);
+    let good = app.tenant_tx(
+        app.directory.by_slug("acme").expect("acme"),
+        enclave::tenancy::transaction::Access::ReadOnly,
+        None,
+    );
+    let mut conn = good
+        .conn()
+        .await
+        .expect("the next transaction works on a clean connection");
+    let devices: i64 = diesel_async::RunQueryDsl::get_result(
+        diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM devices)",
+        )),
+        &mut *conn,
+    )
+    .await
+    .expect("query in the good transaction");
+    assert_eq!(devices, 0);
+}

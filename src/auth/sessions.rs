@@ -20,6 +20,8 @@ use crate::tenancy::transaction::{Access, TxError};
 pub enum SessionError {
     #[error(transparent)]
     Tx(#[from] TxError),
+    #[error("the session lifetime is too long")]
+    TtlTooLong,
     #[error("cannot sign the token: {0}")]
     Signing(#[from] biscuit_auth::error::Token),
 }
@@ -38,7 +40,10 @@ pub async fn start(
     user: &UserRecord,
     ttl: std::time::Duration,
 ) -> Result<(String, DateTime<Utc>), SessionError> {
-    let expires_at = Utc::now() + ttl;
+    let expires_at = chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| Utc::now().checked_add_signed(ttl))
+        .ok_or(SessionError::TtlTooLong)?;
     let tx = app.tenant_tx(tenant.clone(), Access::ReadWrite, None);
     let session: Uuid = {
         let mut conn = tx.conn().await?;

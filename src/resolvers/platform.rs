@@ -69,11 +69,7 @@ impl From<&TenantEntry> for Tenant {
 
 impl From<TenantRecord> for Tenant {
     fn from(record: TenantRecord) -> Self {
-        let status = if record.status == TenantStatus::Active.as_str() {
-            TenantStatus::Active
-        } else {
-            TenantStatus::Suspended
-        };
+        let status = record.status();
         Self {
             id: ids::encode("Tenant", record.id),
             slug: record.slug,

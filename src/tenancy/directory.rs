@@ -122,10 +122,7 @@ impl TenantDirectory {
                 tracing::error!(slug = row.slug, "tenant with an invalid slug ignored");
                 continue;
             };
-            let status = match row.status.as_str() {
-                "active" => TenantStatus::Active,
-                _ => TenantStatus::Suspended,
-            };
+            let status = TenantStatus::from_stored(&row.status);
             let entry = TenantEntry::new(&self.installation, row.id, slug, row.name, status);
             snapshot.by_slug.insert(entry.slug.to_string(), entry.id);
             for domain in row.domains {

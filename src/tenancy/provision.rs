@@ -53,6 +53,11 @@ pub enum TenancyError {
     AlreadyExists(String),
     #[error("domain {0} already belongs to a tenant")]
     DomainTaken(String),
+    #[error(
+        "database role {0} already exists, left over from an earlier database of the same name; \
+         drop it (DROP ROLE) if nothing uses it"
+    )]
+    RoleExists(String),
     #[error("there is no tenant {0}")]
     NotFound(String),
     #[error("the platform tenant cannot be {0}")]
@@ -83,6 +88,20 @@ pub fn parse_slug(raw: &str) -> Result<Slug, TenancyError> {
         slug: raw.to_owned(),
         reason,
     })
+}
+
+async fn role_exists(conn: &mut AsyncPgConnection, role: &str) -> Result<bool, DieselError> {
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let found: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists")
+            .bind::<diesel::sql_types::Text, _>(role)
+            .get_result(conn)
+            .await?;
+    Ok(found.exists)
 }
 
 async fn take_shared_migration_lock(conn: &mut AsyncPgConnection) -> Result<(), DieselError> {
@@ -140,6 +159,9 @@ pub async fn create_tenant(
             }
             conn.batch_execute(&format!("CREATE SCHEMA {}", quote_ident(&schema)))
                 .await?;
+            if role_exists(conn, &role).await? {
+                return Err(TenancyError::RoleExists(role.clone()));
+            }
             conn.batch_execute(&roles::create_sql(&schema, &role)).await?;
             let target = Target::Tenant {
                 schema: &schema,

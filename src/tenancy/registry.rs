@@ -30,13 +30,39 @@ pub enum TenantStatus {
     Suspended,
 }
 
+impl TenantRecord {
+    pub fn status(&self) -> TenantStatus {
+        TenantStatus::from_stored(&self.status)
+    }
+}
+
 impl TenantStatus {
+    /// The status a stored value means; anything but `active` is not served.
+    pub fn from_stored(stored: &str) -> Self {
+        if stored == Self::Active.as_str() {
+            Self::Active
+        } else {
+            Self::Suspended
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Suspended => "suspended",
         }
     }
+}
+
+/// One tenant by slug.
+pub async fn find(conn: &mut AsyncPgConnection, slug: &Slug) -> Result<TenantRecord, TenancyError> {
+    tenants::table
+        .filter(tenants::slug.eq(slug.as_str()))
+        .select(TenantRecord::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| TenancyError::NotFound(slug.to_string()))
 }
 
 /// Every tenant, by slug.

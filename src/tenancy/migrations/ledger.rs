@@ -271,12 +271,8 @@ pub async fn forget(conn: &mut AsyncPgConnection, schema: &str) -> Result<(), di
 pub struct SchemaState {
     #[diesel(sql_type = Text)]
     pub schema_name: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub version: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub migrated_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub duration_ms: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
     pub last_error: Option<String>,
 }
@@ -284,7 +280,7 @@ pub struct SchemaState {
 /// Every schema Enclave knows (public and each tenant), with its ledger state.
 pub async fn states(conn: &mut AsyncPgConnection) -> Result<Vec<SchemaState>, MigrationError> {
     diesel::sql_query(
-        "SELECT n.schema_name, s.version, s.migrated_at, s.duration_ms, s.last_error \
+        "SELECT n.schema_name, s.migrated_at, s.last_error \
          FROM (SELECT 'public' AS schema_name \
                UNION ALL SELECT 'tenant_' || slug FROM public.tenants) n \
          LEFT JOIN public.enclave_schema_state s USING (schema_name) \

@@ -185,17 +185,6 @@ impl MigrationError {
             message: describe_db_error(error),
         }
     }
-
-    /// The schemas this error is about (a `Several` names them all).
-    pub fn schemas(&self) -> Vec<&str> {
-        match self {
-            Self::ChecksumMismatch { schema, .. }
-            | Self::UnknownVersion { schema, .. }
-            | Self::Failed { schema, .. } => vec![schema.as_str()],
-            Self::Several(errors) => errors.iter().flat_map(Self::schemas).collect(),
-            Self::Database { .. } => Vec::new(),
-        }
-    }
 }
 
 /// PostgreSQL's message with its detail and hint, for operators (never for API clients).

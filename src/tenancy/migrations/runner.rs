@@ -95,14 +95,26 @@ pub(crate) async fn apply(
                 version: migration.version.clone(),
                 message: super::describe_db_error(&e),
             })?;
-        ledger::record_applied(conn, schema, migration, step.elapsed()).await?;
+        ledger::record_applied(conn, schema, migration, step.elapsed())
+            .await
+            .map_err(|e| {
+                MigrationError::database(
+                    format!("schema {schema}: cannot record {}", migration.version),
+                    &e,
+                )
+            })?;
         tracing::info!(schema, version = %migration.version, took_ms = step.elapsed().as_millis() as u64, "applied migration");
     }
     if let Target::Tenant { schema, role } = target {
         conn.batch_execute(&roles::grant_on_objects_sql(schema, role))
-            .await?;
+            .await
+            .map_err(|e| {
+                MigrationError::database(format!("schema {schema}: cannot grant role {role}"), &e)
+            })?;
     }
-    ledger::record_up_to_date(conn, schema, set, started.elapsed()).await?;
+    ledger::record_up_to_date(conn, schema, set, started.elapsed())
+        .await
+        .map_err(|e| MigrationError::database(format!("schema {schema}: cannot update the ledger"), &e))?;
     Ok(())
 }
 
