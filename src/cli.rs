@@ -79,6 +79,17 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL), as committed in `schema.graphql`.
     Schema,
+    /// Start a server with two sample tenants and data; print tokens and URLs.
+    Demo {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        auth: AuthConfig,
+        #[command(flatten)]
+        limits: LimitsConfig,
+        #[command(flatten)]
+        server: ServerConfig,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +286,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{spec}");
             Ok(())
         }
+        Command::Demo {
+            database,
+            mut auth,
+            limits,
+            server,
+        } => {
+            auth.dev = true;
+            let app = crate::start(&database, &auth, &limits, sets).await?;
+            let tenants = crate::demo::prepare(&app).await?;
+            print_demo(&tenants, &server);
+            crate::listen(app, &server, shutdown_signal()).await
+        }
         Command::Schema => {
             print!("{}", resolvers::sdl());
             Ok(())
@@ -373,6 +396,24 @@ async fn tenant(command: TenantCommand, installation: &Installation) -> anyhow::
         }
     }
     Ok(())
+}
+
+fn print_demo(tenants: &[crate::demo::DemoTenant], server: &ServerConfig) {
+    let url = format!("http://{}/graphql", server.listen);
+    println!("\nEnclave demo: {url}\n");
+    for tenant in tenants {
+        println!(
+            "tenant {} — admin {}\n  token: {}\n",
+            tenant.slug, tenant.admin_email, tenant.token
+        );
+    }
+    if let Some(first) = tenants.first() {
+        println!("try:\n  curl -s {url} -H 'content-type: application/json' \\");
+        println!("    -H 'authorization: Bearer {}' \\", first.token);
+        println!(
+            "    -d '{{\"query\":\"{{ devices(first: 5, filter: {{status: [DOWN]}}) {{ totalCount edges {{ node {{ hostname ip interfaces {{ name operStatus }} openAlerts {{ severity title }} }} }} }} }}\"}}'\n"
+        );
+    }
 }
 
 /// The password for a new user: `ENCLAVE_ADMIN_PASSWORD`, else the first line of stdin.

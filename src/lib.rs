@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod http;
 pub mod resolvers;
 pub mod schema;
@@ -80,9 +81,29 @@ pub async fn serve(
     migration_sets: Arc<MigrationSets>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let app = start(database, auth, limits, migration_sets).await?;
+    listen(app, server, shutdown).await
+}
+
+/// Everything before listening: keys, migrations, the shared state.
+pub async fn start(
+    database: &DatabaseConfig,
+    auth: &AuthConfig,
+    limits: &LimitsConfig,
+    migration_sets: Arc<MigrationSets>,
+) -> anyhow::Result<Arc<App>> {
     let keys = auth.root_keys().context("cannot load the root key")?;
     let installation = prepare_database(database, migration_sets).await?;
-    let app = App::new(database, auth, keys, installation, limits.clone()).await?;
+    App::new(database, auth, keys, installation, limits.clone()).await
+}
+
+/// Serves `app` on `server.listen` until `shutdown` resolves, keeping the tenant
+/// directory fresh meanwhile.
+pub async fn listen(
+    app: Arc<App>,
+    server: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let refresher = app.directory.spawn_refresher();
     let ready = Arc::new(AtomicBool::new(false));
     let router = build_app(app, ready.clone());

@@ -496,3 +496,38 @@ async fn operators_update_devices_and_null_clears_a_field() {
     assert_eq!(device["status"], "UP");
     assert_eq!(device["ip"], "192.0.2.10", "an absent field changed");
 }
+
+#[tokio::test]
+async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
+    let t = TestApp::new().await;
+    let tenants = enclave::demo::prepare(&t.app).await.expect("demo");
+    assert_eq!(
+        tenants.iter().map(|d| d.slug.as_str()).collect::<Vec<_>>(),
+        ["acme", "globex"]
+    );
+    let query = "{ me { tenant { slug } } devices(first: 500) { totalCount edges { node { hostname interfaces { name } } } } alerts { edges { node { title } } } }";
+    for demo in &tenants {
+        let response = t.gql(Some(&demo.token), query, json!({})).await;
+        assert_eq!(
+            response["data"]["me"]["tenant"]["slug"],
+            demo.slug.as_str(),
+            "{response}"
+        );
+        let total = response["data"]["devices"]["totalCount"]
+            .as_i64()
+            .unwrap_or_default();
+        assert!(total >= 200, "{} has only {total} devices", demo.slug);
+        let other = if demo.slug == "acme" { "globex-" } else { "acme-" };
+        assert!(
+            !response.to_string().contains(other),
+            "{} sees the other tenant",
+            demo.slug
+        );
+    }
+    // Running it again reuses the tenants and seeds nothing twice.
+    let again = enclave::demo::prepare(&t.app).await.expect("demo again");
+    let response = t
+        .gql(Some(&again[0].token), "{ devices { totalCount } }", json!({}))
+        .await;
+    assert_eq!(response["data"]["devices"]["totalCount"], 300);
+}

@@ -1,0 +1,138 @@
+//! `enclave demo`: two sample tenants with a few hundred devices each (interfaces, groups,
+//! partitions, alerts, events, CPU metrics), an admin per tenant with a printed token, then
+//! the server. Idempotent: an existing demo tenant is reused, not seeded twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel_async::SimpleAsyncConnection;
+
+use crate::app::App;
+use crate::auth::users::{self, NewUser};
+use crate::auth::{Role, sessions};
+use crate::db;
+use crate::tenancy::directory::TenantEntry;
+use crate::tenancy::provision::{self, NewTenant, TenancyError};
+use crate::tenancy::transaction::Access;
+
+/// The demo tenants: slug, display name, number of devices.
+const TENANTS: &[(&str, &str, u32)] = &[
+    ("acme", "Acme Networks", 300),
+    ("globex", "Globex Corporation", 240),
+];
+
+/// Lifetime of the printed tokens.
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// What the demo prints for one tenant.
+pub struct DemoTenant {
+    pub slug: String,
+    pub admin_email: String,
+    pub token: String,
+}
+
+/// Provisions and seeds the demo tenants (if missing) and mints a token for each admin.
+pub async fn prepare(app: &App) -> anyhow::Result<Vec<DemoTenant>> {
+    let mut out = Vec::new();
+    for (slug, name, devices) in TENANTS {
+        let entry = ensure_tenant(app, slug, name, *devices).await?;
+        let email = format!("admin@{slug}.example");
+        let tx = app.tenant_tx(entry.clone(), Access::ReadOnly, None);
+        let user = {
+            let mut conn = tx.conn().await?;
+            users::find_by_email(&mut conn, &email).await?
+        };
+        tx.finish(true).await?;
+        let user = user.ok_or_else(|| anyhow::anyhow!("demo tenant {slug} has no user {email}"))?;
+        let (token, _) = sessions::start(app, &entry, &user, TOKEN_TTL).await?;
+        out.push(DemoTenant {
+            slug: (*slug).to_owned(),
+            admin_email: email,
+            token,
+        });
+    }
+    Ok(out)
+}
+
+async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyhow::Result<Arc<TenantEntry>> {
+    let mut conn = db::connect(&app.installation.database_url).await?;
+    let new = NewTenant {
+        slug: provision::parse_new_slug(slug)?,
+        name: name.to_owned(),
+        domains: vec![format!("{slug}.localhost")],
+    };
+    let created = match provision::create_tenant(&mut conn, &app.installation, &new).await {
+        Ok(_) => true,
+        Err(TenancyError::AlreadyExists(_)) => false,
+        Err(error) => return Err(error.into()),
+    };
+    app.directory.reload(&mut conn).await?;
+    let entry = app
+        .directory
+        .by_slug(slug)
+        .ok_or_else(|| anyhow::anyhow!("demo tenant {slug} missing after provisioning"))?;
+    if created {
+        let admin = NewUser {
+            email: format!("admin@{slug}.example"),
+            display_name: format!("{name} admin"),
+            role: Role::Admin,
+            password: uuid::Uuid::new_v4().to_string(),
+        };
+        users::add_to_tenant(&mut conn, &entry, &admin).await?;
+        let tx = app.tenant_tx(entry.clone(), Access::ReadWrite, None);
+        {
+            let mut conn = tx.conn().await?;
+            conn.batch_execute(&seed_sql(slug, devices)).await?;
+        }
+        tx.finish(true).await?;
+        tracing::info!(tenant = slug, devices, "seeded demo tenant");
+    }
+    Ok(entry)
+}
+
+/// Sample data for one tenant; runs inside its tenant transaction. `slug` is a
+/// validated slug (letters, digits, `_`), so it is safe inside the SQL text.
+fn seed_sql(slug: &str, devices: u32) -> String {
+    format!(
+        r#"
+INSERT INTO partitions (name, description, cidrs) VALUES
+  ('default', 'Main routing domain', '{{10.0.0.0/16}}'),
+  ('dmz', 'Internet-facing services', '{{192.168.100.0/24}}');
+INSERT INTO device_groups (name, description) VALUES
+  ('core', 'Core routers'), ('access', 'Access switches'), ('servers', 'Servers');
+INSERT INTO devices (hostname, ip, mac, vendor, model, os, status, group_id, partition_id, first_seen, last_seen)
+SELECT format('{slug}-%s-%s', (ARRAY['sw', 'rtr', 'srv'])[1 + i % 3], lpad(i::text, 3, '0')),
+       ('10.0.' || (i / 250) || '.' || (i % 250 + 1))::inet,
+       lpad(to_hex(i), 12, '0')::macaddr,
+       (ARRAY['Juniper', 'Arista', 'Dell'])[1 + i % 3],
+       (ARRAY['MX204', '7050X3', 'R650'])[1 + i % 3],
+       (ARRAY['Junos 23.4', 'EOS 4.31', 'Ubuntu 24.04'])[1 + i % 3],
+       (ARRAY['up', 'up', 'up', 'up', 'down', 'maintenance', 'unknown'])[1 + i % 7],
+       (SELECT id FROM device_groups ORDER BY name OFFSET (i % 3) LIMIT 1),
+       (SELECT id FROM partitions WHERE name = CASE WHEN i % 10 = 0 THEN 'dmz' ELSE 'default' END),
+       now() - interval '90 days' + i * interval '1 hour',
+       now() - (i % 60) * interval '1 minute'
+FROM generate_series(1, {devices}) AS i;
+INSERT INTO interfaces (device_id, name, if_index, mac, addresses, speed_bps, admin_status, oper_status, description)
+SELECT d.id, 'eth' || n, n + 1, d.mac, ARRAY[(host(d.ip) || '/24')::inet], 10000000000,
+       'up', CASE WHEN n = 2 AND d.status = 'down' THEN 'down' ELSE 'up' END, 'uplink ' || n
+FROM devices d CROSS JOIN generate_series(0, 2) AS n;
+INSERT INTO device_identifiers (device_id, kind, value, source)
+SELECT id, 'serial', upper('{slug}') || '-' || substr(md5(hostname), 1, 10), 'demo' FROM devices;
+INSERT INTO alerts (device_id, severity, status, source, title, message, triggered_at)
+SELECT d.id, (ARRAY['warning', 'minor', 'major', 'critical'])[1 + (row_number() OVER ()) % 4],
+       (ARRAY['open', 'open', 'acknowledged', 'resolved'])[1 + (row_number() OVER ()) % 4],
+       'icmp-checker', 'Device ' || d.hostname || ' is unreachable', 'No ICMP reply for 5 minutes',
+       now() - (row_number() OVER ()) * interval '7 minutes'
+FROM devices d WHERE d.status <> 'up';
+INSERT INTO events (device_id, kind, severity, source, message, occurred_at)
+SELECT d.id, (ARRAY['link_down', 'link_up', 'config_changed', 'reboot'])[1 + (k + ascii(d.hostname)) % 4],
+       (ARRAY['info', 'warning', 'minor'])[1 + k % 3], 'syslog', d.hostname || ' event ' || k,
+       now() - k * interval '13 minutes'
+FROM devices d CROSS JOIN generate_series(1, 5) AS k;
+INSERT INTO cpu_metrics (device_id, ts, usage_percent)
+SELECT d.id, date_trunc('minute', now()) - m * interval '5 minutes', 20 + 60 * abs(sin(m / 12.0 + ascii(d.hostname)))
+FROM (SELECT id, hostname FROM devices ORDER BY hostname LIMIT 20) d CROSS JOIN generate_series(0, 287) AS m;
+"#
+    )
+}
