@@ -18,6 +18,8 @@ pub struct App {
     pub pool: Pool,
     /// SQL statements sent by the pool's connections.
     pub statements: db::StatementCounter,
+    /// GraphQL requests by outcome.
+    pub requests: crate::http::metrics::RequestMetrics,
     pub pool_timeout: Duration,
     pub statement_timeout: Duration,
     pub installation: Installation,
@@ -45,6 +47,7 @@ impl App {
         Ok(Arc::new(Self {
             pool: db::build_pool(database, &statements),
             statements,
+            requests: Default::default(),
             pool_timeout: database.pool_timeout(),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
             installation,

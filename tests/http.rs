@@ -53,11 +53,23 @@ async fn health_query_healthz_and_readyz_answer_once_ready() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(r#"{"query":"{ health { ok version } }"}"#))
         .expect("request");
-    let (status, body) = call(app, request).await;
+    let (status, body) = call(app.clone(), request).await;
     assert_eq!(status, StatusCode::OK);
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON response");
     assert_eq!(json["data"]["health"]["ok"], serde_json::Value::Bool(true));
     assert_eq!(json["data"]["health"]["version"], env!("CARGO_PKG_VERSION"));
+
+    let (status, metrics) = call(app, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        metrics.contains("enclave_graphql_requests_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("enclave_tenants{status=\"active\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("enclave_sql_statements_total"), "{metrics}");
 }
 
 #[test]

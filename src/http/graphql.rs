@@ -102,6 +102,7 @@ async fn execute(
         Ok(()) => {}
     }
     finish_errors(&mut response, request_id);
+    state.app.requests.record(!response.errors.is_empty());
     GraphQLResponse::from(response).into_response()
 }
 

@@ -1,5 +1,5 @@
-//! The HTTP surface: `/graphql` (GET and POST), `/healthz` (the process is alive) and
-//! `/readyz` (migrations are done and the database answers).
+//! The HTTP surface: `/graphql` (GET and POST), `/healthz` (the process is alive),
+//! `/readyz` (migrations are done and the database answers) and `/metrics` (Prometheus).
 //!
 //! - `graphql`: the GraphQL handler (authenticate, scope, execute, commit);
 //! - `credentials`: turning the Authorization and Host headers into a `Scope`;
@@ -7,6 +7,7 @@
 
 mod credentials;
 mod graphql;
+pub mod metrics;
 pub mod operation;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::handle))
         .with_state(state)
 }
 

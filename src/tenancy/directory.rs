@@ -163,6 +163,11 @@ impl TenantDirectory {
             .cloned()
     }
 
+    /// Every tenant.
+    pub fn all(&self) -> Vec<Arc<TenantEntry>> {
+        self.snapshot().by_id.values().cloned().collect()
+    }
+
     /// Every tenant but the platform tenant.
     pub fn customer_tenants(&self) -> Vec<Arc<TenantEntry>> {
         self.snapshot()

@@ -1,0 +1,82 @@
+//! `/metrics` in the Prometheus text format: request outcomes, SQL statements, the pool,
+//! and tenants by status. Counts only, never tenant data.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use crate::tenancy::registry::TenantStatus;
+
+/// GraphQL requests by outcome.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    /// Answered without errors.
+    pub ok: AtomicU64,
+    /// Answered with errors (refused before execution or failed in a resolver).
+    pub errors: AtomicU64,
+}
+
+impl RequestMetrics {
+    pub fn record(&self, had_errors: bool) {
+        let counter = if had_errors { &self.errors } else { &self.ok };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
+    let app = &state.app;
+    let pool = app.pool.state();
+    let tenants = app.directory.all();
+    let active = tenants
+        .iter()
+        .filter(|t| t.status == TenantStatus::Active)
+        .count();
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, samples: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    metric(
+        "enclave_graphql_requests_total",
+        "GraphQL requests by outcome.",
+        "counter",
+        &[
+            ("{outcome=\"ok\"}", app.requests.ok.load(Ordering::Relaxed)),
+            ("{outcome=\"error\"}", app.requests.errors.load(Ordering::Relaxed)),
+        ],
+    );
+    metric(
+        "enclave_sql_statements_total",
+        "SQL statements sent by the request pool.",
+        "counter",
+        &[("", app.statements.get())],
+    );
+    metric(
+        "enclave_db_pool_connections",
+        "Connections of the request pool.",
+        "gauge",
+        &[
+            ("{state=\"idle\"}", u64::from(pool.idle_connections)),
+            (
+                "{state=\"busy\"}",
+                u64::from(pool.connections.saturating_sub(pool.idle_connections)),
+            ),
+        ],
+    );
+    metric(
+        "enclave_tenants",
+        "Tenants by status.",
+        "gauge",
+        &[
+            ("{status=\"active\"}", active as u64),
+            ("{status=\"suspended\"}", (tenants.len() - active) as u64),
+        ],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
