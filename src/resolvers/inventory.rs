@@ -21,7 +21,7 @@ use super::enums::{AdminStatus, DeviceStatus, IdentifierKind, OperStatus};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
 use super::monitoring::{Alert, Event};
-use super::pagination::{Cursor, Direction, Window};
+use super::pagination::{Cursor, Window, keyset, text_key};
 use crate::schema::tenant::{device_groups, device_identifiers, devices, interfaces, partitions};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -672,23 +672,14 @@ impl InventoryQuery {
             .select(DeviceRow::as_select())
             .limit(window.fetch_limit())
             .into_boxed();
-        query = match (&window.direction, &window.cursor) {
-            (Direction::Forward, Some(c)) => query.filter(
-                devices::hostname
-                    .gt(c.key.clone())
-                    .or(devices::hostname.eq(c.key.clone()).and(devices::id.gt(c.id))),
-            ),
-            (Direction::Backward, Some(c)) => query.filter(
-                devices::hostname
-                    .lt(c.key.clone())
-                    .or(devices::hostname.eq(c.key.clone()).and(devices::id.lt(c.id))),
-            ),
-            (_, None) => query,
-        };
-        query = match window.direction {
-            Direction::Forward => query.order((devices::hostname.asc(), devices::id.asc())),
-            Direction::Backward => query.order((devices::hostname.desc(), devices::id.desc())),
-        };
+        query = keyset!(
+            query,
+            &window,
+            devices::hostname,
+            devices::id,
+            text_key,
+            ascending
+        );
         let rows = {
             let mut conn = scope(ctx)?.conn().await?;
             query.load::<DeviceRow>(&mut conn).await?
@@ -729,23 +720,14 @@ impl InventoryQuery {
         if let Some(device) = device {
             query = query.filter(interfaces::device_id.eq(device));
         }
-        query = match (&window.direction, &window.cursor) {
-            (Direction::Forward, Some(c)) => query.filter(
-                interfaces::name
-                    .gt(c.key.clone())
-                    .or(interfaces::name.eq(c.key.clone()).and(interfaces::id.gt(c.id))),
-            ),
-            (Direction::Backward, Some(c)) => query.filter(
-                interfaces::name
-                    .lt(c.key.clone())
-                    .or(interfaces::name.eq(c.key.clone()).and(interfaces::id.lt(c.id))),
-            ),
-            (_, None) => query,
-        };
-        query = match window.direction {
-            Direction::Forward => query.order((interfaces::name.asc(), interfaces::id.asc())),
-            Direction::Backward => query.order((interfaces::name.desc(), interfaces::id.desc())),
-        };
+        query = keyset!(
+            query,
+            &window,
+            interfaces::name,
+            interfaces::id,
+            text_key,
+            ascending
+        );
         let rows = {
             let mut conn = scope(ctx)?.conn().await?;
             query.load::<InterfaceRow>(&mut conn).await?
@@ -775,23 +757,14 @@ impl InventoryQuery {
             .select(GroupRow::as_select())
             .limit(window.fetch_limit())
             .into_boxed();
-        query = match (&window.direction, &window.cursor) {
-            (Direction::Forward, Some(c)) => query.filter(
-                device_groups::name.gt(c.key.clone()).or(device_groups::name
-                    .eq(c.key.clone())
-                    .and(device_groups::id.gt(c.id))),
-            ),
-            (Direction::Backward, Some(c)) => query.filter(
-                device_groups::name.lt(c.key.clone()).or(device_groups::name
-                    .eq(c.key.clone())
-                    .and(device_groups::id.lt(c.id))),
-            ),
-            (_, None) => query,
-        };
-        query = match window.direction {
-            Direction::Forward => query.order((device_groups::name.asc(), device_groups::id.asc())),
-            Direction::Backward => query.order((device_groups::name.desc(), device_groups::id.desc())),
-        };
+        query = keyset!(
+            query,
+            &window,
+            device_groups::name,
+            device_groups::id,
+            text_key,
+            ascending
+        );
         let rows = {
             let mut conn = scope(ctx)?.conn().await?;
             query.load::<GroupRow>(&mut conn).await?
@@ -821,23 +794,14 @@ impl InventoryQuery {
             .select(PartitionRow::as_select())
             .limit(window.fetch_limit())
             .into_boxed();
-        query = match (&window.direction, &window.cursor) {
-            (Direction::Forward, Some(c)) => query.filter(
-                partitions::name
-                    .gt(c.key.clone())
-                    .or(partitions::name.eq(c.key.clone()).and(partitions::id.gt(c.id))),
-            ),
-            (Direction::Backward, Some(c)) => query.filter(
-                partitions::name
-                    .lt(c.key.clone())
-                    .or(partitions::name.eq(c.key.clone()).and(partitions::id.lt(c.id))),
-            ),
-            (_, None) => query,
-        };
-        query = match window.direction {
-            Direction::Forward => query.order((partitions::name.asc(), partitions::id.asc())),
-            Direction::Backward => query.order((partitions::name.desc(), partitions::id.desc())),
-        };
+        query = keyset!(
+            query,
+            &window,
+            partitions::name,
+            partitions::id,
+            text_key,
+            ascending
+        );
         let rows = {
             let mut conn = scope(ctx)?.conn().await?;
             query.load::<PartitionRow>(&mut conn).await?

@@ -13,7 +13,7 @@ use super::enums::{AlertStatus, Severity};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
 use super::inventory::Device;
-use super::pagination::{Cursor, Direction, Window};
+use super::pagination::{Cursor, Window, keyset};
 use crate::auth::token::Credential;
 use crate::schema::tenant::{alerts, events};
 
@@ -213,7 +213,6 @@ impl MonitoringQuery {
             .as_ref()
             .map(|id| ids::decode("Device", id))
             .transpose()?;
-        let at = window.cursor.as_ref().map(cursor_time).transpose()?;
         let mut query = alerts::table
             .select(AlertRow::as_select())
             .limit(window.fetch_limit())
@@ -231,23 +230,14 @@ impl MonitoringQuery {
         if let Some(device) = device {
             query = query.filter(alerts::device_id.eq(device));
         }
-        query = match (window.direction, at, &window.cursor) {
-            (Direction::Forward, Some(at), Some(c)) => query.filter(
-                alerts::triggered_at
-                    .lt(at)
-                    .or(alerts::triggered_at.eq(at).and(alerts::id.lt(c.id))),
-            ),
-            (Direction::Backward, Some(at), Some(c)) => query.filter(
-                alerts::triggered_at
-                    .gt(at)
-                    .or(alerts::triggered_at.eq(at).and(alerts::id.gt(c.id))),
-            ),
-            _ => query,
-        };
-        query = match window.direction {
-            Direction::Forward => query.order((alerts::triggered_at.desc(), alerts::id.desc())),
-            Direction::Backward => query.order((alerts::triggered_at.asc(), alerts::id.asc())),
-        };
+        query = keyset!(
+            query,
+            &window,
+            alerts::triggered_at,
+            alerts::id,
+            cursor_time,
+            descending
+        );
         let rows = {
             let mut conn = scope(ctx)?.conn().await?;
             query.load::<AlertRow>(&mut conn).await?
@@ -282,7 +272,6 @@ impl MonitoringQuery {
         {
             return Err(ApiError::bad_input("from must not be after to"));
         }
-        let at = window.cursor.as_ref().map(cursor_time).transpose()?;
         let mut query = events::table
             .select(EventRow::as_select())
             .limit(window.fetch_limit())
@@ -301,23 +290,14 @@ impl MonitoringQuery {
         if let Some(device) = device {
             query = query.filter(events::device_id.eq(device));
         }
-        query = match (window.direction, at, &window.cursor) {
-            (Direction::Forward, Some(at), Some(c)) => query.filter(
-                events::occurred_at
-                    .lt(at)
-                    .or(events::occurred_at.eq(at).and(events::id.lt(c.id))),
-            ),
-            (Direction::Backward, Some(at), Some(c)) => query.filter(
-                events::occurred_at
-                    .gt(at)
-                    .or(events::occurred_at.eq(at).and(events::id.gt(c.id))),
-            ),
-            _ => query,
-        };
-        query = match window.direction {
-            Direction::Forward => query.order((events::occurred_at.desc(), events::id.desc())),
-            Direction::Backward => query.order((events::occurred_at.asc(), events::id.asc())),
-        };
+        query = keyset!(
+            query,
+            &window,
+            events::occurred_at,
+            events::id,
+            cursor_time,
+            descending
+        );
         let rows = {
             let mut conn = scope(ctx)?.conn().await?;
             query.load::<EventRow>(&mut conn).await?

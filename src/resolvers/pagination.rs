@@ -135,6 +135,46 @@ impl Window {
     }
 }
 
+/// Applies a [`Window`] to a boxed Diesel query sorted by (`key`, `id`): the cursor's
+/// bound and the order, `ascending` or `descending` in the forward direction. `value`
+/// turns a cursor into the key's Rust value (`ApiResult`), so the macro serves text and
+/// time keys alike. One definition for every list of the API.
+macro_rules! keyset {
+    ($query:expr, $window:expr, $key:expr, $id:expr, $value:expr, ascending) => {
+        $crate::resolvers::pagination::keyset!(@apply $query, $window, $key, $id, $value, gt, lt, asc, desc)
+    };
+    ($query:expr, $window:expr, $key:expr, $id:expr, $value:expr, descending) => {
+        $crate::resolvers::pagination::keyset!(@apply $query, $window, $key, $id, $value, lt, gt, desc, asc)
+    };
+    (@apply $query:expr, $window:expr, $key:expr, $id:expr, $value:expr, $after:ident, $before:ident, $forward:ident, $backward:ident) => {{
+        use $crate::resolvers::pagination::Direction;
+        let window: &$crate::resolvers::pagination::Window = $window;
+        let mut query = $query;
+        if let Some(cursor) = &window.cursor {
+            let value = $value(cursor)?;
+            query = match window.direction {
+                Direction::Forward => {
+                    query.filter($key.$after(value.clone()).or($key.eq(value).and($id.$after(cursor.id))))
+                }
+                Direction::Backward => {
+                    query.filter($key.$before(value.clone()).or($key.eq(value).and($id.$before(cursor.id))))
+                }
+            };
+        }
+        match window.direction {
+            Direction::Forward => query.order(($key.$forward(), $id.$forward())),
+            Direction::Backward => query.order(($key.$backward(), $id.$backward())),
+        }
+    }};
+}
+
+pub(crate) use keyset;
+
+/// A cursor's key as text (for lists sorted by a text column).
+pub fn text_key(cursor: &Cursor) -> ApiResult<String> {
+    Ok(cursor.key.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
