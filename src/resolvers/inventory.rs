@@ -21,7 +21,7 @@ use super::enums::{AdminStatus, DeviceStatus, IdentifierKind, OperStatus};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
 use super::monitoring::{Alert, Event};
-use super::pagination::{Cursor, Window, keyset, text_key};
+use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use crate::schema::tenant::{device_groups, device_identifiers, devices, interfaces, partitions};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -680,18 +680,17 @@ impl InventoryQuery {
             text_key,
             ascending
         );
-        let rows = {
-            let mut conn = scope(ctx)?.conn().await?;
-            query.load::<DeviceRow>(&mut conn).await?
-        };
-        Ok(window.connection(
-            rows.into_iter().map(Device).collect(),
-            |d| Cursor {
-                key: d.0.hostname.clone(),
-                id: d.0.id,
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |d: &DeviceRow| Cursor {
+                key: d.hostname.clone(),
+                id: d.id,
             },
-            DeviceListInfo(criteria),
-        ))
+            Device,
+            DeviceListInfo(criteria)
+        )
     }
 
     /// One device by id.
@@ -728,18 +727,17 @@ impl InventoryQuery {
             text_key,
             ascending
         );
-        let rows = {
-            let mut conn = scope(ctx)?.conn().await?;
-            query.load::<InterfaceRow>(&mut conn).await?
-        };
-        Ok(window.connection(
-            rows.into_iter().map(Interface).collect(),
-            |i| Cursor {
-                key: i.0.name.clone(),
-                id: i.0.id,
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |i: &InterfaceRow| Cursor {
+                key: i.name.clone(),
+                id: i.id,
             },
-            async_graphql::connection::EmptyFields,
-        ))
+            Interface,
+            async_graphql::connection::EmptyFields
+        )
     }
 
     /// Device groups, by name.
@@ -765,18 +763,17 @@ impl InventoryQuery {
             text_key,
             ascending
         );
-        let rows = {
-            let mut conn = scope(ctx)?.conn().await?;
-            query.load::<GroupRow>(&mut conn).await?
-        };
-        Ok(window.connection(
-            rows.into_iter().map(DeviceGroup).collect(),
-            |g| Cursor {
-                key: g.0.name.clone(),
-                id: g.0.id,
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |g: &GroupRow| Cursor {
+                key: g.name.clone(),
+                id: g.id,
             },
-            async_graphql::connection::EmptyFields,
-        ))
+            DeviceGroup,
+            async_graphql::connection::EmptyFields
+        )
     }
 
     /// Partitions, by name.
@@ -802,18 +799,17 @@ impl InventoryQuery {
             text_key,
             ascending
         );
-        let rows = {
-            let mut conn = scope(ctx)?.conn().await?;
-            query.load::<PartitionRow>(&mut conn).await?
-        };
-        Ok(window.connection(
-            rows.into_iter().map(Partition).collect(),
-            |p| Cursor {
-                key: p.0.name.clone(),
-                id: p.0.id,
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |p: &PartitionRow| Cursor {
+                key: p.name.clone(),
+                id: p.id,
             },
-            async_graphql::connection::EmptyFields,
-        ))
+            Partition,
+            async_graphql::connection::EmptyFields
+        )
     }
 }
 

@@ -13,7 +13,7 @@ use super::enums::{AlertStatus, Severity};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
 use super::inventory::Device;
-use super::pagination::{Cursor, Window, keyset};
+use super::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::auth::token::Credential;
 use crate::schema::tenant::{alerts, events};
 
@@ -238,15 +238,14 @@ impl MonitoringQuery {
             cursor_time,
             descending
         );
-        let rows = {
-            let mut conn = scope(ctx)?.conn().await?;
-            query.load::<AlertRow>(&mut conn).await?
-        };
-        Ok(window.connection(
-            rows.into_iter().map(Alert).collect(),
-            |a| time_cursor(a.0.triggered_at, a.0.id),
-            EmptyFields,
-        ))
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |a: &AlertRow| time_cursor(a.triggered_at, a.id),
+            Alert,
+            EmptyFields
+        )
     }
 
     /// Events, newest first, optionally within a time range.
@@ -298,15 +297,14 @@ impl MonitoringQuery {
             cursor_time,
             descending
         );
-        let rows = {
-            let mut conn = scope(ctx)?.conn().await?;
-            query.load::<EventRow>(&mut conn).await?
-        };
-        Ok(window.connection(
-            rows.into_iter().map(Event).collect(),
-            |e| time_cursor(e.0.occurred_at, e.0.id),
-            EmptyFields,
-        ))
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |e: &EventRow| time_cursor(e.occurred_at, e.id),
+            Event,
+            EmptyFields
+        )
     }
 }
 

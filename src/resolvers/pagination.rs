@@ -110,12 +110,11 @@ impl Window {
         i64::try_from(self.size + 1).unwrap_or(i64::MAX)
     }
 
-    /// Builds the connection from rows fetched in walking order (`fetch_limit` of them at
-    /// most); `position` gives each node's cursor.
+    /// Builds the connection from (cursor, node) pairs fetched in walking order
+    /// (`fetch_limit` of them at most).
     pub fn connection<N: OutputType, E: async_graphql::ObjectType>(
         &self,
-        mut rows: Vec<N>,
-        position: impl Fn(&N) -> Cursor,
+        mut rows: Vec<(Cursor, N)>,
         extra: E,
     ) -> Connection<Cursor, N, E> {
         let more = rows.len() > self.size;
@@ -130,7 +129,7 @@ impl Window {
         let mut connection = Connection::with_additional_fields(has_previous, has_next, extra);
         connection
             .edges
-            .extend(rows.into_iter().map(|node| Edge::new(position(&node), node)));
+            .extend(rows.into_iter().map(|(cursor, node)| Edge::new(cursor, node)));
         connection
     }
 }
@@ -169,6 +168,25 @@ macro_rules! keyset {
 }
 
 pub(crate) use keyset;
+
+/// Runs a page query (bounded by `fetch_limit` and ordered by [`keyset!`]) in the
+/// request's tenant transaction and builds the connection: `$position` gives each row's
+/// cursor, `$node` its GraphQL object.
+macro_rules! fetch_page {
+    ($window:expr, $scope:expr, $query:expr, $position:expr, $node:expr, $extra:expr) => {{
+        let rows = {
+            let mut conn = $scope.conn().await?;
+            diesel_async::RunQueryDsl::load($query, &mut conn).await?
+        };
+        let rows = rows
+            .into_iter()
+            .map(|row| ($position(&row), $node(row)))
+            .collect();
+        Ok($window.connection(rows, $extra))
+    }};
+}
+
+pub(crate) use fetch_page;
 
 /// A cursor's key as text (for lists sorted by a text column).
 pub fn text_key(cursor: &Cursor) -> ApiResult<String> {
