@@ -133,6 +133,34 @@ FROM devices d CROSS JOIN generate_series(1, 5) AS k;
 INSERT INTO cpu_metrics (device_id, ts, usage_percent)
 SELECT d.id, date_trunc('minute', now()) - m * interval '5 minutes', 20 + 60 * abs(sin(m / 12.0 + ascii(d.hostname)))
 FROM (SELECT id, hostname FROM devices ORDER BY hostname LIMIT 20) d CROSS JOIN generate_series(0, 287) AS m;
+INSERT INTO memory_metrics (device_id, ts, used_bytes, total_bytes)
+SELECT d.id, date_trunc('minute', now()) - m * interval '5 minutes', (8 + 4 * abs(cos(m / 20.0))) * 1e9, 16e9
+FROM (SELECT id FROM devices ORDER BY hostname LIMIT 20) d CROSS JOIN generate_series(0, 287) AS m;
+INSERT INTO gateways (name, address, version, status, partition_id, last_seen)
+SELECT '{slug}-gw-' || g, 'gw' || g || '.{slug}.example:4222', '1.4.2', 'online',
+       (SELECT id FROM partitions WHERE name = 'default'), now() - g * interval '10 seconds'
+FROM generate_series(1, 2) AS g;
+INSERT INTO agents (name, gateway_id, device_id, version, status, capabilities, last_seen)
+SELECT '{slug}-agent-' || a, (SELECT id FROM gateways ORDER BY name OFFSET (a % 2) LIMIT 1),
+       (SELECT id FROM devices WHERE hostname LIKE '%srv%' ORDER BY hostname OFFSET a LIMIT 1),
+       '1.4.2', (ARRAY['online', 'online', 'degraded'])[1 + a % 3], ARRAY['icmp', 'snmp', 'otel'], now()
+FROM generate_series(1, 6) AS a;
+INSERT INTO checkers (agent_id, name, kind) SELECT id, 'icmp', 'icmp' FROM agents;
+INSERT INTO service_checks (name, kind, target, agent_id, device_id, last_status, last_checked_at)
+SELECT 'ping', 'icmp', host(d.ip), (SELECT id FROM agents ORDER BY name LIMIT 1), d.id,
+       CASE WHEN d.status = 'down' THEN 'critical' ELSE 'ok' END, now()
+FROM devices d WHERE d.hostname LIKE '%rtr%';
+INSERT INTO polling_schedules (name, target, agent_id, interval_seconds, next_run_at)
+VALUES ('snmp-core', '10.0.0.0/24', (SELECT id FROM agents ORDER BY name LIMIT 1), 300, now() + interval '5 minutes');
+INSERT INTO integration_sources (name, kind, config) VALUES ('netbox', 'netbox', '{{"url": "https://netbox.{slug}.example"}}');
+INSERT INTO edge_sites (name, location, status) VALUES ('{slug}-branch-1', 'Lyon', 'online');
+INSERT INTO health_events (source_kind, source_id, status, message, occurred_at)
+SELECT 'agent', id, status_to_health, 'heartbeat', now() - interval '1 minute'
+FROM (SELECT id, CASE status WHEN 'degraded' THEN 'degraded' ELSE 'healthy' END AS status_to_health FROM agents) a;
+INSERT INTO logs (device_id, ts, severity, source, message)
+SELECT d.id, now() - k * interval '3 minutes', (ARRAY['info', 'warn', 'error'])[1 + k % 3], 'syslog',
+       d.hostname || ': interface eth' || (k % 3) || ' changed state'
+FROM (SELECT id, hostname FROM devices ORDER BY hostname LIMIT 50) d CROSS JOIN generate_series(1, 10) AS k;
 "#
     )
 }

@@ -531,3 +531,75 @@ async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
         .await;
     assert_eq!(response["data"]["devices"]["totalCount"], 300);
 }
+
+#[tokio::test]
+async fn infrastructure_observability_and_users_through_the_demo_data() {
+    let t = TestApp::new().await;
+    let tenants = enclave::demo::prepare(&t.app).await.expect("demo");
+    let acme = &tenants[0].token;
+    let query = "{ gateways { edges { node { name agents { name gateway { name } checkers { kind } } } } }
+        agents(first: 2) { edges { node { name device { hostname } } } }
+        serviceChecks(first: 3) { edges { node { name lastStatus agent { name } device { hostname } } } }
+        pollingSchedules { edges { node { name agent { name } } } }
+        integrationSources { edges { node { name kind } } }
+        edgeSites { edges { node { name status } } }
+        healthEvents(first: 2) { edges { node { sourceKind status } } }
+        users { edges { node { email role } } } }";
+    let response = t.gql(Some(acme), query, json!({})).await;
+    assert!(response["errors"].is_null(), "{response}");
+    let data = &response["data"];
+    let gateway = &data["gateways"]["edges"][0]["node"];
+    assert_eq!(gateway["name"], "acme-gw-1");
+    assert_eq!(gateway["agents"][0]["gateway"]["name"], "acme-gw-1");
+    assert_eq!(gateway["agents"][0]["checkers"][0]["kind"], "ICMP");
+    assert_eq!(data["integrationSources"]["edges"][0]["node"]["kind"], "NETBOX");
+    assert_eq!(data["users"]["edges"][0]["node"]["email"], "admin@acme.example");
+    assert!(
+        !response.to_string().contains("globex"),
+        "globex leaked into acme's answer"
+    );
+
+    // A day of CPU samples every 5 minutes, bucketed per hour: 24 or 25 buckets of ~12.
+    let device = t
+        .gql(
+            Some(acme),
+            "{ devices(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let to = chrono::Utc::now() + chrono::Duration::minutes(1);
+    let from = to - chrono::Duration::hours(24);
+    let cpu = t
+        .gql(Some(acme), "query($d: ID!, $f: DateTime!, $t: DateTime!) { cpuMetrics(deviceId: $d, from: $f, to: $t, bucket: HOUR) { time avg min max samples } }", json!({ "d": device, "f": from.to_rfc3339(), "t": to.to_rfc3339() }))
+        .await;
+    let points = cpu["data"]["cpuMetrics"].as_array().expect("points");
+    assert!((24..=25).contains(&points.len()), "{} buckets", points.len());
+    let samples: i64 = points.iter().filter_map(|p| p["samples"].as_i64()).sum();
+    assert_eq!(samples, 288);
+    assert!(
+        points
+            .iter()
+            .all(|p| p["min"].as_f64() <= p["avg"].as_f64() && p["avg"].as_f64() <= p["max"].as_f64())
+    );
+    let too_many = t
+        .gql(Some(acme), "query($d: ID!, $f: DateTime!, $t: DateTime!) { cpuMetrics(deviceId: $d, from: $f, to: $t, bucket: MINUTE) { time } }", json!({ "d": device, "f": (to - chrono::Duration::days(30)).to_rfc3339(), "t": to.to_rfc3339() }))
+        .await;
+    assert_eq!(error_code(&too_many), Some("BAD_USER_INPUT"));
+
+    // Logs page newest first without repeats.
+    let mut seen = std::collections::HashSet::new();
+    let mut after: Option<String> = None;
+    for _ in 0..3 {
+        let page = t.gql(Some(acme), "query($a: String) { logs(first: 200, after: $a) { pageInfo { endCursor } edges { node { time message } } } }", json!({ "a": after })).await;
+        for edge in page["data"]["logs"]["edges"].as_array().expect("edges") {
+            assert!(seen.insert(edge["node"].to_string()), "repeated log line");
+        }
+        after = page["data"]["logs"]["pageInfo"]["endCursor"]
+            .as_str()
+            .map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 500);
+}

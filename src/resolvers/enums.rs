@@ -125,3 +125,109 @@ text_enum!(
         Resolved => "resolved",
     }
 );
+
+text_enum!(
+    /// Connectivity of an agent or gateway.
+    ComponentStatus {
+        /// Reporting.
+        Online => "online",
+        /// Not reporting.
+        Offline => "offline",
+        /// Reporting problems.
+        Degraded => "degraded",
+        /// Never reported.
+        Unknown => "unknown",
+    }
+);
+
+text_enum!(
+    /// How a check probes its target.
+    CheckKind {
+        /// ICMP echo.
+        Icmp => "icmp",
+        /// TCP connect.
+        Tcp => "tcp",
+        /// HTTP request.
+        Http => "http",
+        /// SNMP get.
+        Snmp => "snmp",
+        /// DNS lookup.
+        Dns => "dns",
+        /// Local process presence.
+        Process => "process",
+        /// gRPC health check.
+        Grpc => "grpc",
+    }
+);
+
+text_enum!(
+    /// Result of the last run of a service check.
+    CheckStatus {
+        /// Passed.
+        Ok => "ok",
+        /// Passed with warnings.
+        Warning => "warning",
+        /// Failed.
+        Critical => "critical",
+        /// Not run yet.
+        Unknown => "unknown",
+    }
+);
+
+text_enum!(
+    /// Health reported by a component.
+    HealthStatus {
+        /// All good.
+        Healthy => "healthy",
+        /// Working with problems.
+        Degraded => "degraded",
+        /// Not working.
+        Unhealthy => "unhealthy",
+        /// Unknown.
+        Unknown => "unknown",
+    }
+);
+
+text_enum!(
+    /// Kind of component a health event is about.
+    HealthSourceKind {
+        /// An agent.
+        Agent => "agent",
+        /// A gateway.
+        Gateway => "gateway",
+        /// A checker.
+        Checker => "checker",
+        /// A device.
+        Device => "device",
+    }
+);
+
+text_enum!(
+    /// Where an integration source gets devices from.
+    IntegrationKind {
+        /// NetBox.
+        Netbox => "netbox",
+        /// Armis.
+        Armis => "armis",
+        /// SNMP discovery.
+        SnmpDiscovery => "snmp_discovery",
+        /// Network sweep.
+        Sweep => "sweep",
+        /// CSV import.
+        Csv => "csv",
+        /// Pushed through the API.
+        Api => "api",
+    }
+);
+
+text_enum!(
+    /// Connectivity of an edge site.
+    EdgeSiteStatus {
+        /// Onboarding not finished.
+        Pending => "pending",
+        /// Connected.
+        Online => "online",
+        /// Disconnected.
+        Offline => "offline",
+    }
+);

@@ -18,9 +18,12 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::errors::{ApiError, ApiResult};
+use super::infrastructure::{AgentRow, CheckerRow, GatewayRow};
 use super::inventory::{DeviceRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
 use super::monitoring::{AlertRow, EventRow};
-use crate::schema::tenant::{alerts, device_groups, device_identifiers, devices, interfaces, partitions};
+use crate::schema::tenant::{
+    agents, alerts, checkers, device_groups, device_identifiers, devices, gateways, interfaces, partitions,
+};
 use crate::tenancy::scope::Scope;
 
 /// Most times a loader yields waiting for its batch to stop growing.
@@ -134,6 +137,10 @@ pub struct Loaders {
     group_devices: BatchLoader<Uuid, Vec<DeviceRow>>,
     open_alerts: BatchLoader<Uuid, Vec<AlertRow>>,
     recent_events: BatchLoader<Uuid, Vec<EventRow>>,
+    gateways: BatchLoader<Uuid, GatewayRow>,
+    agents: BatchLoader<Uuid, AgentRow>,
+    gateway_agents: BatchLoader<Uuid, Vec<AgentRow>>,
+    agent_checkers: BatchLoader<Uuid, Vec<CheckerRow>>,
 }
 
 /// Events `Device.recentEvents` returns per device.
@@ -163,6 +170,10 @@ impl Loaders {
             group_devices: BatchLoader::default(),
             open_alerts: BatchLoader::default(),
             recent_events: BatchLoader::default(),
+            gateways: BatchLoader::default(),
+            agents: BatchLoader::default(),
+            gateway_agents: BatchLoader::default(),
+            agent_checkers: BatchLoader::default(),
         }
     }
 
@@ -272,6 +283,68 @@ impl Loaders {
                     .load(&mut conn)
                     .await?;
                 Ok(grouped(rows, |r: &AlertRow| r.device_id.unwrap_or_default()))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    pub async fn gateway(&self, id: Uuid) -> ApiResult<Option<GatewayRow>> {
+        self.gateways
+            .load_one(id, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = gateways::table
+                    .filter(gateways::id.eq_any(ids))
+                    .select(GatewayRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(by_id(rows, |r: &GatewayRow| r.id))
+            })
+            .await
+    }
+
+    pub async fn agent(&self, id: Uuid) -> ApiResult<Option<AgentRow>> {
+        self.agents
+            .load_one(id, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = agents::table
+                    .filter(agents::id.eq_any(ids))
+                    .select(AgentRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(by_id(rows, |r: &AgentRow| r.id))
+            })
+            .await
+    }
+
+    pub async fn agents_of_gateway(&self, gateway: Uuid) -> ApiResult<Vec<AgentRow>> {
+        let rows = self
+            .gateway_agents
+            .load_one(gateway, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = agents::table
+                    .filter(agents::gateway_id.eq_any(ids))
+                    .order((agents::name, agents::id))
+                    .select(AgentRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(grouped(rows, |r: &AgentRow| r.gateway_id.unwrap_or_default()))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    pub async fn checkers_of_agent(&self, agent: Uuid) -> ApiResult<Vec<CheckerRow>> {
+        let rows = self
+            .agent_checkers
+            .load_one(agent, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = checkers::table
+                    .filter(checkers::agent_id.eq_any(ids))
+                    .order((checkers::name, checkers::id))
+                    .select(CheckerRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(grouped(rows, |r: &CheckerRow| r.agent_id))
             })
             .await?;
         Ok(rows.unwrap_or_default())

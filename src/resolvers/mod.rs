@@ -9,11 +9,13 @@ pub mod errors;
 mod health;
 pub mod identity;
 pub mod ids;
+pub mod infrastructure;
 pub mod inventory;
 pub mod limits;
 pub mod loaders;
 pub mod monitoring;
 mod node;
+pub mod observability;
 pub mod pagination;
 pub mod platform;
 
@@ -30,7 +32,9 @@ pub struct Query(
     identity::IdentityQuery,
     platform::PlatformQuery,
     inventory::InventoryQuery,
+    infrastructure::InfrastructureQuery,
     monitoring::MonitoringQuery,
+    observability::ObservabilityQuery,
     node::NodeQuery,
 );
 
@@ -40,6 +44,7 @@ pub struct Mutation(
     identity::IdentityMutation,
     platform::PlatformMutation,
     inventory::InventoryMutation,
+    infrastructure::InfrastructureMutation,
     monitoring::MonitoringMutation,
 );
 

@@ -45,14 +45,14 @@ pub struct EventRow {
     pub occurred_at: DateTime<Utc>,
 }
 
-fn time_cursor(at: DateTime<Utc>, id: Uuid) -> Cursor {
+pub fn time_cursor(at: DateTime<Utc>, id: Uuid) -> Cursor {
     Cursor {
         key: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         id,
     }
 }
 
-fn cursor_time(cursor: &Cursor) -> ApiResult<DateTime<Utc>> {
+pub fn cursor_time(cursor: &Cursor) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&cursor.key)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ApiError::bad_input("invalid cursor"))

@@ -162,10 +162,157 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    gateways (id) {
+        id -> Uuid,
+        name -> Text,
+        partition_id -> Nullable<Uuid>,
+        address -> Text,
+        version -> Text,
+        status -> Text,
+        last_seen -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Uuid,
+        name -> Text,
+        gateway_id -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        version -> Text,
+        status -> Text,
+        capabilities -> Array<Text>,
+        last_seen -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    checkers (id) {
+        id -> Uuid,
+        agent_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        config -> Jsonb,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    service_checks (id) {
+        id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        target -> Text,
+        agent_id -> Nullable<Uuid>,
+        device_id -> Nullable<Uuid>,
+        interval_seconds -> Int4,
+        timeout_ms -> Int4,
+        enabled -> Bool,
+        last_status -> Text,
+        last_checked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    polling_schedules (id) {
+        id -> Uuid,
+        name -> Text,
+        target -> Text,
+        agent_id -> Nullable<Uuid>,
+        interval_seconds -> Int4,
+        enabled -> Bool,
+        last_run_at -> Nullable<Timestamptz>,
+        next_run_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    health_events (id) {
+        id -> Uuid,
+        source_kind -> Text,
+        source_id -> Uuid,
+        status -> Text,
+        message -> Text,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    integration_sources (id) {
+        id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        partition_id -> Nullable<Uuid>,
+        config -> Jsonb,
+        enabled -> Bool,
+        last_sync_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    edge_sites (id) {
+        id -> Uuid,
+        name -> Text,
+        partition_id -> Nullable<Uuid>,
+        location -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    logs (id) {
+        id -> Int8,
+        device_id -> Nullable<Uuid>,
+        ts -> Timestamptz,
+        severity -> Text,
+        source -> Text,
+        message -> Text,
+        attributes -> Jsonb,
+    }
+}
+
+diesel::table! {
+    cpu_metrics (device_id, ts, core) {
+        device_id -> Uuid,
+        ts -> Timestamptz,
+        core -> Int4,
+        usage_percent -> Float8,
+    }
+}
+
+diesel::table! {
+    memory_metrics (device_id, ts) {
+        device_id -> Uuid,
+        ts -> Timestamptz,
+        used_bytes -> Int8,
+        total_bytes -> Int8,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (created_by));
 diesel::joinable!(devices -> partitions (partition_id));
 diesel::joinable!(alerts -> devices (device_id));
 diesel::joinable!(events -> devices (device_id));
+diesel::joinable!(agents -> gateways (gateway_id));
+diesel::joinable!(checkers -> agents (agent_id));
+diesel::joinable!(service_checks -> agents (agent_id));
+diesel::joinable!(polling_schedules -> agents (agent_id));
 diesel::joinable!(tokens -> users (user_id));
 diesel::joinable!(devices -> device_groups (group_id));
 diesel::joinable!(device_identifiers -> devices (device_id));
@@ -184,4 +331,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     partitions,
     alerts,
     events,
+    gateways,
+    agents,
+    checkers,
+    service_checks,
+    polling_schedules,
+    health_events,
+    integration_sources,
+    edge_sites,
+    logs,
+    cpu_metrics,
+    memory_metrics,
 );

@@ -1,0 +1,312 @@
+//! Observability: metric series over a time range, bucketed in SQL (`date_bin`), and logs,
+//! newest first. Also the tenant's users (admins only, see `access`).
+
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Text, Timestamptz};
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::context::{app, scope};
+use super::errors::{ApiError, ApiResult};
+use super::identity::User;
+use super::ids;
+use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
+use crate::auth::users::UserRecord;
+use crate::schema::tenant::{logs, users};
+
+/// Most points a metric query may return.
+const MAX_POINTS: i64 = 10_000;
+
+/// Width of the buckets a metric series is averaged into.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MetricBucket {
+    /// One minute.
+    Minute,
+    /// Five minutes.
+    FiveMinutes,
+    /// Fifteen minutes.
+    FifteenMinutes,
+    /// One hour.
+    Hour,
+    /// One day.
+    Day,
+}
+
+impl MetricBucket {
+    fn seconds(self) -> i64 {
+        match self {
+            Self::Minute => 60,
+            Self::FiveMinutes => 300,
+            Self::FifteenMinutes => 900,
+            Self::Hour => 3600,
+            Self::Day => 86400,
+        }
+    }
+}
+
+/// One bucket of a metric series.
+#[derive(SimpleObject, QueryableByName, Debug, Clone)]
+pub struct MetricPoint {
+    /// Start of the bucket.
+    #[diesel(sql_type = Timestamptz)]
+    pub time: DateTime<Utc>,
+    /// Mean of the samples in the bucket.
+    #[diesel(sql_type = Double)]
+    pub avg: f64,
+    /// Smallest sample.
+    #[diesel(sql_type = Double)]
+    pub min: f64,
+    /// Largest sample.
+    #[diesel(sql_type = Double)]
+    pub max: f64,
+    /// Number of samples.
+    #[diesel(sql_type = BigInt)]
+    pub samples: i64,
+}
+
+/// The value column each series aggregates.
+enum Series {
+    Cpu,
+    Memory,
+}
+
+impl Series {
+    fn sql(&self) -> &'static str {
+        match self {
+            // Averaged over cores and samples; both tables are keyed by (device, time).
+            Self::Cpu => {
+                "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(usage_percent) AS avg, \
+                 min(usage_percent) AS min, max(usage_percent) AS max, count(*) AS samples \
+                 FROM cpu_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 GROUP BY 1 ORDER BY 1"
+            }
+            Self::Memory => {
+                "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(used_bytes)::float8 AS avg, \
+                 min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*) AS samples \
+                 FROM memory_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 GROUP BY 1 ORDER BY 1"
+            }
+        }
+    }
+}
+
+async fn series(
+    ctx: &Context<'_>,
+    series: Series,
+    device_id: &ID,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket: MetricBucket,
+) -> ApiResult<Vec<MetricPoint>> {
+    let device = ids::decode("Device", device_id)?;
+    if from >= to {
+        return Err(ApiError::bad_input("from must be before to"));
+    }
+    let points = (to - from).num_seconds() / bucket.seconds();
+    if points > MAX_POINTS {
+        return Err(ApiError::bad_input(format!(
+            "the range holds {points} buckets; at most {MAX_POINTS}: use a wider bucket or a shorter range"
+        )));
+    }
+    let mut conn = scope(ctx)?.conn().await?;
+    Ok(diesel::sql_query(series.sql())
+        .bind::<Text, _>(format!("{} seconds", bucket.seconds()))
+        .bind::<diesel::sql_types::Uuid, _>(device)
+        .bind::<Timestamptz, _>(from)
+        .bind::<Timestamptz, _>(to)
+        .load(&mut conn)
+        .await?)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = logs, check_for_backend(Pg))]
+pub struct LogRow {
+    pub id: i64,
+    pub device_id: Option<Uuid>,
+    pub ts: DateTime<Utc>,
+    pub severity: String,
+    pub source: String,
+    pub message: String,
+    pub attributes: serde_json::Value,
+}
+
+/// A log line.
+#[derive(SimpleObject, Clone)]
+pub struct LogEntry {
+    /// When it was logged.
+    pub time: DateTime<Utc>,
+    /// Severity (`trace` to `fatal`).
+    pub severity: String,
+    /// What logged it.
+    pub source: String,
+    /// The line.
+    pub message: String,
+    /// Structured attributes.
+    pub attributes: Json<serde_json::Value>,
+    /// Global id of the device it came from.
+    pub device_id: Option<ID>,
+}
+
+impl From<LogRow> for LogEntry {
+    fn from(row: LogRow) -> Self {
+        Self {
+            time: row.ts,
+            severity: row.severity,
+            source: row.source,
+            message: row.message,
+            attributes: Json(row.attributes),
+            device_id: row.device_id.map(|id| ids::encode("Device", id)),
+        }
+    }
+}
+
+/// Which log lines to list.
+#[derive(InputObject, Default)]
+pub struct LogFilter {
+    /// Only lines at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only lines before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Only lines of this device.
+    pub device_id: Option<ID>,
+    /// Only lines of these severities (`info`, `error`...).
+    pub severity: Option<Vec<String>>,
+}
+
+/// Log cursors carry (time, numeric id) in the key; the uuid part is unused.
+fn log_cursor(row: &LogRow) -> Cursor {
+    Cursor {
+        key: format!(
+            "{}#{}",
+            super::monitoring::time_cursor(row.ts, Uuid::nil()).key,
+            row.id
+        ),
+        id: Uuid::nil(),
+    }
+}
+
+fn log_position(cursor: &Cursor) -> ApiResult<(DateTime<Utc>, i64)> {
+    let invalid = || ApiError::bad_input("invalid cursor");
+    let (time, id) = cursor.key.rsplit_once('#').ok_or_else(invalid)?;
+    let time = DateTime::parse_from_rfc3339(time)
+        .map_err(|_| invalid())?
+        .with_timezone(&Utc);
+    Ok((time, id.parse().map_err(|_| invalid())?))
+}
+
+#[derive(Default)]
+pub struct ObservabilityQuery;
+
+#[Object]
+impl ObservabilityQuery {
+    /// CPU usage of a device (percent, all cores) over `[from, to)`, averaged per bucket.
+    async fn cpu_metrics(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default_with = "MetricBucket::FiveMinutes")] bucket: MetricBucket,
+    ) -> ApiResult<Vec<MetricPoint>> {
+        series(ctx, Series::Cpu, &device_id, from, to, bucket).await
+    }
+
+    /// Memory used by a device (bytes) over `[from, to)`, averaged per bucket.
+    async fn memory_metrics(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default_with = "MetricBucket::FiveMinutes")] bucket: MetricBucket,
+    ) -> ApiResult<Vec<MetricPoint>> {
+        series(ctx, Series::Memory, &device_id, from, to, bucket).await
+    }
+
+    /// Log lines, newest first.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn logs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LogFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<Cursor, LogEntry, EmptyFields>> {
+        use super::pagination::Direction;
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let filter = filter.unwrap_or_default();
+        let device = filter
+            .device_id
+            .as_ref()
+            .map(|id| ids::decode("Device", id))
+            .transpose()?;
+        let mut query = logs::table
+            .select(LogRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(from) = filter.from {
+            query = query.filter(logs::ts.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(logs::ts.lt(to));
+        }
+        if let Some(device) = device {
+            query = query.filter(logs::device_id.eq(device));
+        }
+        if let Some(severity) = filter.severity {
+            query = query.filter(logs::severity.eq_any(severity));
+        }
+        if let Some(cursor) = &window.cursor {
+            let (at, id) = log_position(cursor)?;
+            query = match window.direction {
+                Direction::Forward => query.filter(logs::ts.lt(at).or(logs::ts.eq(at).and(logs::id.lt(id)))),
+                Direction::Backward => query.filter(logs::ts.gt(at).or(logs::ts.eq(at).and(logs::id.gt(id)))),
+            };
+        }
+        query = match window.direction {
+            Direction::Forward => query.order((logs::ts.desc(), logs::id.desc())),
+            Direction::Backward => query.order((logs::ts.asc(), logs::id.asc())),
+        };
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            log_cursor,
+            LogEntry::from,
+            EmptyFields
+        )
+    }
+
+    /// Users of the tenant, by email (admins only).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<Cursor, User, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = users::table
+            .select(UserRecord::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(query, &window, users::email, users::id, text_key, ascending);
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |u: &UserRecord| Cursor {
+                key: u.email.clone(),
+                id: u.id
+            },
+            User::from,
+            EmptyFields
+        )
+    }
+}
