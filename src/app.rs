@@ -18,6 +18,8 @@ pub struct App {
     pub pool: Pool,
     /// SQL statements sent by the pool's connections.
     pub statements: db::StatementCounter,
+    /// Alert and event changes of every tenant, for subscriptions.
+    pub changes: crate::changes::ChangeFeed,
     /// GraphQL requests by outcome.
     pub requests: crate::http::metrics::RequestMetrics,
     pub pool_timeout: Duration,
@@ -48,6 +50,7 @@ impl App {
             pool: db::build_pool(database, &statements),
             statements,
             requests: Default::default(),
+            changes: Default::default(),
             pool_timeout: database.pool_timeout(),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
             installation,

@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -105,6 +106,7 @@ pub async fn listen(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let refresher = app.directory.spawn_refresher();
+    let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let router = build_app(app, ready.clone());
     let listener = tokio::net::TcpListener::bind(server.listen)
@@ -117,5 +119,6 @@ pub async fn listen(
         .await
         .context("HTTP server failed");
     refresher.abort();
+    change_listener.abort();
     served
 }

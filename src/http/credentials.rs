@@ -10,6 +10,9 @@ use super::operation::OperationShape;
 use crate::app::App;
 use crate::auth::token::{self, MAX_TOKEN_BYTES, Operation};
 use crate::resolvers::errors::{ApiError, Code};
+use std::sync::Arc;
+
+use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::domain;
 use crate::tenancy::scope::{Actor, Scope};
 use crate::tenancy::transaction::Access;
@@ -34,6 +37,24 @@ pub fn scope_for(
         Some(shape) => (shape.kind, shape.root_fields.as_slice()),
         None => (Operation::Query, &[][..]),
     };
+    let actor = actor_for(app, raw, kind, root_fields, host_tenant.as_ref())?;
+    let access = match kind {
+        Operation::Mutation => Access::ReadWrite,
+        Operation::Query | Operation::Subscription => Access::ReadOnly,
+    };
+    let tx = app.tenant_tx(actor.tenant.clone(), access, Some(actor.claims.credential));
+    Ok(Scope::authenticated(request_id, actor, host_tenant, tx))
+}
+
+/// Verifies and authorizes a token for one operation and resolves its tenant, which must
+/// be served and match the vanity domain the request arrived on (if any).
+pub fn actor_for(
+    app: &App,
+    raw: &str,
+    kind: Operation,
+    root_fields: &[String],
+    host_tenant: Option<&Arc<TenantEntry>>,
+) -> Result<Actor, ApiError> {
     let verified = token::verify(raw, &app.keys)?;
     let claims = verified.authorize(kind, root_fields)?;
     let attenuated = verified.is_attenuated();
@@ -41,7 +62,7 @@ pub fn scope_for(
         .directory
         .by_id(claims.tenant_id)
         .ok_or_else(|| ApiError::unauthenticated("the token's tenant does not exist"))?;
-    if host_tenant.as_ref().is_some_and(|host| host.id != tenant.id) {
+    if host_tenant.is_some_and(|host| host.id != tenant.id) {
         return Err(ApiError::unauthenticated(
             "this token belongs to another tenant than the domain it was sent to",
         ));
@@ -49,21 +70,11 @@ pub fn scope_for(
     if !tenant.is_active() {
         return Err(ApiError::new(Code::TenantUnavailable, "the tenant is suspended"));
     }
-    let access = match kind {
-        Operation::Mutation => Access::ReadWrite,
-        Operation::Query | Operation::Subscription => Access::ReadOnly,
-    };
-    let tx = app.tenant_tx(tenant.clone(), access, Some(claims.credential));
-    Ok(Scope::authenticated(
-        request_id,
-        Actor {
-            claims,
-            tenant,
-            attenuated,
-        },
-        host_tenant,
-        tx,
-    ))
+    Ok(Actor {
+        claims,
+        tenant,
+        attenuated,
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header; `None` without the header.

@@ -9,6 +9,7 @@ mod credentials;
 mod graphql;
 pub mod metrics;
 pub mod operation;
+mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
                 .post(graphql::handle)
                 .layer(RequestBodyLimitLayer::new(max_body)),
         )
+        .route("/graphql/ws", get(ws::handle))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handle))

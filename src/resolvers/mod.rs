@@ -18,10 +18,11 @@ mod node;
 pub mod observability;
 pub mod pagination;
 pub mod platform;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{MergedObject, SDLExportOptions, Schema};
 
 use crate::app::App;
 
@@ -49,10 +50,14 @@ pub struct Mutation(
 );
 
 /// The executable schema.
-pub type EnclaveSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type EnclaveSchema = Schema<Query, Mutation, subscriptions::SubscriptionRoot>;
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::SubscriptionRoot> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscriptions::SubscriptionRoot,
+    )
 }
 
 /// Builds the schema around the shared application state, with its request limits.

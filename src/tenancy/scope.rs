@@ -64,6 +64,17 @@ impl Scope {
         }
     }
 
+    /// A subscriber: authenticated, but without a request transaction (a subscription
+    /// reads each change in a short transaction of its own).
+    pub fn subscriber(request_id: Uuid, actor: Actor) -> Self {
+        Self {
+            request_id,
+            actor: Some(actor),
+            host_tenant: None,
+            tx: None,
+        }
+    }
+
     pub fn actor(&self) -> Result<&Actor, ScopeError> {
         self.actor.as_ref().ok_or(ScopeError::Unauthenticated)
     }
