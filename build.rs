@@ -1,7 +1,11 @@
-//! Embeds the SQL migration directories (`migrations_public/`, `migrations_tenant/`) into the
-//! binary, so that `enclave` needs no files at run time. Each directory follows diesel's
-//! layout (`<version>_<name>/up.sql` and `down.sql`); the generated file lists them in
-//! version order and `src/tenancy/migrations/` checksums and runs them.
+//! Embeds what `enclave` needs at run time, so that it needs no files and no network:
+//!
+//! - the SQL migration directories (`migrations_public/`, `migrations_tenant/`), in diesel's
+//!   layout (`<version>_<name>/up.sql` and `down.sql`), listed in version order for
+//!   `src/tenancy/migrations/` to checksum and run;
+//! - GraphiQL's browser bundles from `web/graphiql/node_modules` (pinned npm dependencies,
+//!   installed with `npm ci --prefix web/graphiql`); without them `/graphiql` explains how
+//!   to install them.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -42,4 +46,39 @@ fn main() {
         writeln!(code, "];").expect("write to string");
     }
     fs::write(&out, code).expect("write embedded_migrations.rs");
+    embed_graphiql();
+}
+
+/// Writes `graphiql_assets.rs`: `Some(assets)` when the npm packages are installed.
+fn embed_graphiql() {
+    let root =
+        Path::new(&env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("web/graphiql/node_modules");
+    println!("cargo:rerun-if-changed=web/graphiql/package-lock.json");
+    let files = [
+        ("react_js", "react/umd/react.production.min.js"),
+        ("react_dom_js", "react-dom/umd/react-dom.production.min.js"),
+        ("graphiql_js", "graphiql/graphiql.min.js"),
+        ("graphiql_css", "graphiql/graphiql.min.css"),
+    ];
+    let paths: Vec<_> = files
+        .iter()
+        .map(|(field, file)| (*field, root.join(file)))
+        .collect();
+    let code = if paths.iter().all(|(_, path)| path.is_file()) {
+        let mut fields = String::new();
+        for (field, path) in &paths {
+            println!("cargo:rerun-if-changed={}", path.display());
+            writeln!(
+                fields,
+                "    {field}: include_bytes!({:?}),",
+                path.display().to_string()
+            )
+            .expect("write to string");
+        }
+        format!("pub static ASSETS: Option<Assets> = Some(Assets {{\n{fields}}});\n")
+    } else {
+        "pub static ASSETS: Option<Assets> = None;\n".to_owned()
+    };
+    let out = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("graphiql_assets.rs");
+    fs::write(out, code).expect("write graphiql_assets.rs");
 }

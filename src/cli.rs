@@ -403,8 +403,8 @@ fn print_demo(tenants: &[crate::demo::DemoTenant], server: &ServerConfig) {
     println!("\nEnclave demo: {url}\n");
     for tenant in tenants {
         println!(
-            "tenant {} — admin {}\n  token: {}\n",
-            tenant.slug, tenant.admin_email, tenant.token
+            "tenant {} — admin {}\n  token: {}\n  GraphiQL: http://{}/graphiql#token={}\n",
+            tenant.slug, tenant.admin_email, tenant.token, server.listen, tenant.token
         );
     }
     if let Some(first) = tenants.first() {

@@ -81,3 +81,42 @@ fn committed_schema_graphql_matches_the_code() {
         "schema.graphql is out of date: run `cargo run -- schema > schema.graphql`"
     );
 }
+
+#[tokio::test]
+async fn graphiql_is_served_with_its_own_assets() {
+    let db = TestDb::new().await;
+    let installation = db.prepare().await;
+    let (keys, spec) = enclave::auth::keys::RootKeys::generate(1);
+    let app = enclave::app::App::new(
+        &db.config(),
+        &enclave::config::AuthConfig::with_key(spec),
+        keys,
+        installation,
+        enclave::config::LimitsConfig::default(),
+    )
+    .await
+    .expect("app");
+    let app = enclave::build_app(app, Arc::new(AtomicBool::new(true)));
+    assert!(
+        enclave::http::graphiql::ASSETS.is_some(),
+        "GraphiQL assets are not embedded: run scripts/install-web-assets"
+    );
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).expect("request");
+    let (status, page) = call(app.clone(), get("/graphiql")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("https://"),
+        "the page must not load anything from the internet"
+    );
+    for asset in [
+        "/graphiql/react.js",
+        "/graphiql/react-dom.js",
+        "/graphiql/graphiql.js",
+        "/graphiql/graphiql.css",
+    ] {
+        assert!(page.contains(asset), "{asset} not referenced");
+        let (status, body) = call(app.clone(), get(asset)).await;
+        assert_eq!(status, StatusCode::OK, "{asset}");
+        assert!(body.len() > 1000, "{asset} is suspiciously small");
+    }
+}

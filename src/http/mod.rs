@@ -1,11 +1,13 @@
 //! The HTTP surface: `/graphql` (GET and POST), `/healthz` (the process is alive),
-//! `/readyz` (migrations are done and the database answers) and `/metrics` (Prometheus).
+//! `/readyz` (migrations are done and the database answers), `/metrics` (Prometheus),
+//! `/graphql/ws` (subscriptions) and `/graphiql` (the IDE).
 //!
 //! - `graphql`: the GraphQL handler (authenticate, scope, execute, commit);
 //! - `credentials`: turning the Authorization and Host headers into a `Scope`;
 //! - `operation`: the kind and root fields of an operation, for the authorizer.
 
 mod credentials;
+pub mod graphiql;
 mod graphql;
 pub mod metrics;
 pub mod operation;
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(RequestBodyLimitLayer::new(max_body)),
         )
         .route("/graphql/ws", get(ws::handle))
+        .merge(graphiql::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handle))
