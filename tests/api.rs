@@ -603,3 +603,82 @@ async fn infrastructure_observability_and_users_through_the_demo_data() {
     }
     assert_eq!(seen.len(), 500);
 }
+
+#[tokio::test]
+async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    seed(&f.t, "tenant_globex", 1).await;
+    let ids: Vec<String> =
+        f.t.gql(Some(&f.admin), "{ devices { edges { node { id } } } }", json!({}))
+            .await["data"]["devices"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .filter_map(|e| e["node"]["id"].as_str().map(str::to_owned))
+            .collect();
+    let (primary, merged) = (&ids[0], &ids[1]);
+    let extra = f.t.gql(Some(&f.admin), "mutation($d: ID!) { createInterface(input: {deviceId: $d, name: \"eth7\"}) { interface { id } } }", json!({ "d": merged })).await;
+    assert!(extra["errors"].is_null(), "{extra}");
+    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same chassis\"}) { mergedId device { hostname interfaces { name } openAlerts { title } } } }";
+
+    let refused =
+        f.t.gql(Some(&f.operator), merge, json!({ "p": primary, "m": merged }))
+            .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"));
+    let globex_admin = f.t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex_token = f.t.session("globex", &globex_admin).await;
+    let globex_device =
+        f.t.gql(
+            Some(&globex_token),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+    let cross =
+        f.t.gql(Some(&f.admin), merge, json!({ "p": primary, "m": globex_device }))
+            .await;
+    assert_eq!(error_code(&cross), Some("NOT_FOUND"));
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.devices")
+            .await,
+        1
+    );
+
+    let response =
+        f.t.gql(Some(&f.admin), merge, json!({ "p": primary, "m": merged }))
+            .await;
+    let device = &response["data"]["mergeDevices"]["device"];
+    let names: Vec<&str> = device["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(names, ["eth0", "eth1", "eth7"], "{response}");
+    assert_eq!(
+        device["openAlerts"].as_array().map(Vec::len),
+        Some(2),
+        "alerts follow the merge"
+    );
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.devices")
+            .await,
+        1
+    );
+    assert_eq!(
+        f.t.db.count("SELECT count(*) AS n FROM tenant_acme.merge_audits WHERE reason = 'same chassis' AND merged_snapshot->>'hostname' = 'tenant_acme-dev-0002'").await,
+        1
+    );
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.merge_audits")
+            .await,
+        0
+    );
+}

@@ -647,6 +647,46 @@ pub struct PartitionPayload {
     pub partition: Partition,
 }
 
+/// Input of `mergeDevices`.
+#[derive(InputObject)]
+pub struct MergeDevicesInput {
+    /// The device that stays.
+    pub primary_id: ID,
+    /// The duplicate that is merged into it and deleted.
+    pub merged_id: ID,
+    /// Why (kept in the audit).
+    #[graphql(default)]
+    pub reason: String,
+}
+
+/// The result of `mergeDevices`.
+#[derive(SimpleObject)]
+pub struct MergeDevicesPayload {
+    /// The remaining device, with everything of the merged one.
+    pub device: Device,
+    /// Id of the deleted duplicate.
+    pub merged_id: ID,
+}
+
+/// Moves everything of `merged` to `primary` (interfaces whose name the primary already
+/// has are dropped), records the merged device in `merge_audits`, deletes it. Runs in the
+/// request's tenant transaction, so it happens entirely or not at all.
+const MERGE_SQL: &str = "
+WITH moved_interfaces AS (
+  UPDATE interfaces SET device_id = $1, updated_at = now()
+  WHERE device_id = $2 AND name NOT IN (SELECT name FROM interfaces WHERE device_id = $1)),
+moved_identifiers AS (UPDATE device_identifiers SET device_id = $1 WHERE device_id = $2),
+moved_aliases AS (
+  UPDATE device_alias_states SET device_id = $1 WHERE device_id = $2
+  AND (alias_kind, alias_value) NOT IN (SELECT alias_kind, alias_value FROM device_alias_states WHERE device_id = $1)),
+moved_alerts AS (UPDATE alerts SET device_id = $1 WHERE device_id = $2),
+moved_events AS (UPDATE events SET device_id = $1 WHERE device_id = $2),
+moved_checks AS (
+  UPDATE service_checks SET device_id = $1 WHERE device_id = $2
+  AND name NOT IN (SELECT name FROM service_checks WHERE device_id = $1))
+INSERT INTO merge_audits (primary_device_id, merged_device_id, merged_snapshot, merged_by, reason)
+SELECT $1, d.id, to_jsonb(d), $3, $4 FROM devices d WHERE d.id = $2";
+
 // ---------------------------------------------------------------- roots
 
 #[derive(Default)]
@@ -880,6 +920,55 @@ impl InventoryMutation {
             return Err(ApiError::not_found("no such device"));
         }
         Ok(DeleteDevicePayload { deleted_id: input.id })
+    }
+
+    /// Merges a duplicate device into another and records it (admins).
+    async fn merge_devices(
+        &self,
+        ctx: &Context<'_>,
+        input: MergeDevicesInput,
+    ) -> ApiResult<MergeDevicesPayload> {
+        use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
+        let primary = ids::decode("Device", &input.primary_id)?;
+        let merged = ids::decode("Device", &input.merged_id)?;
+        if primary == merged {
+            return Err(ApiError::bad_input("a device cannot be merged into itself"));
+        }
+        let actor = super::context::actor(ctx)?;
+        let by = match actor.claims.credential {
+            crate::auth::token::Credential::Impersonation(_) => None,
+            _ => Some(actor.claims.user_id),
+        };
+        let mut conn = scope(ctx)?.conn().await?;
+        let found: i64 = devices::table
+            .filter(devices::id.eq_any([primary, merged]))
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        if found != 2 {
+            return Err(ApiError::not_found("no such device"));
+        }
+        diesel::sql_query(MERGE_SQL)
+            .bind::<SqlUuid, _>(primary)
+            .bind::<SqlUuid, _>(merged)
+            .bind::<Nullable<SqlUuid>, _>(by)
+            .bind::<Text, _>(input.reason.trim())
+            .execute(&mut conn)
+            .await?;
+        // Interfaces, checks and aliases the primary already had by name stay with the merged
+        // device and go with it.
+        diesel::delete(devices::table.find(merged))
+            .execute(&mut conn)
+            .await?;
+        let row = devices::table
+            .find(primary)
+            .select(DeviceRow::as_select())
+            .first(&mut conn)
+            .await?;
+        Ok(MergeDevicesPayload {
+            device: Device(row),
+            merged_id: input.merged_id,
+        })
     }
 
     /// Adds an interface to a device.
