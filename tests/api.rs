@@ -682,3 +682,86 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
         0
     );
 }
+
+#[tokio::test]
+async fn admins_manage_users_and_disabling_one_ends_their_sessions_at_once() {
+    let f = fixture().await;
+    let create = "mutation($e: String!, $r: Role!) { createUser(input: {email: $e, role: $r, password: \"correct horse battery\"}) { user { id email role } } }";
+    let created =
+        f.t.gql(
+            Some(&f.admin),
+            create,
+            json!({ "e": "New.Person@acme.example", "r": "OPERATOR" }),
+        )
+        .await;
+    let user = &created["data"]["createUser"]["user"];
+    assert_eq!(user["email"], "new.person@acme.example", "{created}");
+    let id = user["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        error_code(
+            &f.t.gql(
+                Some(&f.admin),
+                create,
+                json!({ "e": "new.person@acme.example", "r": "VIEWER" })
+            )
+            .await
+        ),
+        Some("CONFLICT")
+    );
+    assert_eq!(
+        error_code(
+            &f.t.gql(
+                Some(&f.admin),
+                create,
+                json!({ "e": "boss@acme.example", "r": "PLATFORM_ADMIN" })
+            )
+            .await
+        ),
+        Some("FORBIDDEN")
+    );
+    assert_eq!(
+        error_code(
+            &f.t.gql(
+                Some(&f.operator),
+                create,
+                json!({ "e": "x@acme.example", "r": "VIEWER" })
+            )
+            .await
+        ),
+        Some("FORBIDDEN")
+    );
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.users")
+            .await,
+        0
+    );
+
+    // Two customer tenants and no vanity domain: login finds the tenant through the membership.
+    let login = f.t.gql(None, "mutation { login(email: \"new.person@acme.example\", password: \"correct horse battery\") { token tenant { slug } } }", json!({})).await;
+    assert_eq!(login["data"]["login"]["tenant"]["slug"], "acme", "{login}");
+    let session = login["data"]["login"]["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    assert_eq!(
+        f.t.gql(Some(&session), "{ me { role } }", json!({})).await["data"]["me"]["role"],
+        "OPERATOR"
+    );
+
+    let disable =
+        f.t.gql(
+            Some(&f.admin),
+            "mutation($id: ID!) { updateUser(input: {id: $id, disabled: true}) { user { disabled } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        disable["data"]["updateUser"]["user"]["disabled"], true,
+        "{disable}"
+    );
+    assert_eq!(
+        error_code(&f.t.gql(Some(&session), "{ me { role } }", json!({})).await),
+        Some("UNAUTHENTICATED")
+    );
+}

@@ -89,49 +89,80 @@ pub struct NewUser {
     pub password: String,
 }
 
+/// Records that `email` is a member of a tenant (`public.tenant_memberships`). The
+/// tenant's `users` table is the truth; memberships only tell `login` where to look, so a
+/// membership without its user (a creation that rolled back) is harmless. Idempotent.
+pub async fn record_membership(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantEntry,
+    email: &str,
+    role: Role,
+) -> QueryResult<()> {
+    diesel::insert_into(tenant_memberships::table)
+        .values((
+            tenant_memberships::tenant_id.eq(tenant.id),
+            tenant_memberships::email.eq(email),
+            tenant_memberships::role.eq(role.as_str()),
+        ))
+        .on_conflict((tenant_memberships::tenant_id, tenant_memberships::email))
+        .do_update()
+        .set(tenant_memberships::role.eq(role.as_str()))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// Checks a new user against the rules (email, password policy, platform role only in
+/// the platform tenant) and hashes the password. CPU-heavy: call off the async workers.
+pub fn prepare(tenant: &TenantEntry, new: &NewUser) -> Result<(String, String), UserError> {
+    let email = normalize_email(&new.email)?;
+    if new.role == Role::PlatformAdmin && !tenant.slug.is_platform() {
+        return Err(UserError::PlatformRoleOutsidePlatform);
+    }
+    Ok((email, password::hash_new(&new.password)?))
+}
+
+/// Inserts a user; `conn` is inside the tenant's transaction.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    display_name: &str,
+    role: Role,
+    password_hash: &str,
+) -> Result<UserRecord, UserError> {
+    if find_by_email(conn, email).await?.is_some() {
+        return Err(UserError::Exists);
+    }
+    Ok(diesel::insert_into(users::table)
+        .values((
+            users::email.eq(email),
+            users::display_name.eq(display_name),
+            users::role.eq(role.as_str()),
+            users::password_hash.eq(password_hash),
+        ))
+        .returning(UserRecord::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
 /// Creates a user in a tenant and records the membership, in one transaction on a plain
 /// (non-tenant) connection: the membership row in `public` first, then the user row under
-/// the tenant's schema and role. For the CLI; the API goes through the tenant transaction.
+/// the tenant's schema and role. For the CLI; the API uses the request's transaction.
 pub async fn add_to_tenant(
     conn: &mut AsyncPgConnection,
     tenant: &TenantEntry,
     new: &NewUser,
 ) -> Result<UserRecord, UserError> {
-    let email = normalize_email(&new.email)?;
-    if new.role == Role::PlatformAdmin && !tenant.slug.is_platform() {
-        return Err(UserError::PlatformRoleOutsidePlatform);
-    }
-    let password_hash = password::hash_new(&new.password)?;
+    let (email, password_hash) = prepare(tenant, new)?;
     conn.transaction(async |conn| {
-        diesel::insert_into(tenant_memberships::table)
-            .values((
-                tenant_memberships::tenant_id.eq(tenant.id),
-                tenant_memberships::email.eq(&email),
-                tenant_memberships::role.eq(new.role.as_str()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        record_membership(conn, tenant, &email, new.role).await?;
         conn.batch_execute(&format!(
             "SET LOCAL search_path TO {}; SET LOCAL ROLE {}",
             quote_ident(&tenant.schema),
             quote_ident(&tenant.role)
         ))
         .await?;
-        if find_by_email(conn, &email).await?.is_some() {
-            return Err(UserError::Exists);
-        }
-        let user = diesel::insert_into(users::table)
-            .values((
-                users::email.eq(&email),
-                users::display_name.eq(&new.display_name),
-                users::role.eq(new.role.as_str()),
-                users::password_hash.eq(&password_hash),
-            ))
-            .returning(UserRecord::as_returning())
-            .get_result(conn)
-            .await?;
-        Ok(user)
+        insert(conn, &email, &new.display_name, new.role, &password_hash).await
     })
     .await
 }

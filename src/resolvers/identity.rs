@@ -26,7 +26,7 @@ use crate::auth::token::{self, Claims, Credential};
 use crate::auth::users::{self, UserRecord};
 use crate::auth::{Role, password, sessions};
 use crate::schema::public::tenant_memberships;
-use crate::schema::tenant::{api_tokens, tokens};
+use crate::schema::tenant::{api_tokens, tokens, users as users_table};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::transaction::Access;
 
@@ -208,6 +208,49 @@ pub struct CreateApiTokenPayload {
 pub struct RevokeApiTokenPayload {
     /// The revoked token's record.
     pub api_token: ApiToken,
+}
+
+/// Input of `createUser`.
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    /// Login email.
+    pub email: String,
+    /// Name shown in the UI.
+    #[graphql(default)]
+    pub display_name: String,
+    /// Role; at most the caller's own.
+    pub role: RoleValue,
+    /// Initial password (at least 12 characters).
+    pub password: String,
+}
+
+/// Input of `updateUser`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// The user to change.
+    pub id: ID,
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New role; at most the caller's own.
+    pub role: Option<RoleValue>,
+    /// Disable (their sessions stop working at once) or enable the user.
+    pub disabled: Option<bool>,
+}
+
+/// A user after a mutation.
+#[derive(SimpleObject)]
+pub struct UserPayload {
+    /// The user as it is now.
+    pub user: User,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = users_table)]
+struct UserChanges {
+    display_name: Option<String>,
+    role: Option<&'static str>,
+    disabled: Option<bool>,
+    updated_at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -441,6 +484,72 @@ impl IdentityMutation {
             api_token: record,
             token,
         })
+    }
+
+    /// Adds a user to the caller's tenant (admins).
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<UserPayload> {
+        let app = app(ctx)?;
+        let scope = scope(ctx)?;
+        let actor = scope.actor()?;
+        let role = Role::from(input.role);
+        if role > actor.claims.role {
+            return Err(ApiError::forbidden("a user cannot get more than your own role"));
+        }
+        let new = users::NewUser {
+            email: input.email,
+            display_name: input.display_name.trim().to_owned(),
+            role,
+            password: input.password,
+        };
+        let tenant = actor.tenant.clone();
+        let (email, hash, new) = tokio::task::spawn_blocking(move || {
+            users::prepare(&tenant, &new).map(|(email, hash)| (email, hash, new))
+        })
+        .await
+        .map_err(ApiError::internal)??;
+        {
+            let mut platform = app.pool.get().await.map_err(ApiError::internal)?;
+            users::record_membership(&mut platform, &actor.tenant, &email, role).await?;
+        }
+        let mut conn = scope.conn().await?;
+        let user = users::insert(&mut conn, &email, &new.display_name, role, &hash).await?;
+        Ok(UserPayload { user: user.into() })
+    }
+
+    /// Changes a user of the caller's tenant (admins). Disabling one ends their sessions.
+    async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> ApiResult<UserPayload> {
+        let scope = scope(ctx)?;
+        let actor = scope.actor()?;
+        let id = ids::decode("User", &input.id)?;
+        let role = input.role.map(Role::from);
+        if role.is_some_and(|r| r > actor.claims.role) {
+            return Err(ApiError::forbidden("a user cannot get more than your own role"));
+        }
+        if role == Some(Role::PlatformAdmin) && !actor.tenant.slug.is_platform() {
+            return Err(ApiError::bad_input(
+                "only users of the platform tenant can be platform admins",
+            ));
+        }
+        if id == actor.claims.user_id
+            && (input.disabled == Some(true) || role.is_some_and(|r| r < actor.claims.role))
+        {
+            return Err(ApiError::bad_input("you cannot disable or demote yourself"));
+        }
+        let changes = UserChanges {
+            display_name: input.display_name.map(|n| n.trim().to_owned()),
+            role: role.map(Role::as_str),
+            disabled: input.disabled,
+            updated_at: Utc::now(),
+        };
+        let mut conn = scope.conn().await?;
+        let user = diesel::update(users_table::table.find(id))
+            .set(changes)
+            .returning(UserRecord::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such user"))?;
+        Ok(UserPayload { user: user.into() })
     }
 
     /// Revokes an API token, and every token attenuated from it, from the next request on.
