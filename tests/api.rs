@@ -765,3 +765,132 @@ async fn admins_manage_users_and_disabling_one_ends_their_sessions_at_once() {
         Some("UNAUTHENTICATED")
     );
 }
+
+#[tokio::test]
+async fn infrastructure_mutations_validate_and_delete_within_the_tenant() {
+    let f = fixture().await;
+    let globex_admin = f.t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex_token = f.t.session("globex", &globex_admin).await;
+    let globex_gateway =
+        f.t.gql(
+            Some(&globex_token),
+            "mutation { createGateway(input: {name: \"gw\"}) { gateway { id } } }",
+            json!({}),
+        )
+        .await["data"]["createGateway"]["gateway"]["id"]
+            .as_str()
+            .expect("gw")
+            .to_owned();
+    let gateway =
+        f.t.gql(
+            Some(&f.admin),
+            "mutation { createGateway(input: {name: \"gw\", address: \"gw:4222\"}) { gateway { id } } }",
+            json!({}),
+        )
+        .await["data"]["createGateway"]["gateway"]["id"]
+            .as_str()
+            .expect("gw")
+            .to_owned();
+    let agent = f.t.gql(Some(&f.admin), "mutation($g: ID!) { createAgent(input: {name: \"a1\", gatewayId: $g, capabilities: [\"icmp\"]}) { agent { id gateway { name } } } }", json!({ "g": gateway })).await;
+    assert_eq!(
+        agent["data"]["createAgent"]["agent"]["gateway"]["name"], "gw",
+        "{agent}"
+    );
+    let agent_id = agent["data"]["createAgent"]["agent"]["id"]
+        .as_str()
+        .expect("agent")
+        .to_owned();
+    let agents_before = f.t.db.count("SELECT count(*) AS n FROM tenant_acme.agents").await;
+
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            "another tenant's gateway",
+            "mutation($g: ID!) { createAgent(input: {name: \"a2\", gatewayId: $g}) { agent { id } } }",
+            json!({ "g": globex_gateway }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "duplicate name",
+            "mutation { createAgent(input: {name: \"a1\"}) { agent { id } } }",
+            json!({}),
+            "CONFLICT",
+        ),
+        (
+            "operator creating an agent",
+            "mutation { createAgent(input: {name: \"a3\"}) { agent { id } } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+    ];
+    for (what, query, variables, code) in cases {
+        let token = if what.starts_with("operator") {
+            &f.operator
+        } else {
+            &f.admin
+        };
+        let response = f.t.gql(Some(token), query, variables).await;
+        assert_eq!(error_code(&response), Some(code), "{what}: {response}");
+        assert_eq!(
+            f.t.db.count("SELECT count(*) AS n FROM tenant_acme.agents").await,
+            agents_before,
+            "{what} wrote"
+        );
+    }
+    let bad_interval = f.t.gql(Some(&f.operator), "mutation($a: ID!) { createServiceCheck(input: {name: \"ping\", kind: ICMP, target: \"10.0.0.1\", agentId: $a, intervalSeconds: 1}) { serviceCheck { id } } }", json!({ "a": agent_id })).await;
+    assert_eq!(
+        error_code(&bad_interval),
+        Some("BAD_USER_INPUT"),
+        "{bad_interval}"
+    );
+    let bad_config = f.t.gql(Some(&f.admin), "mutation($a: ID!) { createChecker(input: {agentId: $a, name: \"c\", kind: HTTP, config: [1, 2]}) { checker { id } } }", json!({ "a": agent_id })).await;
+    assert_eq!(error_code(&bad_config), Some("BAD_USER_INPUT"));
+    let check = f.t.gql(Some(&f.operator), "mutation($a: ID!) { createServiceCheck(input: {name: \"ping\", kind: ICMP, target: \"10.0.0.1\", agentId: $a}) { serviceCheck { intervalSeconds agent { name } } } }", json!({ "a": agent_id })).await;
+    assert_eq!(
+        check["data"]["createServiceCheck"]["serviceCheck"]["intervalSeconds"], 60,
+        "{check}"
+    );
+
+    let node =
+        f.t.gql(
+            Some(&f.viewer),
+            "query($id: ID!) { node(id: $id) { ... on Agent { name } } }",
+            json!({ "id": agent_id }),
+        )
+        .await;
+    assert_eq!(node["data"]["node"]["name"], "a1", "{node}");
+    let foreign =
+        f.t.gql(
+            Some(&f.viewer),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": globex_gateway }),
+        )
+        .await;
+    assert!(foreign["data"]["node"].is_null(), "{foreign}");
+
+    let delete = "mutation($id: ID!) { deleteGateway(input: {id: $id}) { deletedId } }";
+    assert_eq!(
+        error_code(
+            &f.t.gql(Some(&f.admin), delete, json!({ "id": globex_gateway }))
+                .await
+        ),
+        Some("NOT_FOUND")
+    );
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_globex.gateways")
+            .await,
+        1
+    );
+    assert_eq!(
+        f.t.gql(Some(&f.admin), delete, json!({ "id": gateway })).await["data"]["deleteGateway"]["deletedId"],
+        gateway.as_str()
+    );
+    let orphan =
+        f.t.gql(
+            Some(&f.viewer),
+            "query($id: ID!) { node(id: $id) { ... on Agent { gateway { name } } } }",
+            json!({ "id": agent_id }),
+        )
+        .await;
+    assert!(orphan["data"]["node"]["gateway"].is_null(), "{orphan}");
+}

@@ -56,6 +56,7 @@ pub struct GatewayRow {
 #[graphql(complex)]
 pub struct Gateway {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Unique name.
     pub name: String,
@@ -124,6 +125,7 @@ pub struct AgentRow {
 #[graphql(complex)]
 pub struct Agent {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Unique name.
     pub name: String,
@@ -1079,5 +1081,136 @@ impl InfrastructureMutation {
         Ok(EdgeSitePayload {
             edge_site: row.into(),
         })
+    }
+}
+
+/// Declares `Delete<Type>Input` and `Delete<Type>Payload` for a resource.
+macro_rules! delete_types {
+    ($input:ident, $payload:ident, $what:literal) => {
+        #[doc = concat!("Input of `delete", $what, "`.")]
+        #[derive(InputObject)]
+        pub struct $input {
+            #[doc = concat!("The ", $what, " to delete.")]
+            pub id: ID,
+        }
+
+        #[doc = concat!("The result of `delete", $what, "`.")]
+        #[derive(SimpleObject)]
+        pub struct $payload {
+            /// Id of the deleted object.
+            pub deleted_id: ID,
+        }
+    };
+}
+
+/// Deletes one row by global id in the request's tenant transaction; NOT_FOUND if absent.
+macro_rules! delete_by_id {
+    ($ctx:expr, $input:expr, $kind:literal, $table:ident, $payload:ident) => {{
+        let id = ids::decode($kind, &$input.id)?;
+        let mut conn = scope($ctx)?.conn().await?;
+        let deleted = diesel::delete($table::table.find(id)).execute(&mut conn).await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found(concat!("no such ", $kind)));
+        }
+        Ok($payload {
+            deleted_id: $input.id,
+        })
+    }};
+}
+
+delete_types!(DeleteGatewayInput, DeleteGatewayPayload, "Gateway");
+delete_types!(DeleteAgentInput, DeleteAgentPayload, "Agent");
+delete_types!(DeleteCheckerInput, DeleteCheckerPayload, "Checker");
+delete_types!(DeleteServiceCheckInput, DeleteServiceCheckPayload, "ServiceCheck");
+delete_types!(
+    DeletePollingScheduleInput,
+    DeletePollingSchedulePayload,
+    "PollingSchedule"
+);
+delete_types!(
+    DeleteIntegrationSourceInput,
+    DeleteIntegrationSourcePayload,
+    "IntegrationSource"
+);
+delete_types!(DeleteEdgeSiteInput, DeleteEdgeSitePayload, "EdgeSite");
+
+#[derive(Default)]
+pub struct InfrastructureDeletions;
+
+#[Object]
+impl InfrastructureDeletions {
+    /// Deletes a gateway; its agents stay, without a gateway.
+    async fn delete_gateway(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteGatewayInput,
+    ) -> ApiResult<DeleteGatewayPayload> {
+        delete_by_id!(ctx, input, "Gateway", gateways, DeleteGatewayPayload)
+    }
+    /// Deletes an agent with its checkers; its checks and schedules stay, unassigned.
+    async fn delete_agent(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteAgentInput,
+    ) -> ApiResult<DeleteAgentPayload> {
+        delete_by_id!(ctx, input, "Agent", agents, DeleteAgentPayload)
+    }
+    /// Deletes a checker.
+    async fn delete_checker(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteCheckerInput,
+    ) -> ApiResult<DeleteCheckerPayload> {
+        delete_by_id!(ctx, input, "Checker", checkers, DeleteCheckerPayload)
+    }
+    /// Deletes a service check.
+    async fn delete_service_check(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteServiceCheckInput,
+    ) -> ApiResult<DeleteServiceCheckPayload> {
+        delete_by_id!(
+            ctx,
+            input,
+            "ServiceCheck",
+            service_checks,
+            DeleteServiceCheckPayload
+        )
+    }
+    /// Deletes a polling schedule with its job history.
+    async fn delete_polling_schedule(
+        &self,
+        ctx: &Context<'_>,
+        input: DeletePollingScheduleInput,
+    ) -> ApiResult<DeletePollingSchedulePayload> {
+        delete_by_id!(
+            ctx,
+            input,
+            "PollingSchedule",
+            polling_schedules,
+            DeletePollingSchedulePayload
+        )
+    }
+    /// Deletes an integration source (devices it imported stay).
+    async fn delete_integration_source(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteIntegrationSourceInput,
+    ) -> ApiResult<DeleteIntegrationSourcePayload> {
+        delete_by_id!(
+            ctx,
+            input,
+            "IntegrationSource",
+            integration_sources,
+            DeleteIntegrationSourcePayload
+        )
+    }
+    /// Deletes an edge site with its onboarding records and credentials.
+    async fn delete_edge_site(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteEdgeSiteInput,
+    ) -> ApiResult<DeleteEdgeSitePayload> {
+        delete_by_id!(ctx, input, "EdgeSite", edge_sites, DeleteEdgeSitePayload)
     }
 }

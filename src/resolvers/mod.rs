@@ -46,6 +46,7 @@ pub struct Mutation(
     platform::PlatformMutation,
     inventory::InventoryMutation,
     infrastructure::InfrastructureMutation,
+    infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
 );
 

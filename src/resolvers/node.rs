@@ -7,6 +7,7 @@ use diesel_async::RunQueryDsl;
 use super::context::{loaders, scope};
 use super::errors::ApiResult;
 use super::ids;
+use super::infrastructure::{Agent, Gateway};
 use super::inventory::{Device, DeviceGroup, Interface as NetworkInterface, Partition};
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use crate::schema::tenant::{alerts, events, interfaces};
@@ -21,6 +22,8 @@ pub enum Node {
     Partition(Partition),
     Alert(Alert),
     Event(Event),
+    Gateway(Gateway),
+    Agent(Agent),
 }
 
 #[derive(Default)]
@@ -74,6 +77,8 @@ impl NodeQuery {
                     .optional()?
                     .map(|r| Node::Event(Event(r)))
             }
+            "Gateway" => loaders.gateway(key).await?.map(|r| Node::Gateway(r.into())),
+            "Agent" => loaders.agent(key).await?.map(|r| Node::Agent(r.into())),
             _ => None,
         })
     }
