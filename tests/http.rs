@@ -120,3 +120,82 @@ async fn graphiql_is_served_with_its_own_assets() {
         assert!(body.len() > 1000, "{asset} is suspiciously small");
     }
 }
+
+#[tokio::test]
+async fn responses_follow_graphql_over_http_content_negotiation() {
+    let db = TestDb::new().await;
+    let installation = db.prepare().await;
+    let (keys, spec) = enclave::auth::keys::RootKeys::generate(1);
+    let app = enclave::app::App::new(
+        &db.config(),
+        &enclave::config::AuthConfig::with_key(spec),
+        keys,
+        installation,
+        enclave::config::LimitsConfig::default(),
+    )
+    .await
+    .expect("app");
+    let app = enclave::build_app(app, Arc::new(AtomicBool::new(true)));
+    let post = |accept: &str, query: &str, token: Option<&str>| {
+        let mut request = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request
+            .body(Body::from(serde_json::json!({ "query": query }).to_string()))
+            .expect("request")
+    };
+    let cases = [
+        (
+            "application/graphql-response+json",
+            "{ nope }",
+            None,
+            StatusCode::BAD_REQUEST,
+            "application/graphql-response+json",
+        ),
+        (
+            "application/graphql-response+json",
+            "{ health { ok } }",
+            Some("forged"),
+            StatusCode::UNAUTHORIZED,
+            "application/graphql-response+json",
+        ),
+        (
+            "application/graphql-response+json",
+            "{ health { ok } }",
+            None,
+            StatusCode::OK,
+            "application/graphql-response+json",
+        ),
+        (
+            "application/json",
+            "{ nope }",
+            None,
+            StatusCode::OK,
+            "application/json",
+        ),
+        (
+            "*/*",
+            "{ health { ok } }",
+            Some("forged"),
+            StatusCode::OK,
+            "application/json",
+        ),
+    ];
+    for (accept, query, token, status, content_type) in cases {
+        let response = app
+            .clone()
+            .oneshot(post(accept, query, token))
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), status, "{accept} {query}");
+        let got = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(got.starts_with(content_type), "{accept}: {got}");
+    }
+}

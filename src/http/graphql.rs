@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use async_graphql::{ErrorExtensionValues, ParseRequestError, Response, ServerError, Value};
+use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -48,18 +48,23 @@ pub async fn handle(
 ) -> HttpResponse {
     let request_id = Uuid::new_v4();
     let span = tracing::info_span!("graphql", %request_id);
+    let media = MediaType::accepted(&headers);
     let request = match request {
         Ok(request) => request,
         Err(GraphQLRejection(ParseRequestError::PayloadTooLarge)) => {
             let error = ApiError::bad_input("the request body is too large");
-            return (StatusCode::PAYLOAD_TOO_LARGE, refused(error, request_id)).into_response();
+            return respond(
+                refused(error, request_id),
+                media,
+                Some(StatusCode::PAYLOAD_TOO_LARGE),
+            );
         }
         Err(rejection) => {
             let error = ApiError::bad_input(format!("the request is not a GraphQL request: {}", rejection.0));
-            return (StatusCode::BAD_REQUEST, refused(error, request_id)).into_response();
+            return respond(refused(error, request_id), media, Some(StatusCode::BAD_REQUEST));
         }
     };
-    execute(state, method, headers, request, request_id)
+    execute(state, method, headers, media, request, request_id)
         .instrument(span)
         .await
 }
@@ -68,6 +73,7 @@ async fn execute(
     state: AppState,
     method: Method,
     headers: HeaderMap,
+    media: MediaType,
     request: GraphQLRequest,
     request_id: Uuid,
 ) -> HttpResponse {
@@ -76,18 +82,22 @@ async fn execute(
     if let Some(shape) = &shape {
         if method == Method::GET && shape.kind == Operation::Mutation {
             let error = ApiError::bad_input("mutations are not allowed over GET; use POST");
-            return (StatusCode::METHOD_NOT_ALLOWED, refused(error, request_id)).into_response();
+            return respond(
+                refused(error, request_id),
+                media,
+                Some(StatusCode::METHOD_NOT_ALLOWED),
+            );
         }
         if let Err(error) = check_shape(shape, state.app.limits.max_fields) {
-            return refused(error, request_id).into_response();
+            return respond(refused(error, request_id), media, None);
         }
     }
     let scope = match scope_for(&state.app, &headers, shape.as_ref(), request_id) {
         Ok(scope) => Arc::new(scope),
-        Err(error) => return refused(error, request_id).into_response(),
+        Err(error) => return respond(refused(error, request_id), media, None),
     };
     if let Err(error) = check_caller(&scope, shape.as_ref(), &state).await {
-        return refused(error, request_id).into_response();
+        return respond(refused(error, request_id), media, None);
     }
 
     let kind = shape.as_ref().map(|s| s.kind);
@@ -103,7 +113,68 @@ async fn execute(
     }
     finish_errors(&mut response, request_id);
     state.app.requests.record(!response.errors.is_empty());
-    GraphQLResponse::from(response).into_response()
+    respond(response, media, None)
+}
+
+/// The response media type the client asked for (GraphQL over HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// `application/graphql-response+json`: request errors get a 4xx status.
+    GraphqlResponse,
+    /// `application/json` (the legacy default): always 200 for a GraphQL response.
+    Json,
+}
+
+impl MediaType {
+    fn accepted(headers: &HeaderMap) -> Self {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if accept.contains("application/graphql-response+json") {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Serializes a response with the negotiated content type and status. A request error
+/// (no data, errors without a path: refused or invalid before execution) is 4xx under
+/// `application/graphql-response+json`; `status` forces one (405, 413, 400 for bodies
+/// that are no GraphQL request at all).
+fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> HttpResponse {
+    let request_error = response.data == Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = status.unwrap_or(match media {
+        MediaType::GraphqlResponse if request_error => {
+            match response
+                .errors
+                .first()
+                .and_then(|e| e.extensions.as_ref())
+                .and_then(|x| x.get("code"))
+            {
+                Some(Value::String(code)) if code == Code::Unauthenticated.as_str() => {
+                    StatusCode::UNAUTHORIZED
+                }
+                Some(Value::String(code)) if code == Code::Forbidden.as_str() => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            }
+        }
+        _ => StatusCode::OK,
+    });
+    let body = serde_json::to_vec(&response).unwrap_or_else(|_| {
+        b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec()
+    });
+    (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response()
 }
 
 /// Limits that need no caller: document size, and self-committing mutations alone.
@@ -163,10 +234,10 @@ async fn check_caller(
 }
 
 /// A response for a request refused before execution.
-fn refused(error: ApiError, request_id: Uuid) -> GraphQLResponse {
+fn refused(error: ApiError, request_id: Uuid) -> Response {
     let mut response = Response::from_errors(vec![server_error(error)]);
     finish_errors(&mut response, request_id);
-    GraphQLResponse::from(response)
+    response
 }
 
 fn server_error(error: ApiError) -> ServerError {
