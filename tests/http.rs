@@ -199,3 +199,62 @@ async fn responses_follow_graphql_over_http_content_negotiation() {
         assert!(got.starts_with(content_type), "{accept}: {got}");
     }
 }
+
+#[test]
+fn every_type_field_argument_and_enum_value_of_the_sdl_is_documented() {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let document = async_graphql::parser::parse_schema(enclave::resolvers::sdl()).expect("the SDL parses");
+    let mut missing = Vec::new();
+    for definition in document.definitions {
+        let TypeSystemDefinition::Type(ty) = definition else {
+            continue;
+        };
+        let ty = ty.node;
+        let name = ty.name.node.to_string();
+        // async-graphql's generated connection wrappers carry no description of their own.
+        if ty.description.is_none() && !name.ends_with("Connection") {
+            missing.push(format!("type {name}"));
+        }
+        match ty.kind {
+            TypeKind::Object(object) => {
+                for field in object.fields {
+                    let field = field.node;
+                    if field.description.is_none() {
+                        missing.push(format!("field {name}.{}", field.name.node));
+                    }
+                    for argument in field.arguments {
+                        if argument.node.description.is_none() {
+                            missing.push(format!(
+                                "argument {name}.{}({})",
+                                field.name.node, argument.node.name.node
+                            ));
+                        }
+                    }
+                }
+            }
+            TypeKind::Interface(interface) => {
+                for field in interface.fields {
+                    if field.node.description.is_none() {
+                        missing.push(format!("field {name}.{}", field.node.name.node));
+                    }
+                }
+            }
+            TypeKind::InputObject(input) => {
+                for field in input.fields {
+                    if field.node.description.is_none() {
+                        missing.push(format!("input field {name}.{}", field.node.name.node));
+                    }
+                }
+            }
+            TypeKind::Enum(values) => {
+                for value in values.values {
+                    if value.node.description.is_none() {
+                        missing.push(format!("enum value {name}.{}", value.node.value.node));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(missing.is_empty(), "undocumented in the SDL: {missing:#?}");
+}

@@ -292,7 +292,12 @@ pub struct IdentityMutation;
 #[Object]
 impl IdentityMutation {
     /// Logs in with email and password; see the module doc for how the tenant is chosen.
-    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> ApiResult<LoginPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Login email.")] email: String,
+        #[graphql(desc = "Password.")] password: String,
+    ) -> ApiResult<LoginPayload> {
         let app = app(ctx)?;
         let scope = scope(ctx)?;
         let Ok(email) = users::normalize_email(&email) else {
@@ -375,7 +380,11 @@ impl IdentityMutation {
     }
 
     /// Completes a login that returned several tenants.
-    async fn select_tenant(&self, ctx: &Context<'_>, choice: String) -> ApiResult<LoginPayload> {
+    async fn select_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A `choice` value returned by `login`.")] choice: String,
+    ) -> ApiResult<LoginPayload> {
         let app = app(ctx)?;
         let (tenant_id, user_id) = token::read_choice(&app.keys, &choice)
             .map_err(|_| ApiError::unauthenticated("the choice is invalid or has expired"))?;
@@ -427,7 +436,7 @@ impl IdentityMutation {
     async fn create_api_token(
         &self,
         ctx: &Context<'_>,
-        input: CreateApiTokenInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateApiTokenInput,
     ) -> ApiResult<CreateApiTokenPayload> {
         let app = app(ctx)?;
         let scope = scope(ctx)?;
@@ -487,7 +496,11 @@ impl IdentityMutation {
     }
 
     /// Adds a user to the caller's tenant (admins).
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> ApiResult<UserPayload> {
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: CreateUserInput,
+    ) -> ApiResult<UserPayload> {
         let app = app(ctx)?;
         let scope = scope(ctx)?;
         let actor = scope.actor()?;
@@ -517,7 +530,11 @@ impl IdentityMutation {
     }
 
     /// Changes a user of the caller's tenant (admins). Disabling one ends their sessions.
-    async fn update_user(&self, ctx: &Context<'_>, input: UpdateUserInput) -> ApiResult<UserPayload> {
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateUserInput,
+    ) -> ApiResult<UserPayload> {
         let scope = scope(ctx)?;
         let actor = scope.actor()?;
         let id = ids::decode("User", &input.id)?;
@@ -553,7 +570,11 @@ impl IdentityMutation {
     }
 
     /// Revokes an API token, and every token attenuated from it, from the next request on.
-    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> ApiResult<RevokeApiTokenPayload> {
+    async fn revoke_api_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the object.")] id: ID,
+    ) -> ApiResult<RevokeApiTokenPayload> {
         let id = ids::decode("ApiToken", &id)?;
         let mut conn = scope(ctx)?.conn().await?;
         let record: Option<ApiToken> = diesel::update(api_tokens::table.find(id))

@@ -658,10 +658,15 @@ impl InfrastructureQuery {
     async fn gateways(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Gateway, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let query = gateways::table
@@ -684,11 +689,16 @@ impl InfrastructureQuery {
     async fn agents(
         &self,
         ctx: &Context<'_>,
-        gateway_id: Option<ID>,
+        #[graphql(desc = "Only agents of this gateway (global id).")] gateway_id: Option<ID>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Agent, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let gateway = decode_optional("Gateway", gateway_id.as_ref())?;
@@ -715,11 +725,16 @@ impl InfrastructureQuery {
     async fn checkers(
         &self,
         ctx: &Context<'_>,
-        agent_id: Option<ID>,
+        #[graphql(desc = "Only checkers of this agent (global id).")] agent_id: Option<ID>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Checker, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let agent = decode_optional("Agent", agent_id.as_ref())?;
@@ -746,11 +761,16 @@ impl InfrastructureQuery {
     async fn service_checks(
         &self,
         ctx: &Context<'_>,
-        device_id: Option<ID>,
+        #[graphql(desc = "Global id of the device.")] device_id: Option<ID>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, ServiceCheck, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let device = decode_optional("Device", device_id.as_ref())?;
@@ -784,10 +804,15 @@ impl InfrastructureQuery {
     async fn polling_schedules(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, PollingSchedule, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let query = polling_schedules::table
@@ -817,11 +842,18 @@ impl InfrastructureQuery {
     async fn health_events(
         &self,
         ctx: &Context<'_>,
-        source_kind: Option<HealthSourceKind>,
+        #[graphql(desc = "Only health events of this kind of component.")] source_kind: Option<
+            HealthSourceKind,
+        >,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, HealthEvent, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let mut query = health_events::table
@@ -854,10 +886,15 @@ impl InfrastructureQuery {
     async fn integration_sources(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, IntegrationSource, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let query = integration_sources::table
@@ -887,10 +924,15 @@ impl InfrastructureQuery {
     async fn edge_sites(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, EdgeSite, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let query = edge_sites::table
@@ -925,7 +967,7 @@ impl InfrastructureMutation {
     async fn create_gateway(
         &self,
         ctx: &Context<'_>,
-        input: CreateGatewayInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateGatewayInput,
     ) -> ApiResult<GatewayPayload> {
         let partition = decode_optional("Partition", input.partition_id.as_ref())?;
         let mut conn = scope(ctx)?.conn().await?;
@@ -942,7 +984,11 @@ impl InfrastructureMutation {
     }
 
     /// Registers an agent.
-    async fn create_agent(&self, ctx: &Context<'_>, input: CreateAgentInput) -> ApiResult<AgentPayload> {
+    async fn create_agent(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: CreateAgentInput,
+    ) -> ApiResult<AgentPayload> {
         let gateway = decode_optional("Gateway", input.gateway_id.as_ref())?;
         let device = decode_optional("Device", input.device_id.as_ref())?;
         let mut conn = scope(ctx)?.conn().await?;
@@ -963,7 +1009,7 @@ impl InfrastructureMutation {
     async fn create_checker(
         &self,
         ctx: &Context<'_>,
-        input: CreateCheckerInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateCheckerInput,
     ) -> ApiResult<CheckerPayload> {
         let agent = ids::decode("Agent", &input.agent_id)?;
         let config = input.config.map(|c| c.0).unwrap_or_else(|| serde_json::json!({}));
@@ -988,7 +1034,7 @@ impl InfrastructureMutation {
     async fn create_service_check(
         &self,
         ctx: &Context<'_>,
-        input: CreateServiceCheckInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateServiceCheckInput,
     ) -> ApiResult<ServiceCheckPayload> {
         let agent = decode_optional("Agent", input.agent_id.as_ref())?;
         let device = decode_optional("Device", input.device_id.as_ref())?;
@@ -1015,7 +1061,7 @@ impl InfrastructureMutation {
     async fn create_polling_schedule(
         &self,
         ctx: &Context<'_>,
-        input: CreatePollingScheduleInput,
+        #[graphql(desc = "The mutation's input.")] input: CreatePollingScheduleInput,
     ) -> ApiResult<PollingSchedulePayload> {
         let agent = decode_optional("Agent", input.agent_id.as_ref())?;
         let mut conn = scope(ctx)?.conn().await?;
@@ -1038,7 +1084,7 @@ impl InfrastructureMutation {
     async fn create_integration_source(
         &self,
         ctx: &Context<'_>,
-        input: CreateIntegrationSourceInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateIntegrationSourceInput,
     ) -> ApiResult<IntegrationSourcePayload> {
         let partition = decode_optional("Partition", input.partition_id.as_ref())?;
         let config = input.config.map(|c| c.0).unwrap_or_else(|| serde_json::json!({}));
@@ -1065,7 +1111,7 @@ impl InfrastructureMutation {
     async fn create_edge_site(
         &self,
         ctx: &Context<'_>,
-        input: CreateEdgeSiteInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateEdgeSiteInput,
     ) -> ApiResult<EdgeSitePayload> {
         let partition = decode_optional("Partition", input.partition_id.as_ref())?;
         let mut conn = scope(ctx)?.conn().await?;
@@ -1143,7 +1189,7 @@ impl InfrastructureDeletions {
     async fn delete_gateway(
         &self,
         ctx: &Context<'_>,
-        input: DeleteGatewayInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteGatewayInput,
     ) -> ApiResult<DeleteGatewayPayload> {
         delete_by_id!(ctx, input, "Gateway", gateways, DeleteGatewayPayload)
     }
@@ -1151,7 +1197,7 @@ impl InfrastructureDeletions {
     async fn delete_agent(
         &self,
         ctx: &Context<'_>,
-        input: DeleteAgentInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteAgentInput,
     ) -> ApiResult<DeleteAgentPayload> {
         delete_by_id!(ctx, input, "Agent", agents, DeleteAgentPayload)
     }
@@ -1159,7 +1205,7 @@ impl InfrastructureDeletions {
     async fn delete_checker(
         &self,
         ctx: &Context<'_>,
-        input: DeleteCheckerInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteCheckerInput,
     ) -> ApiResult<DeleteCheckerPayload> {
         delete_by_id!(ctx, input, "Checker", checkers, DeleteCheckerPayload)
     }
@@ -1167,7 +1213,7 @@ impl InfrastructureDeletions {
     async fn delete_service_check(
         &self,
         ctx: &Context<'_>,
-        input: DeleteServiceCheckInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteServiceCheckInput,
     ) -> ApiResult<DeleteServiceCheckPayload> {
         delete_by_id!(
             ctx,
@@ -1181,7 +1227,7 @@ impl InfrastructureDeletions {
     async fn delete_polling_schedule(
         &self,
         ctx: &Context<'_>,
-        input: DeletePollingScheduleInput,
+        #[graphql(desc = "The mutation's input.")] input: DeletePollingScheduleInput,
     ) -> ApiResult<DeletePollingSchedulePayload> {
         delete_by_id!(
             ctx,
@@ -1195,7 +1241,7 @@ impl InfrastructureDeletions {
     async fn delete_integration_source(
         &self,
         ctx: &Context<'_>,
-        input: DeleteIntegrationSourceInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteIntegrationSourceInput,
     ) -> ApiResult<DeleteIntegrationSourcePayload> {
         delete_by_id!(
             ctx,
@@ -1209,7 +1255,7 @@ impl InfrastructureDeletions {
     async fn delete_edge_site(
         &self,
         ctx: &Context<'_>,
-        input: DeleteEdgeSiteInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteEdgeSiteInput,
     ) -> ApiResult<DeleteEdgeSitePayload> {
         delete_by_id!(ctx, input, "EdgeSite", edge_sites, DeleteEdgeSitePayload)
     }

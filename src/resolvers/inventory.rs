@@ -152,6 +152,7 @@ fn maybe<T, U>(
 #[derive(Clone)]
 pub struct Device(pub DeviceRow);
 
+/// A monitored device: router, switch, server, appliance.
 #[Object]
 impl Device {
     /// Opaque global id.
@@ -262,6 +263,7 @@ impl Device {
 #[derive(Clone)]
 pub struct Interface(pub InterfaceRow);
 
+/// A network interface of a device.
 #[Object]
 impl Interface {
     /// Opaque global id.
@@ -314,6 +316,7 @@ impl Interface {
 #[derive(Clone)]
 pub struct DeviceIdentifier(pub IdentifierRow);
 
+/// A stable identity of a device.
 #[Object]
 impl DeviceIdentifier {
     /// Opaque global id.
@@ -338,6 +341,7 @@ impl DeviceIdentifier {
 #[derive(Clone)]
 pub struct DeviceGroup(pub GroupRow);
 
+/// A named set of devices, for views, permissions and bulk operations.
 #[Object]
 impl DeviceGroup {
     /// Opaque global id.
@@ -368,6 +372,7 @@ impl DeviceGroup {
 #[derive(Clone)]
 pub struct Partition(pub PartitionRow);
 
+/// A network partition: a routing domain whose addresses may overlap other partitions'.
 #[Object]
 impl Partition {
     /// Opaque global id.
@@ -699,11 +704,16 @@ impl InventoryQuery {
     async fn devices(
         &self,
         ctx: &Context<'_>,
-        filter: Option<DeviceFilter>,
+        #[graphql(desc = "Which items to list; all when absent.")] filter: Option<DeviceFilter>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Device, DeviceListInfo>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let criteria = Arc::new(DeviceCriteria::new(filter.unwrap_or_default())?);
@@ -734,7 +744,11 @@ impl InventoryQuery {
     }
 
     /// One device by id.
-    async fn device(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Device>> {
+    async fn device(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the object.")] id: ID,
+    ) -> ApiResult<Option<Device>> {
         let id = ids::decode("Device", &id)?;
         Ok(loaders(ctx)?.device(id).await?.map(Device))
     }
@@ -744,11 +758,16 @@ impl InventoryQuery {
     async fn interfaces(
         &self,
         ctx: &Context<'_>,
-        device_id: Option<ID>,
+        #[graphql(desc = "Global id of the device.")] device_id: Option<ID>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Interface>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let device = decode_optional("Device", device_id.as_ref())?;
@@ -785,10 +804,15 @@ impl InventoryQuery {
     async fn device_groups(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, DeviceGroup>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let mut query = device_groups::table
@@ -821,10 +845,15 @@ impl InventoryQuery {
     async fn partitions(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Partition>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let mut query = partitions::table
@@ -859,7 +888,11 @@ pub struct InventoryMutation;
 #[Object]
 impl InventoryMutation {
     /// Adds a device.
-    async fn create_device(&self, ctx: &Context<'_>, input: CreateDeviceInput) -> ApiResult<DevicePayload> {
+    async fn create_device(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: CreateDeviceInput,
+    ) -> ApiResult<DevicePayload> {
         let hostname = input.hostname.trim().to_owned();
         let values = (
             devices::hostname.eq(hostname),
@@ -882,7 +915,11 @@ impl InventoryMutation {
     }
 
     /// Changes a device; absent fields are left alone.
-    async fn update_device(&self, ctx: &Context<'_>, input: UpdateDeviceInput) -> ApiResult<DevicePayload> {
+    async fn update_device(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateDeviceInput,
+    ) -> ApiResult<DevicePayload> {
         let id = ids::decode("Device", &input.id)?;
         let changes = DeviceChanges {
             hostname: input.hostname.map(|h| h.trim().to_owned()),
@@ -911,7 +948,7 @@ impl InventoryMutation {
     async fn delete_device(
         &self,
         ctx: &Context<'_>,
-        input: DeleteDeviceInput,
+        #[graphql(desc = "The mutation's input.")] input: DeleteDeviceInput,
     ) -> ApiResult<DeleteDevicePayload> {
         let id = ids::decode("Device", &input.id)?;
         let mut conn = scope(ctx)?.conn().await?;
@@ -926,7 +963,7 @@ impl InventoryMutation {
     async fn merge_devices(
         &self,
         ctx: &Context<'_>,
-        input: MergeDevicesInput,
+        #[graphql(desc = "The mutation's input.")] input: MergeDevicesInput,
     ) -> ApiResult<MergeDevicesPayload> {
         use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
         let primary = ids::decode("Device", &input.primary_id)?;
@@ -975,7 +1012,7 @@ impl InventoryMutation {
     async fn create_interface(
         &self,
         ctx: &Context<'_>,
-        input: CreateInterfaceInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateInterfaceInput,
     ) -> ApiResult<InterfacePayload> {
         let device = ids::decode("Device", &input.device_id)?;
         let addresses = input
@@ -1009,7 +1046,7 @@ impl InventoryMutation {
     async fn create_device_group(
         &self,
         ctx: &Context<'_>,
-        input: CreateDeviceGroupInput,
+        #[graphql(desc = "The mutation's input.")] input: CreateDeviceGroupInput,
     ) -> ApiResult<DeviceGroupPayload> {
         let mut conn = scope(ctx)?.conn().await?;
         let row = diesel::insert_into(device_groups::table)
@@ -1029,7 +1066,7 @@ impl InventoryMutation {
     async fn assign_devices_to_group(
         &self,
         ctx: &Context<'_>,
-        input: AssignDevicesToGroupInput,
+        #[graphql(desc = "The mutation's input.")] input: AssignDevicesToGroupInput,
     ) -> ApiResult<DeviceGroupPayload> {
         let group = ids::decode("DeviceGroup", &input.group_id)?;
         let devices_ids = input
@@ -1065,7 +1102,7 @@ impl InventoryMutation {
     async fn create_partition(
         &self,
         ctx: &Context<'_>,
-        input: CreatePartitionInput,
+        #[graphql(desc = "The mutation's input.")] input: CreatePartitionInput,
     ) -> ApiResult<PartitionPayload> {
         let cidrs = input
             .cidrs

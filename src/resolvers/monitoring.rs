@@ -62,6 +62,7 @@ pub fn cursor_time(cursor: &Cursor) -> ApiResult<DateTime<Utc>> {
 #[derive(Clone)]
 pub struct Alert(pub AlertRow);
 
+/// Something that went wrong and needs attention.
 #[Object]
 impl Alert {
     /// Opaque global id.
@@ -113,6 +114,7 @@ impl Alert {
 #[derive(Clone)]
 pub struct Event(pub EventRow);
 
+/// Something that happened: a state change, a log-worthy occurrence.
 #[Object]
 impl Event {
     /// Opaque global id.
@@ -200,11 +202,16 @@ impl MonitoringQuery {
     async fn alerts(
         &self,
         ctx: &Context<'_>,
-        filter: Option<AlertFilter>,
+        #[graphql(desc = "Which items to list; all when absent.")] filter: Option<AlertFilter>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Alert, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let filter = filter.unwrap_or_default();
@@ -253,11 +260,16 @@ impl MonitoringQuery {
     async fn events(
         &self,
         ctx: &Context<'_>,
-        filter: Option<EventFilter>,
+        #[graphql(desc = "Which items to list; all when absent.")] filter: Option<EventFilter>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, Event, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let filter = filter.unwrap_or_default();
@@ -314,7 +326,11 @@ pub struct MonitoringMutation;
 #[Object]
 impl MonitoringMutation {
     /// Takes an open alert: someone is on it.
-    async fn acknowledge_alert(&self, ctx: &Context<'_>, input: AlertActionInput) -> ApiResult<AlertPayload> {
+    async fn acknowledge_alert(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: AlertActionInput,
+    ) -> ApiResult<AlertPayload> {
         let id = ids::decode("Alert", &input.id)?;
         let actor = actor(ctx)?;
         // An impersonating platform admin is no user of this tenant.
@@ -345,7 +361,11 @@ impl MonitoringMutation {
     }
 
     /// Ends an alert that is open or acknowledged.
-    async fn resolve_alert(&self, ctx: &Context<'_>, input: AlertActionInput) -> ApiResult<AlertPayload> {
+    async fn resolve_alert(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: AlertActionInput,
+    ) -> ApiResult<AlertPayload> {
         let id = ids::decode("Alert", &input.id)?;
         let mut conn = scope(ctx)?.conn().await?;
         let row = diesel::update(

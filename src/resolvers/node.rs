@@ -32,7 +32,11 @@ pub struct NodeQuery;
 #[Object]
 impl NodeQuery {
     /// Any object of the caller's tenant by its global id; null if there is none.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the object.")] id: ID,
+    ) -> ApiResult<Option<Node>> {
         let Some((kind, key)) = ids::decode_any(&id) else {
             return Ok(None);
         };

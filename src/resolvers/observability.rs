@@ -205,10 +205,14 @@ impl ObservabilityQuery {
     async fn cpu_metrics(
         &self,
         ctx: &Context<'_>,
-        device_id: ID,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        #[graphql(default_with = "MetricBucket::FiveMinutes")] bucket: MetricBucket,
+        #[graphql(desc = "Global id of the device.")] device_id: ID,
+        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(
+            desc = "Width of the buckets the samples are averaged into.",
+            default_with = "MetricBucket::FiveMinutes"
+        )]
+        bucket: MetricBucket,
     ) -> ApiResult<Vec<MetricPoint>> {
         series(ctx, Series::Cpu, &device_id, from, to, bucket).await
     }
@@ -217,10 +221,14 @@ impl ObservabilityQuery {
     async fn memory_metrics(
         &self,
         ctx: &Context<'_>,
-        device_id: ID,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        #[graphql(default_with = "MetricBucket::FiveMinutes")] bucket: MetricBucket,
+        #[graphql(desc = "Global id of the device.")] device_id: ID,
+        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(
+            desc = "Width of the buckets the samples are averaged into.",
+            default_with = "MetricBucket::FiveMinutes"
+        )]
+        bucket: MetricBucket,
     ) -> ApiResult<Vec<MetricPoint>> {
         series(ctx, Series::Memory, &device_id, from, to, bucket).await
     }
@@ -230,11 +238,16 @@ impl ObservabilityQuery {
     async fn logs(
         &self,
         ctx: &Context<'_>,
-        filter: Option<LogFilter>,
+        #[graphql(desc = "Which items to list; all when absent.")] filter: Option<LogFilter>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, LogEntry, EmptyFields>> {
         use super::pagination::Direction;
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
@@ -286,10 +299,15 @@ impl ObservabilityQuery {
     async fn users(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
         first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
     ) -> ApiResult<Connection<Cursor, User, EmptyFields>> {
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let query = users::table

@@ -142,7 +142,11 @@ pub struct PlatformMutation;
 impl PlatformMutation {
     /// Provisions a tenant: its schema, role and tables, atomically.
     #[graphql(guard = "RequirePlatformAdmin")]
-    async fn create_tenant(&self, ctx: &Context<'_>, input: CreateTenantInput) -> ApiResult<TenantPayload> {
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: CreateTenantInput,
+    ) -> ApiResult<TenantPayload> {
         let app = app(ctx)?;
         let new = NewTenant {
             slug: provision::parse_new_slug(&input.slug)?,
@@ -158,20 +162,32 @@ impl PlatformMutation {
 
     /// Refuses every request of a tenant from now on (its data is kept).
     #[graphql(guard = "RequirePlatformAdmin")]
-    async fn suspend_tenant(&self, ctx: &Context<'_>, slug: String) -> ApiResult<TenantPayload> {
+    async fn suspend_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Slug of the tenant.")] slug: String,
+    ) -> ApiResult<TenantPayload> {
         set_status(ctx, &slug, TenantStatus::Suspended).await
     }
 
     /// Serves a suspended tenant again.
     #[graphql(guard = "RequirePlatformAdmin")]
-    async fn resume_tenant(&self, ctx: &Context<'_>, slug: String) -> ApiResult<TenantPayload> {
+    async fn resume_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Slug of the tenant.")] slug: String,
+    ) -> ApiResult<TenantPayload> {
         set_status(ctx, &slug, TenantStatus::Active).await
     }
 
     /// Returns a token to act as an admin of another tenant for at most 15 minutes,
     /// recorded in the audit log with the reason.
     #[graphql(guard = "RequirePlatformAdmin")]
-    async fn impersonate(&self, ctx: &Context<'_>, input: ImpersonateInput) -> ApiResult<ImpersonatePayload> {
+    async fn impersonate(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: ImpersonateInput,
+    ) -> ApiResult<ImpersonatePayload> {
         let app = app(ctx)?;
         let actor = actor(ctx)?;
         let reason = input.reason.trim();

@@ -24,6 +24,7 @@ use crate::tenancy::transaction::Access;
 #[derive(Default)]
 pub struct SubscriptionRoot;
 
+/// Changes of the caller's tenant, pushed over `/graphql/ws`.
 #[Subscription]
 impl SubscriptionRoot {
     /// Alerts of the caller's tenant as they are raised, acknowledged or resolved.
