@@ -894,3 +894,71 @@ async fn infrastructure_mutations_validate_and_delete_within_the_tenant() {
         .await;
     assert!(orphan["data"]["node"]["gateway"].is_null(), "{orphan}");
 }
+
+#[tokio::test]
+async fn operators_retune_checks_and_metric_siblings_bucket_their_series() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    let device =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("device")
+            .to_owned();
+    let check = f.t.gql(Some(&f.operator), "mutation($d: ID!) { createServiceCheck(input: {name: \"http\", kind: HTTP, target: \"https://x\", deviceId: $d}) { serviceCheck { id } } }", json!({ "d": device })).await["data"]["createServiceCheck"]["serviceCheck"]["id"].as_str().expect("check").to_owned();
+    let update = "mutation($id: ID!, $i: Int) { updateServiceCheck(input: {id: $id, enabled: false, intervalSeconds: $i}) { serviceCheck { enabled intervalSeconds } } }";
+    let bad =
+        f.t.gql(Some(&f.operator), update, json!({ "id": check, "i": 1 }))
+            .await;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.service_checks WHERE enabled")
+            .await,
+        1,
+        "a refused update changed the row"
+    );
+    let ok =
+        f.t.gql(Some(&f.operator), update, json!({ "id": check, "i": 30 }))
+            .await;
+    assert_eq!(
+        ok["data"]["updateServiceCheck"]["serviceCheck"],
+        json!({ "enabled": false, "intervalSeconds": 30 }),
+        "{ok}"
+    );
+    let unknown = enclave::resolvers::ids::encode("ServiceCheck", uuid::Uuid::new_v4()).0;
+    assert_eq!(
+        error_code(
+            &f.t.gql(Some(&f.operator), update, json!({ "id": unknown, "i": 30 }))
+                .await
+        ),
+        Some("NOT_FOUND")
+    );
+
+    f.t.db.conn().await.batch_execute(
+        "INSERT INTO tenant_acme.disk_metrics (device_id, ts, mount, used_bytes, total_bytes) \
+         SELECT id, date_trunc('hour', now()) - m * interval '10 minutes', '/', 1000 * m, 100000 FROM tenant_acme.devices CROSS JOIN generate_series(1, 12) m; \
+         INSERT INTO tenant_acme.timeseries_metrics (device_id, name, ts, value) \
+         SELECT id, 'if_in_octets', date_trunc('hour', now()) - m * interval '10 minutes', m FROM tenant_acme.devices CROSS JOIN generate_series(1, 12) m",
+    ).await.expect("samples");
+    let to = chrono::Utc::now();
+    let from = to - chrono::Duration::hours(3);
+    let series = f.t.gql(Some(&f.viewer), "query($d: ID!, $f: DateTime!, $t: DateTime!) { diskMetrics(deviceId: $d, mount: \"/\", from: $f, to: $t, bucket: HOUR) { samples } timeseriesMetrics(deviceId: $d, name: \"if_in_octets\", from: $f, to: $t, bucket: HOUR) { samples max } }", json!({ "d": device, "f": from.to_rfc3339(), "t": to.to_rfc3339() })).await;
+    let disk: i64 = series["data"]["diskMetrics"]
+        .as_array()
+        .expect("disk")
+        .iter()
+        .filter_map(|p| p["samples"].as_i64())
+        .sum();
+    let named: i64 = series["data"]["timeseriesMetrics"]
+        .as_array()
+        .expect("named")
+        .iter()
+        .filter_map(|p| p["samples"].as_i64())
+        .sum();
+    assert_eq!((disk, named), (12, 12), "{series}");
+}

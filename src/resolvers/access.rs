@@ -31,7 +31,9 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             | "acknowledgeAlert"
             | "resolveAlert"
             | "createServiceCheck"
-            | "createPollingSchedule",
+            | "createPollingSchedule"
+            | "updateServiceCheck"
+            | "updatePollingSchedule",
         ) => Role::Operator,
         (Operation::Mutation, "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate") => {
             Role::PlatformAdmin

@@ -2,7 +2,7 @@
 //! polling schedules, health events, integration sources and edge sites.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
@@ -644,6 +644,221 @@ pub struct CreateEdgeSiteInput {
 pub struct EdgeSitePayload {
     /// The site as it is now.
     pub edge_site: EdgeSite,
+}
+
+/// Input of `updateServiceCheck`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateServiceCheckInput {
+    /// The check to change.
+    pub id: ID,
+    /// New target.
+    pub target: Option<String>,
+    /// Run it or not.
+    pub enabled: Option<bool>,
+    /// New interval in seconds (5 to 86400).
+    pub interval_seconds: Option<i32>,
+    /// New timeout in milliseconds (100 to 600000).
+    pub timeout_ms: Option<i32>,
+    /// New agent (`null` unassigns it).
+    #[graphql(default)]
+    pub agent_id: MaybeUndefined<ID>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = service_checks)]
+struct ServiceCheckChanges {
+    target: Option<String>,
+    enabled: Option<bool>,
+    interval_seconds: Option<i32>,
+    timeout_ms: Option<i32>,
+    agent_id: Option<Option<Uuid>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Input of `updatePollingSchedule`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdatePollingScheduleInput {
+    /// The schedule to change.
+    pub id: ID,
+    /// New target.
+    pub target: Option<String>,
+    /// Run it or not.
+    pub enabled: Option<bool>,
+    /// New interval in seconds (5 to 86400).
+    pub interval_seconds: Option<i32>,
+    /// New agent (`null` unassigns it).
+    #[graphql(default)]
+    pub agent_id: MaybeUndefined<ID>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = polling_schedules)]
+struct PollingScheduleChanges {
+    target: Option<String>,
+    enabled: Option<bool>,
+    interval_seconds: Option<i32>,
+    agent_id: Option<Option<Uuid>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Input of `updateAgent`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateAgentInput {
+    /// The agent to change.
+    pub id: ID,
+    /// New name.
+    pub name: Option<String>,
+    /// New gateway (`null` detaches it).
+    #[graphql(default)]
+    pub gateway_id: MaybeUndefined<ID>,
+    /// New capabilities.
+    pub capabilities: Option<Vec<String>>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = agents)]
+struct AgentChanges {
+    name: Option<String>,
+    gateway_id: Option<Option<Uuid>>,
+    capabilities: Option<Vec<String>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Input of `updateGateway`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateGatewayInput {
+    /// The gateway to change.
+    pub id: ID,
+    /// New name.
+    pub name: Option<String>,
+    /// New address agents connect to.
+    pub address: Option<String>,
+    /// New partition (`null` clears it).
+    #[graphql(default)]
+    pub partition_id: MaybeUndefined<ID>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = gateways)]
+struct GatewayChanges {
+    name: Option<String>,
+    address: Option<String>,
+    partition_id: Option<Option<Uuid>>,
+    updated_at: DateTime<Utc>,
+}
+
+fn maybe_id(kind: &str, value: MaybeUndefined<ID>) -> ApiResult<Option<Option<Uuid>>> {
+    Ok(match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(id) => Some(Some(ids::decode(kind, &id)?)),
+    })
+}
+
+/// Updates one row by global id with a changeset; NOT_FOUND if absent.
+macro_rules! update_by_id {
+    ($ctx:expr, $id:expr, $kind:literal, $table:ident, $changes:expr, $row:ty) => {{
+        let id = ids::decode($kind, &$id)?;
+        let mut conn = scope($ctx)?.conn().await?;
+        diesel::update($table::table.find(id))
+            .set($changes)
+            .returning(<$row>::as_returning())
+            .get_result::<$row>(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found(concat!("no such ", $kind)))?
+    }};
+}
+
+#[derive(Default)]
+pub struct InfrastructureUpdates;
+
+#[Object]
+impl InfrastructureUpdates {
+    /// Changes a service check (enable, disable, retarget, reschedule).
+    async fn update_service_check(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateServiceCheckInput,
+    ) -> ApiResult<ServiceCheckPayload> {
+        let changes = ServiceCheckChanges {
+            target: input.target.map(|t| t.trim().to_owned()),
+            enabled: input.enabled,
+            interval_seconds: input.interval_seconds,
+            timeout_ms: input.timeout_ms,
+            agent_id: maybe_id("Agent", input.agent_id)?,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(
+            ctx,
+            input.id,
+            "ServiceCheck",
+            service_checks,
+            changes,
+            ServiceCheckRow
+        );
+        Ok(ServiceCheckPayload {
+            service_check: row.into(),
+        })
+    }
+
+    /// Changes a polling schedule (enable, disable, retarget, reschedule).
+    async fn update_polling_schedule(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdatePollingScheduleInput,
+    ) -> ApiResult<PollingSchedulePayload> {
+        let changes = PollingScheduleChanges {
+            target: input.target.map(|t| t.trim().to_owned()),
+            enabled: input.enabled,
+            interval_seconds: input.interval_seconds,
+            agent_id: maybe_id("Agent", input.agent_id)?,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(
+            ctx,
+            input.id,
+            "PollingSchedule",
+            polling_schedules,
+            changes,
+            PollingScheduleRow
+        );
+        Ok(PollingSchedulePayload {
+            polling_schedule: row.into(),
+        })
+    }
+
+    /// Changes an agent.
+    async fn update_agent(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateAgentInput,
+    ) -> ApiResult<AgentPayload> {
+        let changes = AgentChanges {
+            name: input.name.as_deref().map(trimmed_name),
+            gateway_id: maybe_id("Gateway", input.gateway_id)?,
+            capabilities: input.capabilities,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(ctx, input.id, "Agent", agents, changes, AgentRow);
+        Ok(AgentPayload { agent: row.into() })
+    }
+
+    /// Changes a gateway.
+    async fn update_gateway(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateGatewayInput,
+    ) -> ApiResult<GatewayPayload> {
+        let changes = GatewayChanges {
+            name: input.name.as_deref().map(trimmed_name),
+            address: input.address,
+            partition_id: maybe_id("Partition", input.partition_id)?,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(ctx, input.id, "Gateway", gateways, changes, GatewayRow);
+        Ok(GatewayPayload { gateway: row.into() })
+    }
 }
 
 // ---------------------------------------------------------------- roots

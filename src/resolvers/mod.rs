@@ -46,6 +46,7 @@ pub struct Mutation(
     platform::PlatformMutation,
     inventory::InventoryMutation,
     infrastructure::InfrastructureMutation,
+    infrastructure::InfrastructureUpdates,
     infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
 );

@@ -72,6 +72,10 @@ pub struct MetricPoint {
 enum Series {
     Cpu,
     Memory,
+    /// Used bytes of one mount point.
+    Disk,
+    /// A named metric of `timeseries_metrics`.
+    Named,
 }
 
 impl Series {
@@ -88,6 +92,16 @@ impl Series {
                  min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*) AS samples \
                  FROM memory_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 GROUP BY 1 ORDER BY 1"
             }
+            Self::Disk => {
+                "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(used_bytes)::float8 AS avg, \
+                 min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*) AS samples \
+                 FROM disk_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 AND mount = $5 GROUP BY 1 ORDER BY 1"
+            }
+            Self::Named => {
+                "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(value) AS avg, \
+                 min(value) AS min, max(value) AS max, count(*) AS samples \
+                 FROM timeseries_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 AND name = $5 GROUP BY 1 ORDER BY 1"
+            }
         }
     }
 }
@@ -99,6 +113,7 @@ async fn series(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     bucket: MetricBucket,
+    selector: Option<&str>,
 ) -> ApiResult<Vec<MetricPoint>> {
     let device = ids::decode("Device", device_id)?;
     if from >= to {
@@ -110,14 +125,16 @@ async fn series(
             "the range holds {points} buckets; at most {MAX_POINTS}: use a wider bucket or a shorter range"
         )));
     }
-    let mut conn = scope(ctx)?.conn().await?;
-    Ok(diesel::sql_query(series.sql())
+    let query = diesel::sql_query(series.sql())
         .bind::<Text, _>(format!("{} seconds", bucket.seconds()))
         .bind::<diesel::sql_types::Uuid, _>(device)
         .bind::<Timestamptz, _>(from)
-        .bind::<Timestamptz, _>(to)
-        .load(&mut conn)
-        .await?)
+        .bind::<Timestamptz, _>(to);
+    let mut conn = scope(ctx)?.conn().await?;
+    Ok(match selector {
+        Some(selector) => query.bind::<Text, _>(selector).load(&mut conn).await?,
+        None => query.load(&mut conn).await?,
+    })
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -214,7 +231,7 @@ impl ObservabilityQuery {
         )]
         bucket: MetricBucket,
     ) -> ApiResult<Vec<MetricPoint>> {
-        series(ctx, Series::Cpu, &device_id, from, to, bucket).await
+        series(ctx, Series::Cpu, &device_id, from, to, bucket, None).await
     }
 
     /// Memory used by a device (bytes) over `[from, to)`, averaged per bucket.
@@ -230,7 +247,42 @@ impl ObservabilityQuery {
         )]
         bucket: MetricBucket,
     ) -> ApiResult<Vec<MetricPoint>> {
-        series(ctx, Series::Memory, &device_id, from, to, bucket).await
+        series(ctx, Series::Memory, &device_id, from, to, bucket, None).await
+    }
+
+    /// Used bytes of one mount point of a device over `[from, to)`, averaged per bucket.
+    async fn disk_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the device.")] device_id: ID,
+        #[graphql(desc = "Mount point (`/`, `/var`...).")] mount: String,
+        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(
+            desc = "Width of the buckets the samples are averaged into.",
+            default_with = "MetricBucket::FiveMinutes"
+        )]
+        bucket: MetricBucket,
+    ) -> ApiResult<Vec<MetricPoint>> {
+        series(ctx, Series::Disk, &device_id, from, to, bucket, Some(&mount)).await
+    }
+
+    /// A named metric of a device (interface counters, temperatures...) over `[from, to)`,
+    /// averaged per bucket.
+    async fn timeseries_metrics(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the device.")] device_id: ID,
+        #[graphql(desc = "Name of the metric.")] name: String,
+        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(
+            desc = "Width of the buckets the samples are averaged into.",
+            default_with = "MetricBucket::FiveMinutes"
+        )]
+        bucket: MetricBucket,
+    ) -> ApiResult<Vec<MetricPoint>> {
+        series(ctx, Series::Named, &device_id, from, to, bucket, Some(&name)).await
     }
 
     /// Log lines, newest first.
