@@ -962,3 +962,51 @@ async fn operators_retune_checks_and_metric_siblings_bucket_their_series() {
         .sum();
     assert_eq!((disk, named), (12, 12), "{series}");
 }
+
+#[tokio::test]
+async fn node_resolves_every_kind_of_object_of_the_callers_tenant_only() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    let device =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("device")
+            .to_owned();
+    let check = f.t.gql(Some(&f.operator), "mutation($d: ID!) { createServiceCheck(input: {name: \"http\", kind: HTTP, target: \"https://x\", deviceId: $d}) { serviceCheck { id } } }", json!({ "d": device })).await["data"]["createServiceCheck"]["serviceCheck"]["id"].as_str().expect("check").to_owned();
+    let node =
+        f.t.gql(
+            Some(&f.viewer),
+            "query($id: ID!) { node(id: $id) { id ... on ServiceCheck { name } } }",
+            json!({ "id": check }),
+        )
+        .await;
+    assert_eq!(node["data"]["node"]["name"], "http", "{node}");
+    let me = f.t.gql(Some(&f.admin), "{ me { user { id } } }", json!({})).await["data"]["me"]["user"]["id"]
+        .as_str()
+        .expect("me")
+        .to_owned();
+    let user =
+        f.t.gql(
+            Some(&f.admin),
+            "query($id: ID!) { node(id: $id) { ... on User { email } } }",
+            json!({ "id": me }),
+        )
+        .await;
+    assert_eq!(user["data"]["node"]["email"], "admin@acme.example", "{user}");
+    // The same id asked by the other tenant finds nothing.
+    let globex_admin = f.t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex_token = f.t.session("globex", &globex_admin).await;
+    let foreign =
+        f.t.gql(
+            Some(&globex_token),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": check }),
+        )
+        .await;
+    assert!(foreign["data"]["node"].is_null(), "{foreign}");
+}

@@ -75,6 +75,7 @@ impl From<RoleValue> for Role {
 #[derive(SimpleObject)]
 pub struct User {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Login email, lowercase.
     pub email: String,

@@ -199,6 +199,7 @@ pub struct CheckerRow {
 #[graphql(complex)]
 pub struct Checker {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Name, unique per agent.
     pub name: String,
@@ -256,6 +257,7 @@ pub struct ServiceCheckRow {
 #[graphql(complex)]
 pub struct ServiceCheck {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Name, unique per device.
     pub name: String,
@@ -330,6 +332,7 @@ pub struct PollingScheduleRow {
 #[graphql(complex)]
 pub struct PollingSchedule {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Unique name.
     pub name: String,
@@ -390,6 +393,7 @@ pub struct HealthEventRow {
 #[derive(SimpleObject, Clone)]
 pub struct HealthEvent {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Kind of component reporting.
     pub source_kind: HealthSourceKind,
@@ -439,6 +443,7 @@ pub struct IntegrationSourceRow {
 #[derive(SimpleObject, Clone)]
 pub struct IntegrationSource {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Unique name.
     pub name: String,
@@ -479,6 +484,7 @@ pub struct EdgeSiteRow {
 #[derive(SimpleObject, Clone)]
 pub struct EdgeSite {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Unique name.
     pub name: String,

@@ -6,11 +6,20 @@ use diesel_async::RunQueryDsl;
 
 use super::context::{loaders, scope};
 use super::errors::ApiResult;
+use super::identity::User;
 use super::ids;
-use super::infrastructure::{Agent, Gateway};
+use super::infrastructure::{
+    Agent, Checker, CheckerRow, EdgeSite, EdgeSiteRow, Gateway, HealthEvent, HealthEventRow,
+    IntegrationSource, IntegrationSourceRow, PollingSchedule, PollingScheduleRow, ServiceCheck,
+    ServiceCheckRow,
+};
 use super::inventory::{Device, DeviceGroup, Interface as NetworkInterface, Partition};
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
-use crate::schema::tenant::{alerts, events, interfaces};
+use crate::auth::users::UserRecord;
+use crate::schema::tenant::{
+    alerts, checkers, edge_sites, events, health_events, integration_sources, interfaces, polling_schedules,
+    service_checks, users,
+};
 
 /// An object with a global id.
 #[derive(Interface)]
@@ -24,6 +33,26 @@ pub enum Node {
     Event(Event),
     Gateway(Gateway),
     Agent(Agent),
+    Checker(Checker),
+    ServiceCheck(ServiceCheck),
+    PollingSchedule(PollingSchedule),
+    HealthEvent(HealthEvent),
+    IntegrationSource(IntegrationSource),
+    EdgeSite(EdgeSite),
+    User(User),
+}
+
+/// Reads one row by primary key in the request's tenant transaction.
+macro_rules! find {
+    ($ctx:expr, $table:ident, $row:ty, $key:expr) => {{
+        let mut conn = scope($ctx)?.conn().await?;
+        $table::table
+            .find($key)
+            .select(<$row>::as_select())
+            .first::<$row>(&mut conn)
+            .await
+            .optional()?
+    }};
 }
 
 #[derive(Default)]
@@ -51,38 +80,25 @@ impl NodeQuery {
                 .partition(key)
                 .await?
                 .map(|r| Node::Partition(Partition(r))),
-            "Interface" => {
-                let mut conn = scope(ctx)?.conn().await?;
-                interfaces::table
-                    .find(key)
-                    .select(super::inventory::InterfaceRow::as_select())
-                    .first(&mut conn)
-                    .await
-                    .optional()?
-                    .map(|r| Node::Interface(NetworkInterface(r)))
-            }
-            "Alert" => {
-                let mut conn = scope(ctx)?.conn().await?;
-                alerts::table
-                    .find(key)
-                    .select(AlertRow::as_select())
-                    .first(&mut conn)
-                    .await
-                    .optional()?
-                    .map(|r| Node::Alert(Alert(r)))
-            }
-            "Event" => {
-                let mut conn = scope(ctx)?.conn().await?;
-                events::table
-                    .find(key)
-                    .select(EventRow::as_select())
-                    .first(&mut conn)
-                    .await
-                    .optional()?
-                    .map(|r| Node::Event(Event(r)))
-            }
+            "Interface" => find!(ctx, interfaces, super::inventory::InterfaceRow, key)
+                .map(|r| Node::Interface(NetworkInterface(r))),
+            "Alert" => find!(ctx, alerts, AlertRow, key).map(|r| Node::Alert(Alert(r))),
+            "Event" => find!(ctx, events, EventRow, key).map(|r| Node::Event(Event(r))),
             "Gateway" => loaders.gateway(key).await?.map(|r| Node::Gateway(r.into())),
             "Agent" => loaders.agent(key).await?.map(|r| Node::Agent(r.into())),
+            "Checker" => find!(ctx, checkers, CheckerRow, key).map(|r| Node::Checker(r.into())),
+            "ServiceCheck" => {
+                find!(ctx, service_checks, ServiceCheckRow, key).map(|r| Node::ServiceCheck(r.into()))
+            }
+            "PollingSchedule" => find!(ctx, polling_schedules, PollingScheduleRow, key)
+                .map(|r| Node::PollingSchedule(r.into())),
+            "HealthEvent" => {
+                find!(ctx, health_events, HealthEventRow, key).map(|r| Node::HealthEvent(r.into()))
+            }
+            "IntegrationSource" => find!(ctx, integration_sources, IntegrationSourceRow, key)
+                .map(|r| Node::IntegrationSource(r.into())),
+            "EdgeSite" => find!(ctx, edge_sites, EdgeSiteRow, key).map(|r| Node::EdgeSite(r.into())),
+            "User" => find!(ctx, users, UserRecord, key).map(|r| Node::User(r.into())),
             _ => None,
         })
     }
