@@ -53,8 +53,13 @@ impl ChangeFeed {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
+                let started = std::time::Instant::now();
                 if let Err(error) = listen(&database_url, &sender).await {
+                    // Changes committed while reconnecting are not delivered.
                     tracing::warn!(%error, "change feed listener failed; reconnecting");
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_millis(100);
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));

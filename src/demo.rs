@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel_async::SimpleAsyncConnection;
+use diesel::prelude::*;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 
 use crate::app::App;
 use crate::auth::users::{self, NewUser};
@@ -61,24 +62,28 @@ async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyho
         name: name.to_owned(),
         domains: vec![format!("{slug}.localhost")],
     };
-    let created = match provision::create_tenant(&mut conn, &app.installation, &new).await {
-        Ok(_) => true,
-        Err(TenancyError::AlreadyExists(_)) => false,
+    match provision::create_tenant(&mut conn, &app.installation, &new).await {
+        Ok(_) | Err(TenancyError::AlreadyExists(_)) => {}
         Err(error) => return Err(error.into()),
-    };
+    }
     app.directory.reload(&mut conn).await?;
     let entry = app
         .directory
         .by_slug(slug)
         .ok_or_else(|| anyhow::anyhow!("demo tenant {slug} missing after provisioning"))?;
-    if created {
-        let admin = NewUser {
-            email: format!("admin@{slug}.example"),
-            display_name: format!("{name} admin"),
-            role: Role::Admin,
-            password: uuid::Uuid::new_v4().to_string(),
-        };
-        users::add_to_tenant(&mut conn, &entry, &admin).await?;
+    // Data and admin are each created when missing, so a run that died half-way is completed.
+    let tx = app.tenant_tx(entry.clone(), Access::ReadOnly, None);
+    let (has_data, has_admin) = {
+        let mut conn = tx.conn().await?;
+        let devices: i64 = crate::schema::tenant::devices::table
+            .count()
+            .get_result(&mut conn)
+            .await?;
+        let admin = users::find_by_email(&mut conn, &format!("admin@{slug}.example")).await?;
+        (devices > 0, admin.is_some())
+    };
+    tx.finish(true).await?;
+    if !has_data {
         let tx = app.tenant_tx(entry.clone(), Access::ReadWrite, None);
         {
             let mut conn = tx.conn().await?;
@@ -86,6 +91,15 @@ async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyho
         }
         tx.finish(true).await?;
         tracing::info!(tenant = slug, devices, "seeded demo tenant");
+    }
+    if !has_admin {
+        let admin = NewUser {
+            email: format!("admin@{slug}.example"),
+            display_name: format!("{name} admin"),
+            role: Role::Admin,
+            password: uuid::Uuid::new_v4().to_string(),
+        };
+        users::add_to_tenant(&mut conn, &entry, &admin).await?;
     }
     Ok(entry)
 }

@@ -13,7 +13,7 @@ CREATE TABLE partitions (
 
 ALTER TABLE devices ADD COLUMN partition_id uuid REFERENCES partitions (id) ON DELETE SET NULL;
 CREATE INDEX devices_partition_id ON devices (partition_id);
-CREATE INDEX devices_last_seen ON devices (last_seen DESC NULLS LAST, id);
+CREATE INDEX devices_last_seen ON devices (last_seen, id);
 CREATE INDEX devices_hostname_id ON devices (hostname, id);
 CREATE INDEX interfaces_name_id ON interfaces (name, id);
 
@@ -67,7 +67,7 @@ CREATE TABLE health_events (
     occurred_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX health_events_source ON health_events (source_kind, source_id, occurred_at DESC);
-CREATE INDEX health_events_occurred_at ON health_events (occurred_at DESC, id);
+CREATE INDEX health_events_occurred_at ON health_events (occurred_at, id);
 
 CREATE TABLE integration_sources (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -97,7 +97,7 @@ CREATE TABLE service_checks (
     last_checked_at   timestamptz,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (device_id, name)
+    UNIQUE NULLS NOT DISTINCT (device_id, name)
 );
 CREATE INDEX service_checks_agent_id ON service_checks (agent_id);
 
@@ -145,7 +145,7 @@ CREATE TABLE alerts (
 );
 CREATE INDEX alerts_device_id ON alerts (device_id, status);
 CREATE INDEX alerts_status_severity ON alerts (status, severity, triggered_at DESC);
-CREATE INDEX alerts_triggered_at ON alerts (triggered_at DESC, id);
+CREATE INDEX alerts_triggered_at ON alerts (triggered_at, id);
 CREATE INDEX alerts_acknowledged_by ON alerts (acknowledged_by);
 
 CREATE TABLE events (
@@ -158,7 +158,7 @@ CREATE TABLE events (
     data         jsonb NOT NULL DEFAULT '{}'::jsonb,
     occurred_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX events_occurred_at ON events (occurred_at DESC, id);
+CREATE INDEX events_occurred_at ON events (occurred_at, id);
 CREATE INDEX events_device_id ON events (device_id, occurred_at DESC);
 
 CREATE TABLE job_schedules (
@@ -328,7 +328,7 @@ CREATE TABLE logs (
     message     text NOT NULL,
     attributes  jsonb NOT NULL DEFAULT '{}'::jsonb
 );
-CREATE INDEX logs_ts ON logs (ts DESC, id);
+CREATE INDEX logs_ts ON logs (ts, id);
 CREATE INDEX logs_device_id ON logs (device_id, ts DESC);
 
 CREATE TABLE otel_metrics (

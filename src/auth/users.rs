@@ -89,9 +89,9 @@ pub struct NewUser {
     pub password: String,
 }
 
-/// Records that `email` is a member of a tenant (`public.tenant_memberships`). The
-/// tenant's `users` table is the truth; memberships only tell `login` where to look, so a
-/// membership without its user (a creation that rolled back) is harmless. Idempotent.
+/// Records that `email` is a member of a tenant (`public.tenant_memberships`), in the same
+/// transaction as the user row. The tenant's `users` table is the truth; memberships tell
+/// `login` where to look. Idempotent.
 pub async fn record_membership(
     conn: &mut AsyncPgConnection,
     tenant: &TenantEntry,
@@ -154,15 +154,27 @@ pub async fn add_to_tenant(
     new: &NewUser,
 ) -> Result<UserRecord, UserError> {
     let (email, password_hash) = prepare(tenant, new)?;
+    add_prepared(conn, tenant, &email, &new.display_name, new.role, &password_hash).await
+}
+
+/// [`add_to_tenant`] with the email already normalised and the password hashed.
+pub async fn add_prepared(
+    conn: &mut AsyncPgConnection,
+    tenant: &TenantEntry,
+    email: &str,
+    display_name: &str,
+    role: Role,
+    password_hash: &str,
+) -> Result<UserRecord, UserError> {
     conn.transaction(async |conn| {
-        record_membership(conn, tenant, &email, new.role).await?;
+        record_membership(conn, tenant, email, role).await?;
         conn.batch_execute(&format!(
             "SET LOCAL search_path TO {}; SET LOCAL ROLE {}",
             quote_ident(&tenant.schema),
             quote_ident(&tenant.role)
         ))
         .await?;
-        insert(conn, &email, &new.display_name, new.role, &password_hash).await
+        insert(conn, email, display_name, role, password_hash).await
     })
     .await
 }

@@ -35,6 +35,7 @@ const SELF_COMMITTING: &[&str] = &[
     "suspendTenant",
     "resumeTenant",
     "impersonate",
+    "createUser",
 ];
 
 /// Root fields of introspection, answered only to authenticated callers.

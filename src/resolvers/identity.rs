@@ -496,7 +496,8 @@ impl IdentityMutation {
         })
     }
 
-    /// Adds a user to the caller's tenant (admins).
+    /// Adds a user to the caller's tenant (admins). Commits on its own: it must be the
+    /// only field of its mutation.
     async fn create_user(
         &self,
         ctx: &Context<'_>,
@@ -521,12 +522,11 @@ impl IdentityMutation {
         })
         .await
         .map_err(ApiError::internal)??;
-        {
-            let mut platform = app.pool.get().await.map_err(ApiError::internal)?;
-            users::record_membership(&mut platform, &actor.tenant, &email, role).await?;
-        }
-        let mut conn = scope.conn().await?;
-        let user = users::insert(&mut conn, &email, &new.display_name, role, &hash).await?;
+        // Membership (public) and user (tenant schema) in one transaction of their own:
+        // createUser commits by itself, so it must be the only field of its mutation.
+        let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+        let user =
+            users::add_prepared(&mut conn, &actor.tenant, &email, &new.display_name, role, &hash).await?;
         Ok(UserPayload { user: user.into() })
     }
 
@@ -560,6 +560,14 @@ impl IdentityMutation {
             updated_at: Utc::now(),
         };
         let mut conn = scope.conn().await?;
+        let target = users::find_by_id(&mut conn, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no such user"))?;
+        if target.role() > actor.claims.role {
+            return Err(ApiError::forbidden(
+                "you cannot change a user whose role is above yours",
+            ));
+        }
         let user = diesel::update(users_table::table.find(id))
             .set(changes)
             .returning(UserRecord::as_returning())

@@ -22,6 +22,11 @@ pub fn decode(kind: &str, id: &ID) -> Result<Uuid, ApiError> {
         .ok_or_else(|| ApiError::bad_input(format!("not a valid {kind} id")))
 }
 
+/// [`decode`] for an optional argument.
+pub fn decode_optional(kind: &str, id: Option<&ID>) -> Result<Option<Uuid>, ApiError> {
+    id.map(|id| decode(kind, id)).transpose()
+}
+
 /// The kind and primary key of any global ID.
 pub fn decode_any(id: &ID) -> Option<(String, Uuid)> {
     let bytes = URL_SAFE_NO_PAD.decode(id.as_str()).ok()?;

@@ -14,17 +14,13 @@ use super::enums::{
     CheckKind, CheckStatus, ComponentStatus, EdgeSiteStatus, HealthSourceKind, HealthStatus, IntegrationKind,
 };
 use super::errors::{ApiError, ApiResult};
-use super::ids;
+use super::ids::{self, decode_optional};
 use super::inventory::{Device, Partition};
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use crate::schema::tenant::{
     agents, checkers, edge_sites, gateways, health_events, integration_sources, polling_schedules,
     service_checks,
 };
-
-fn decode_optional(kind: &str, id: Option<&ID>) -> ApiResult<Option<Uuid>> {
-    id.map(|id| ids::decode(kind, id)).transpose()
-}
 
 fn name_cursor(name: &str, id: Uuid) -> Cursor {
     Cursor {

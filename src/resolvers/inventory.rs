@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::context::{app, loaders, scope};
 use super::enums::{AdminStatus, DeviceStatus, IdentifierKind, OperStatus};
 use super::errors::{ApiError, ApiResult};
-use super::ids;
+use super::ids::{self, decode_optional};
 use super::monitoring::{Alert, Event};
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use crate::schema::tenant::{device_groups, device_identifiers, devices, interfaces, partitions};
@@ -129,10 +129,6 @@ fn format_ip(ip: &IpNet) -> String {
     } else {
         ip.to_string()
     }
-}
-
-fn decode_optional(kind: &str, id: Option<&ID>) -> ApiResult<Option<Uuid>> {
-    id.map(|id| ids::decode(kind, id)).transpose()
 }
 
 fn maybe<T, U>(
@@ -673,8 +669,9 @@ pub struct MergeDevicesPayload {
     pub merged_id: ID,
 }
 
-/// Moves everything of `merged` to `primary` (interfaces whose name the primary already
-/// has are dropped), records the merged device in `merge_audits`, deletes it. Runs in the
+/// Moves everything of `merged` to `primary` (interfaces, identifiers, aliases, alerts,
+/// events, checks, agents, logs and metrics; rows the primary already has under the same
+/// name or key are dropped), records the merged device in `merge_audits`, deletes it. Runs in the
 /// request's tenant transaction, so it happens entirely or not at all.
 const MERGE_SQL: &str = "
 WITH moved_interfaces AS (
@@ -688,7 +685,24 @@ moved_alerts AS (UPDATE alerts SET device_id = $1 WHERE device_id = $2),
 moved_events AS (UPDATE events SET device_id = $1 WHERE device_id = $2),
 moved_checks AS (
   UPDATE service_checks SET device_id = $1 WHERE device_id = $2
-  AND name NOT IN (SELECT name FROM service_checks WHERE device_id = $1))
+  AND name NOT IN (SELECT name FROM service_checks WHERE device_id = $1)),
+moved_agents AS (UPDATE agents SET device_id = $1 WHERE device_id = $2),
+moved_logs AS (UPDATE logs SET device_id = $1 WHERE device_id = $2),
+moved_otel AS (UPDATE otel_metrics SET device_id = $1 WHERE device_id = $2),
+moved_audits AS (UPDATE merge_audits SET primary_device_id = $1 WHERE primary_device_id = $2),
+moved_series AS (UPDATE timeseries_metrics SET device_id = $1 WHERE device_id = $2),
+moved_cpu AS (
+  UPDATE cpu_metrics m SET device_id = $1 WHERE m.device_id = $2
+  AND NOT EXISTS (SELECT 1 FROM cpu_metrics p WHERE p.device_id = $1 AND p.ts = m.ts AND p.core = m.core)),
+moved_memory AS (
+  UPDATE memory_metrics m SET device_id = $1 WHERE m.device_id = $2
+  AND NOT EXISTS (SELECT 1 FROM memory_metrics p WHERE p.device_id = $1 AND p.ts = m.ts)),
+moved_disk AS (
+  UPDATE disk_metrics m SET device_id = $1 WHERE m.device_id = $2
+  AND NOT EXISTS (SELECT 1 FROM disk_metrics p WHERE p.device_id = $1 AND p.ts = m.ts AND p.mount = m.mount)),
+moved_processes AS (
+  UPDATE process_metrics m SET device_id = $1 WHERE m.device_id = $2
+  AND NOT EXISTS (SELECT 1 FROM process_metrics p WHERE p.device_id = $1 AND p.ts = m.ts AND p.pid = m.pid))
 INSERT INTO merge_audits (primary_device_id, merged_device_id, merged_snapshot, merged_by, reason)
 SELECT $1, d.id, to_jsonb(d), $3, $4 FROM devices d WHERE d.id = $2";
 
@@ -944,7 +958,8 @@ impl InventoryMutation {
         Ok(DevicePayload { device: Device(row) })
     }
 
-    /// Deletes a device with its interfaces and identifiers; its alerts and events stay.
+    /// Deletes a device with its interfaces, identifiers, service checks and metrics; its
+    /// alerts, events and logs stay, without a device.
     async fn delete_device(
         &self,
         ctx: &Context<'_>,

@@ -31,9 +31,26 @@ const MAX_YIELDS: usize = 64;
 
 type BatchResult<K, V> = Result<Arc<HashMap<K, V>>, ApiError>;
 
+/// One batch: the keys registered while it was open, and its result once run. The keys
+/// belong to the batch, so whichever waiter ends up running it (the first one may be
+/// cancelled) fetches exactly them.
+struct Batch<K, V> {
+    keys: Mutex<Vec<K>>,
+    result: OnceCell<BatchResult<K, V>>,
+}
+
+impl<K, V> Batch<K, V> {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            keys: Mutex::new(Vec::new()),
+            result: OnceCell::new(),
+        })
+    }
+}
+
 struct State<K, V> {
-    pending: Vec<K>,
-    batch: Arc<OnceCell<BatchResult<K, V>>>,
+    /// The batch new keys join; replaced when it starts running.
+    open: Arc<Batch<K, V>>,
     loaded: HashMap<K, V>,
 }
 
@@ -46,8 +63,7 @@ impl<K, V> Default for BatchLoader<K, V> {
     fn default() -> Self {
         Self {
             state: Mutex::new(State {
-                pending: Vec::new(),
-                batch: Arc::new(OnceCell::new()),
+                open: Batch::new(),
                 loaded: HashMap::new(),
             }),
         }
@@ -63,21 +79,24 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
         Fut: Future<Output = ApiResult<HashMap<K, V>>>,
     {
         let batch = {
-            let mut state = self.lock()?;
+            let state = self.lock()?;
             if let Some(value) = state.loaded.get(&key) {
                 return Ok(Some(value.clone()));
             }
-            if !state.pending.contains(&key) {
-                state.pending.push(key.clone());
+            let batch = state.open.clone();
+            let mut keys = batch.keys.lock().map_err(|_| poisoned())?;
+            if !keys.contains(&key) {
+                keys.push(key.clone());
             }
-            state.batch.clone()
+            drop(keys);
+            batch
         };
         // Let sibling resolvers register their keys. An executor may poll only some of
         // them per pass, so keep yielding while the batch is still growing (bounded).
-        let mut seen = self.pending_len()?;
+        let mut seen = batch_len(&batch)?;
         for _ in 0..MAX_YIELDS {
             tokio::task::yield_now().await;
-            let now = self.pending_len()?;
+            let now = batch_len(&batch)?;
             if now == seen {
                 break;
             }
@@ -85,15 +104,16 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
         }
         let mut ran_batch = false;
         let result = batch
+            .result
             .get_or_init(|| async {
                 ran_batch = true;
-                let keys = match self.lock() {
-                    Ok(mut state) => {
-                        state.batch = Arc::new(OnceCell::new());
-                        std::mem::take(&mut state.pending)
-                    }
-                    Err(error) => return Err(error),
-                };
+                // Close the batch: later keys go to a new one.
+                if let Ok(mut state) = self.lock()
+                    && Arc::ptr_eq(&state.open, &batch)
+                {
+                    state.open = Batch::new();
+                }
+                let keys = batch.keys.lock().map(|k| k.clone()).map_err(|_| poisoned())?;
                 let fetched = fetch(keys).await?;
                 if let Ok(mut state) = self.lock() {
                     state
@@ -115,15 +135,17 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
         Ok(value)
     }
 
-    fn pending_len(&self) -> ApiResult<usize> {
-        Ok(self.lock()?.pending.len())
-    }
-
     fn lock(&self) -> ApiResult<std::sync::MutexGuard<'_, State<K, V>>> {
-        self.state
-            .lock()
-            .map_err(|_| ApiError::internal("a loader's lock was poisoned"))
+        self.state.lock().map_err(|_| poisoned())
     }
+}
+
+fn batch_len<K, V>(batch: &Batch<K, V>) -> ApiResult<usize> {
+    Ok(batch.keys.lock().map_err(|_| poisoned())?.len())
+}
+
+fn poisoned() -> ApiError {
+    ApiError::internal("a loader's lock was poisoned")
 }
 
 /// The loaders of one request, bound to its scope (its tenant transaction).

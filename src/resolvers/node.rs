@@ -98,7 +98,10 @@ impl NodeQuery {
             "IntegrationSource" => find!(ctx, integration_sources, IntegrationSourceRow, key)
                 .map(|r| Node::IntegrationSource(r.into())),
             "EdgeSite" => find!(ctx, edge_sites, EdgeSiteRow, key).map(|r| Node::EdgeSite(r.into())),
-            "User" => find!(ctx, users, UserRecord, key).map(|r| Node::User(r.into())),
+            // Users are listed to admins only (see `access`); the same holds here.
+            "User" if super::context::actor(ctx)?.claims.role >= crate::auth::Role::Admin => {
+                find!(ctx, users, UserRecord, key).map(|r| Node::User(r.into()))
+            }
             _ => None,
         })
     }

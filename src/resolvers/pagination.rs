@@ -145,19 +145,23 @@ macro_rules! keyset {
     ($query:expr, $window:expr, $key:expr, $id:expr, $value:expr, descending) => {
         $crate::resolvers::pagination::keyset!(@apply $query, $window, $key, $id, $value, lt, gt, desc, asc)
     };
+    (@bound $key:expr, gt, $value:expr) => { $key.ge($value) };
+    (@bound $key:expr, lt, $value:expr) => { $key.le($value) };
     (@apply $query:expr, $window:expr, $key:expr, $id:expr, $value:expr, $after:ident, $before:ident, $forward:ident, $backward:ident) => {{
         use $crate::resolvers::pagination::Direction;
         let window: &$crate::resolvers::pagination::Window = $window;
         let mut query = $query;
         if let Some(cursor) = &window.cursor {
             let value = $value(cursor)?;
+            // `key >= value` (or `<=`) bounds the index scan; the OR picks the exact
+            // position among equal keys.
             query = match window.direction {
-                Direction::Forward => {
-                    query.filter($key.$after(value.clone()).or($key.eq(value).and($id.$after(cursor.id))))
-                }
-                Direction::Backward => {
-                    query.filter($key.$before(value.clone()).or($key.eq(value).and($id.$before(cursor.id))))
-                }
+                Direction::Forward => query
+                    .filter($crate::resolvers::pagination::keyset!(@bound $key, $after, value.clone()))
+                    .filter($key.$after(value.clone()).or($key.eq(value).and($id.$after(cursor.id)))),
+                Direction::Backward => query
+                    .filter($crate::resolvers::pagination::keyset!(@bound $key, $before, value.clone()))
+                    .filter($key.$before(value.clone()).or($key.eq(value).and($id.$before(cursor.id)))),
             };
         }
         match window.direction {

@@ -80,6 +80,21 @@ impl SubscriptionRoot {
     }
 }
 
+/// A subscription ends when its token expires or its tenant is suspended or dropped
+/// (revocation is checked by the transaction that reads each change).
+fn still_valid(app: &App, actor: &Actor) -> ApiResult<()> {
+    if actor.claims.expires_at <= chrono::Utc::now() {
+        return Err(ApiError::unauthenticated("the token has expired"));
+    }
+    match app.directory.by_id(actor.tenant.id) {
+        Some(tenant) if tenant.is_active() => Ok(()),
+        _ => Err(ApiError::new(
+            super::errors::Code::TenantUnavailable,
+            "the tenant is unavailable",
+        )),
+    }
+}
+
 fn subscriber(ctx: &Context<'_>) -> ApiResult<(Arc<App>, Actor)> {
     Ok((app(ctx)?.clone(), scope(ctx)?.actor()?.clone()))
 }
@@ -104,6 +119,9 @@ where
         loop {
             match receiver.recv().await {
                 Ok(change) if change.schema == actor.tenant.schema && change.table == table => {
+                    if let Err(error) = still_valid(&app, &actor) {
+                        return Some((Err(error), None));
+                    }
                     match load(app.clone(), actor.clone(), change.id).await {
                         Ok(Some(item)) => return Some((Ok(item), Some((receiver, app, actor, load)))),
                         Ok(None) => continue,

@@ -172,8 +172,9 @@ impl TenantTx {
             )
             .bind::<SqlUuid, _>(id),
             Some(Credential::ApiToken(id)) => diesel::sql_query(
-                "SELECT EXISTS (SELECT 1 FROM api_tokens \
-                 WHERE id = $1 AND revoked_at IS NULL AND expires_at > now()) AS live",
+                "SELECT EXISTS (SELECT 1 FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by \
+                 WHERE t.id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() \
+                 AND NOT coalesce(u.disabled, false)) AS live",
             )
             .bind::<SqlUuid, _>(id),
             Some(Credential::Impersonation(_)) | None => return Ok(true),
