@@ -65,7 +65,9 @@ pub async fn prepare_database(
 /// The application router (what `serve` listens with).
 pub fn build_app(app: Arc<App>, ready: Arc<AtomicBool>) -> axum::Router {
     http::router(http::AppState {
-        schema: resolvers::build_schema(app.clone()),
+        schema: resolvers::schema_builder(app.clone())
+            .extension(http::ws::Gate)
+            .finish(),
         app,
         ready,
     })

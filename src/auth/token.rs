@@ -185,20 +185,40 @@ impl VerifiedToken {
         self.authorize_at(operation, root_fields, SystemTime::now())
     }
 
+    /// The claims of a valid, unexpired token without evaluating its attenuation checks:
+    /// for a WebSocket handshake, before any operation (and its root fields) is known.
+    /// Every operation on that connection is then authorized with [`Self::authorize`].
+    pub fn identify(&self) -> Result<Claims, TokenRefusal> {
+        self.evaluate(None, SystemTime::now())
+    }
+
     fn authorize_at(
         &self,
         operation: Operation,
         root_fields: &[String],
         now: SystemTime,
     ) -> Result<Claims, TokenRefusal> {
+        self.evaluate(Some((operation, root_fields)), now)
+    }
+
+    /// Reads the claims; with an operation, also runs every check of every block for it.
+    fn evaluate(
+        &self,
+        operation: Option<(Operation, &[String])>,
+        now: SystemTime,
+    ) -> Result<Claims, TokenRefusal> {
         let mut builder = AuthorizerBuilder::new()
             .fact(fact!("time({now})", now = now))
-            .and_then(|b| b.fact(fact!("operation({op})", op = operation.as_str())))
             .map_err(|_| TokenRefusal::Malformed)?;
-        for field in root_fields {
+        if let Some((operation, root_fields)) = operation {
             builder = builder
-                .fact(fact!("root_field({field})", field = field.as_str()))
-                .map_err(|_| TokenRefusal::Denied)?;
+                .fact(fact!("operation({op})", op = operation.as_str()))
+                .map_err(|_| TokenRefusal::Malformed)?;
+            for field in root_fields {
+                builder = builder
+                    .fact(fact!("root_field({field})", field = field.as_str()))
+                    .map_err(|_| TokenRefusal::Denied)?;
+            }
         }
         let mut authorizer = builder
             .policy("allow if user($user), tenant($tenant), role($role)")
@@ -218,15 +238,17 @@ impl VerifiedToken {
         if expires <= now {
             return Err(TokenRefusal::Expired);
         }
-        authorizer.authorize().map_err(|error| match error {
-            // No identity in the authority block and nothing else failed: this is no
-            // access token (for instance a tenant choice of `login`).
-            TokenError::FailedLogic(Logic::NoMatchingPolicy { checks }) if checks.is_empty() => {
-                TokenRefusal::Malformed
-            }
-            // A check failed: an attenuation forbids this operation.
-            _ => TokenRefusal::Denied,
-        })?;
+        if operation.is_some() {
+            authorizer.authorize().map_err(|error| match error {
+                // No identity in the authority block and nothing else failed: this is no
+                // access token (for instance a tenant choice of `login`).
+                TokenError::FailedLogic(Logic::NoMatchingPolicy { checks }) if checks.is_empty() => {
+                    TokenRefusal::Malformed
+                }
+                // A check failed: an attenuation forbids this operation.
+                _ => TokenRefusal::Denied,
+            })?;
+        }
         let identity: Vec<Identity> = authorizer
             .query(
                 "data($user, $tenant, $role, $kind, $id) <- user($user), tenant($tenant), role($role), \

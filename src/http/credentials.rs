@@ -57,7 +57,27 @@ pub fn actor_for(
 ) -> Result<Actor, ApiError> {
     let verified = token::verify(raw, &app.keys)?;
     let claims = verified.authorize(kind, root_fields)?;
-    let attenuated = verified.is_attenuated();
+    actor_of(app, claims, verified.is_attenuated(), host_tenant)
+}
+
+/// The actor of a WebSocket connection: a valid token of a served tenant, whose checks
+/// are evaluated per operation (by `ws::Gate`), once its root fields are known.
+pub fn connection_actor(
+    app: &App,
+    raw: &str,
+    host_tenant: Option<&Arc<TenantEntry>>,
+) -> Result<Actor, ApiError> {
+    let verified = token::verify(raw, &app.keys)?;
+    let claims = verified.identify()?;
+    actor_of(app, claims, verified.is_attenuated(), host_tenant)
+}
+
+fn actor_of(
+    app: &App,
+    claims: crate::auth::token::Claims,
+    attenuated: bool,
+    host_tenant: Option<&Arc<TenantEntry>>,
+) -> Result<Actor, ApiError> {
     let tenant = app
         .directory
         .by_id(claims.tenant_id)

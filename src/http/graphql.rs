@@ -179,7 +179,7 @@ fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> 
 }
 
 /// Limits that need no caller: document size, and self-committing mutations alone.
-fn check_shape(shape: &OperationShape, max_fields: usize) -> Result<(), ApiError> {
+pub(super) fn check_shape(shape: &OperationShape, max_fields: usize) -> Result<(), ApiError> {
     if shape.document_fields > max_fields {
         return Err(ApiError::bad_input(format!(
             "the query selects {} fields (aliases included); at most {max_fields} are allowed",
@@ -241,7 +241,7 @@ fn refused(error: ApiError, request_id: Uuid) -> Response {
     response
 }
 
-fn server_error(error: ApiError) -> ServerError {
+pub(super) fn server_error(error: ApiError) -> ServerError {
     let mut server_error = ServerError::new(error.message, None);
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", error.code.as_str());
@@ -251,7 +251,7 @@ fn server_error(error: ApiError) -> ServerError {
 
 /// Gives every error a code (parse and validation errors of the GraphQL engine carry
 /// none: they are BAD_USER_INPUT) and every INTERNAL error the request id.
-fn finish_errors(response: &mut Response, request_id: Uuid) {
+pub(super) fn finish_errors(response: &mut Response, request_id: Uuid) {
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
         let code = match extensions.get("code") {

@@ -11,7 +11,7 @@ pub mod graphiql;
 mod graphql;
 pub mod metrics;
 pub mod operation;
-mod ws;
+pub mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

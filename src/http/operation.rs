@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::{
-    DocumentOperations, FragmentDefinition, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned};
 
@@ -31,7 +31,11 @@ pub struct OperationShape {
 /// document does not parse or names no single operation (execution will then fail
 /// before any resolver runs).
 pub fn shape(query: &str, operation_name: Option<&str>) -> Option<OperationShape> {
-    let document = parse_query(query).ok()?;
+    shape_of(&parse_query(query).ok()?, operation_name)
+}
+
+/// The shape of the operation `operation_name` selects in a parsed document.
+pub fn shape_of(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationShape> {
     let operation = match (&document.operations, operation_name) {
         (DocumentOperations::Single(op), _) => op,
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,

@@ -64,13 +64,20 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Sub
 
 /// Builds the schema around the shared application state, with its request limits.
 pub fn build_schema(app: Arc<App>) -> EnclaveSchema {
+    schema_builder(app).finish()
+}
+
+/// The schema builder with the application state and limits, for the HTTP layer to add
+/// its extensions to.
+pub fn schema_builder(
+    app: Arc<App>,
+) -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::SubscriptionRoot> {
     let limits = &app.limits;
     builder()
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .data(app.clone())
-        .finish()
 }
 
 /// The schema as SDL, with fields, arguments and enum values sorted so that the
