@@ -234,11 +234,16 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
         };
     }
     let aliases: String = (0..10_000).map(|i| format!("a{i}: health {{ ok }} ")).collect();
+    // Each series is under the per-field bucket cap; together they exceed the complexity budget.
+    let series: String = (0..6)
+        .map(|i| format!("s{i}: cpuMetrics(deviceId: \"RGV2aWNlOjA=\", from: \"2026-01-01T00:00:00Z\", to: \"2026-01-07T23:00:00Z\", bucket: MINUTE) {{ avg }} "))
+        .collect();
     let cases = [
         ("50 levels deep", format!("{{ devices {{ edges {{ node {{ {deep} }} }} }} }}")),
         ("10,000 aliases", format!("{{ {aliases} }}")),
         ("first: 100000000", "{ devices(first: 100000000) { edges { node { id } } } }".to_owned()),
         ("complexity", "{ devices(first: 500) { edges { node { interfaces { device { interfaces { device { hostname } } } } } } } }".to_owned()),
+        ("six week-long minute series", format!("{{ {series} }}")),
     ];
     for (what, query) in cases {
         let before = f.t.app.statements.get();

@@ -1,4 +1,6 @@
-//! Identity: `me`, `login`, `selectTenant`, `logout` and API tokens.
+//! Identity: `me`, `login`, `selectTenant`, `logout`, API tokens, and users
+//! (`createUser`, `updateUser`; the `users` list lives with the other lists in
+//! `observability`).
 //!
 //! Login resolves the tenant, in order: the vanity domain the request arrived on; the
 //! configured default tenant (`ENCLAVE_DEFAULT_TENANT`); the only tenant besides the

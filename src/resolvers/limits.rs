@@ -13,3 +13,13 @@ pub fn list_cost(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
 
 /// Assumed length of an unpaginated relation list (a device's interfaces, alerts...).
 pub const RELATION_LIST_COST: usize = 10;
+
+/// Complexity of a metric series: the buckets it can return over `[from, to)`.
+pub fn series_cost(
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    bucket: super::observability::MetricBucket,
+) -> usize {
+    let buckets = (to - from).num_seconds().max(0) / bucket.seconds();
+    usize::try_from(buckets).unwrap_or(usize::MAX).saturating_add(1)
+}

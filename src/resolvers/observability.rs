@@ -37,7 +37,7 @@ pub enum MetricBucket {
 }
 
 impl MetricBucket {
-    fn seconds(self) -> i64 {
+    pub(crate) fn seconds(self) -> i64 {
         match self {
             Self::Minute => 60,
             Self::FiveMinutes => 300,
@@ -81,7 +81,7 @@ enum Series {
 impl Series {
     fn sql(&self) -> &'static str {
         match self {
-            // Averaged over cores and samples; both tables are keyed by (device, time).
+            // Averaged over every sample in the bucket (all cores, or the total row, as stored).
             Self::Cpu => {
                 "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(usage_percent) AS avg, \
                  min(usage_percent) AS min, max(usage_percent) AS max, count(*) AS samples \
@@ -219,6 +219,7 @@ pub struct ObservabilityQuery;
 #[Object]
 impl ObservabilityQuery {
     /// CPU usage of a device (percent, all cores) over `[from, to)`, averaged per bucket.
+    #[graphql(complexity = "super::limits::series_cost(from, to, bucket)")]
     async fn cpu_metrics(
         &self,
         ctx: &Context<'_>,
@@ -235,6 +236,7 @@ impl ObservabilityQuery {
     }
 
     /// Memory used by a device (bytes) over `[from, to)`, averaged per bucket.
+    #[graphql(complexity = "super::limits::series_cost(from, to, bucket)")]
     async fn memory_metrics(
         &self,
         ctx: &Context<'_>,
@@ -251,6 +253,7 @@ impl ObservabilityQuery {
     }
 
     /// Used bytes of one mount point of a device over `[from, to)`, averaged per bucket.
+    #[graphql(complexity = "super::limits::series_cost(from, to, bucket)")]
     async fn disk_metrics(
         &self,
         ctx: &Context<'_>,
@@ -269,6 +272,7 @@ impl ObservabilityQuery {
 
     /// A named metric of a device (interface counters, temperatures...) over `[from, to)`,
     /// averaged per bucket.
+    #[graphql(complexity = "super::limits::series_cost(from, to, bucket)")]
     async fn timeseries_metrics(
         &self,
         ctx: &Context<'_>,
