@@ -8,6 +8,7 @@
 //! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | address the HTTP server binds (only after migrations succeeded) |
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
 //! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
+//! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | distinct tenants a pooled connection serves before it is replaced (0: never) |
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
@@ -49,6 +50,11 @@ pub struct DatabaseConfig {
     #[arg(long, env = "ENCLAVE_POOL_TIMEOUT_MS", default_value_t = 5000)]
     pub pool_timeout_ms: u64,
 
+    /// Distinct tenants a pooled connection serves before it is closed and replaced, which
+    /// bounds the catalog cache each PostgreSQL backend keeps; 0 never retires one.
+    #[arg(long, env = "ENCLAVE_POOL_TENANTS_PER_CONNECTION", default_value_t = 100)]
+    pub pool_tenants_per_connection: u32,
+
     /// `statement_timeout` of every tenant transaction, in milliseconds.
     #[arg(long, env = "ENCLAVE_STATEMENT_TIMEOUT_MS", default_value_t = 15000)]
     pub statement_timeout_ms: u64,
@@ -70,6 +76,7 @@ impl DatabaseConfig {
             database_url: database_url.into(),
             pool_size: 16,
             pool_timeout_ms: 5000,
+            pool_tenants_per_connection: 100,
             statement_timeout_ms: 15000,
             migration_concurrency: 4,
             migration_lock_timeout_ms: 10000,

@@ -16,7 +16,6 @@ use diesel_async::AsyncConnection as _;
 use anyhow::{Context as _, bail};
 use diesel::sql_types::Text;
 use diesel::{ConnectionError, ConnectionResult, QueryableByName};
-use diesel_async::pooled_connection::bb8::Pool as Bb8Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt as _;
@@ -24,8 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::DatabaseConfig;
 
-/// The request pool.
-pub type Pool = Bb8Pool<AsyncPgConnection>;
+pub use crate::pool::Pool;
+use crate::pool::TenantAwareManager;
 
 /// `application_name` of every connection Enclave opens, so operators can find them in
 /// `pg_stat_activity`.
@@ -165,8 +164,9 @@ pub fn build_pool(config: &DatabaseConfig, statements: &StatementCounter) -> Poo
         async move {
             let mut conn = connect(url).await?;
             conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                if let InstrumentationEvent::StartQuery { query, .. } = event {
                     counter.fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(target: "enclave::sql", "{query}");
                 }
             });
             Ok(conn)
@@ -178,9 +178,12 @@ pub fn build_pool(config: &DatabaseConfig, statements: &StatementCounter) -> Poo
         config.database_url.clone(),
         manager_config,
     );
-    Bb8Pool::builder()
+    let tenants_per_connection = usize::try_from(config.pool_tenants_per_connection)
+        .ok()
+        .filter(|limit| *limit > 0);
+    bb8::Pool::builder()
         .max_size(config.pool_size)
         .connection_timeout(config.pool_timeout())
         .idle_timeout(Some(Duration::from_secs(300)))
-        .build_unchecked(manager)
+        .build_unchecked(TenantAwareManager::new(manager, tenants_per_connection))
 }

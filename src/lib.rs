@@ -24,6 +24,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod http;
+pub mod pool;
 pub mod resolvers;
 pub mod schema;
 pub mod tenancy;

@@ -5,9 +5,10 @@
 mod common;
 
 use common::app::{PASSWORD, TestApp, error_code};
-use diesel_async::SimpleAsyncConnection;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use enclave::auth::Role;
 use enclave::auth::token;
+use enclave::tenancy::transaction::Access;
 use serde_json::{Value, json};
 
 struct World {
@@ -409,4 +410,61 @@ async fn waiting_for_a_pooled_connection_ends_in_a_clear_error_not_a_hang() {
     drop(held);
     let response = t.gql(Some(&token), "{ me { role } }", json!({})).await;
     assert_eq!(response["data"]["me"]["role"], "ADMIN");
+}
+
+/// The PostgreSQL backend behind one tenant transaction of `tenant`.
+async fn backend_of(t: &TestApp, tenant: &str) -> i32 {
+    #[derive(diesel::QueryableByName)]
+    struct Backend {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let entry = t.app.directory.by_slug(tenant).expect("tenant");
+    let tx = t.app.tenant_tx(entry, Access::ReadOnly, None);
+    let pid = {
+        let mut conn = tx.conn().await.expect("tenant transaction");
+        diesel::sql_query("SELECT pg_backend_pid() AS pid")
+            .get_result::<Backend>(&mut *conn)
+            .await
+            .expect("pid")
+            .pid
+    };
+    tx.finish(true).await.expect("commit");
+    pid
+}
+
+#[tokio::test]
+async fn a_pooled_connection_retires_after_serving_its_limit_of_tenants() {
+    let t = TestApp::with(|database, _| {
+        database.pool_size = 1;
+        database.pool_tenants_per_connection = 2;
+    })
+    .await;
+    for slug in ["acme", "globex", "initech"] {
+        t.tenant(slug, &[]).await;
+    }
+    let first = backend_of(&t, "acme").await;
+    assert_eq!(backend_of(&t, "acme").await, first, "one tenant served so far");
+    assert_eq!(
+        backend_of(&t, "globex").await,
+        first,
+        "the second tenant is served"
+    );
+    let second = backend_of(&t, "acme").await;
+    assert_ne!(second, first, "after two tenants the connection is replaced");
+    assert_eq!(backend_of(&t, "initech").await, second);
+
+    // Without a limit the one connection serves every tenant.
+    let unlimited = TestApp::with(|database, _| {
+        database.pool_size = 1;
+        database.pool_tenants_per_connection = 0;
+    })
+    .await;
+    for slug in ["acme", "globex", "initech"] {
+        unlimited.tenant(slug, &[]).await;
+    }
+    let only = backend_of(&unlimited, "acme").await;
+    for slug in ["globex", "initech", "acme"] {
+        assert_eq!(backend_of(&unlimited, slug).await, only);
+    }
 }

@@ -16,18 +16,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bb8::{PooledConnection, RunError};
+use bb8::RunError;
 use diesel::QueryableByName;
 use diesel::sql_types::{Bool, Uuid as SqlUuid};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolError};
+use diesel_async::pooled_connection::PoolError;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::directory::TenantEntry;
 use crate::auth::token::Credential;
-use crate::db::{Pool, quote_ident};
-
-type Pooled = PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>;
+use crate::db::quote_ident;
+use crate::pool::{Pool, Pooled};
 
 /// A connection inside the tenant transaction, held for as long as the guard lives.
 pub type TxConn<'a> = MappedMutexGuard<'a, AsyncPgConnection>;
@@ -135,18 +134,19 @@ impl TenantTx {
                 RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
                 RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
             })?;
+            conn.serve_tenant(self.tenant.id);
             if let Err(error) =
-                AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await
+                AnsiTransactionManager::begin_transaction_sql(&mut **conn, &self.begin_sql()).await
             {
                 // The batch may have failed after BEGIN (say, at SET LOCAL ROLE): the
                 // server-side transaction is then open and aborted, though diesel does not
                 // count it. Mark the connection broken so the pool closes it.
-                AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
+                AnsiTransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
                 *state = State::Refused(TxRefusal::Failed);
                 return Err(error.into());
             }
             if !self.credential_is_live(&mut conn).await? {
-                AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
+                AnsiTransactionManager::rollback_transaction(&mut **conn).await?;
                 *state = State::Refused(TxRefusal::CredentialRevoked);
                 return Err(TxError::CredentialRevoked);
             }
@@ -158,7 +158,7 @@ impl TenantTx {
             _ => {}
         }
         MutexGuard::try_map(state, |state| match state {
-            State::Open(conn) => Some(&mut ***conn),
+            State::Open(conn) => Some(&mut ****conn),
             _ => None,
         })
         .map_err(|_| TxError::Finished)
@@ -189,9 +189,9 @@ impl TenantTx {
         let previous = std::mem::replace(&mut *state, State::Finished);
         if let State::Open(mut conn) = previous {
             if commit {
-                AnsiTransactionManager::commit_transaction(&mut **conn).await?;
+                AnsiTransactionManager::commit_transaction(&mut ***conn).await?;
             } else {
-                AnsiTransactionManager::rollback_transaction(&mut **conn).await?;
+                AnsiTransactionManager::rollback_transaction(&mut ***conn).await?;
             }
         }
         Ok(())
