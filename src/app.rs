@@ -27,6 +27,8 @@ pub struct App {
     pub installation: Installation,
     pub directory: Arc<TenantDirectory>,
     pub keys: RootKeys,
+    /// Claims of tokens verified before (see `auth::verified`).
+    pub verified_tokens: crate::auth::verified::VerifiedTokens,
     pub throttle: LoginThrottle,
     pub session_ttl: Duration,
     pub default_tenant: Option<String>,
@@ -56,6 +58,7 @@ impl App {
             installation,
             directory,
             keys,
+            verified_tokens: Default::default(),
             throttle: LoginThrottle::default(),
             session_ttl: auth.session_ttl(),
             default_tenant: auth.default_tenant.clone(),

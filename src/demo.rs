@@ -87,7 +87,8 @@ async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyho
         let tx = app.tenant_tx(entry.clone(), Access::ReadWrite, None);
         {
             let mut conn = tx.conn().await?;
-            conn.batch_execute(&seed_sql(slug, devices)).await?;
+            conn.batch_execute(&seed_sql(slug, devices, DeviceIds::Random))
+                .await?;
         }
         tx.finish(true).await?;
         tracing::info!(tenant = slug, devices, "seeded demo tenant");
@@ -104,9 +105,30 @@ async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyho
     Ok(entry)
 }
 
-/// Sample data for one tenant; runs inside its tenant transaction. `slug` is a
-/// validated slug (letters, digits, `_`), so it is safe inside the SQL text.
-fn seed_sql(slug: &str, devices: u32) -> String {
+/// How sample devices get their ids.
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceIds {
+    /// Random, as in real life.
+    Random,
+    /// Device `i` (from 1) gets `00000000-0000-4000-8000-<i as 12 decimal digits>` in every
+    /// tenant, so that the benchmarks' pgbench reference can address the same rows.
+    Numbered,
+}
+
+impl DeviceIds {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Random => "gen_random_uuid()",
+            Self::Numbered => "('00000000-0000-4000-8000-' || lpad(i::text, 12, '0'))::uuid",
+        }
+    }
+}
+
+/// Sample data for one tenant (at most 999 devices, so host names sort by number); runs
+/// inside its tenant transaction. `slug` is a validated slug (letters, digits, `_`), so it
+/// is safe inside the SQL text.
+pub fn seed_sql(slug: &str, devices: u32, ids: DeviceIds) -> String {
+    let device_id = ids.sql();
     format!(
         r#"
 INSERT INTO partitions (name, description, cidrs) VALUES
@@ -114,8 +136,8 @@ INSERT INTO partitions (name, description, cidrs) VALUES
   ('dmz', 'Internet-facing services', '{{192.168.100.0/24}}');
 INSERT INTO device_groups (name, description) VALUES
   ('core', 'Core routers'), ('access', 'Access switches'), ('servers', 'Servers');
-INSERT INTO devices (hostname, ip, mac, vendor, model, os, status, group_id, partition_id, first_seen, last_seen)
-SELECT format('{slug}-%s-%s', (ARRAY['sw', 'rtr', 'srv'])[1 + i % 3], lpad(i::text, 3, '0')),
+INSERT INTO devices (id, hostname, ip, mac, vendor, model, os, status, group_id, partition_id, first_seen, last_seen)
+SELECT {device_id}, format('{slug}-%s-%s', (ARRAY['sw', 'rtr', 'srv'])[1 + i % 3], lpad(i::text, 3, '0')),
        ('10.0.' || (i / 250) || '.' || (i % 250 + 1))::inet,
        lpad(to_hex(i), 12, '0')::macaddr,
        (ARRAY['Juniper', 'Arista', 'Dell'])[1 + i % 3],

@@ -85,6 +85,41 @@ async fn expired_tampered_foreign_unknown_key_and_malformed_tokens_are_refused()
 }
 
 #[tokio::test]
+async fn a_token_verified_before_still_expires_and_its_attenuations_are_still_checked() {
+    let (t, admin, _) = acme_with_admin().await;
+    let acme = t.entry("acme");
+    let keys = RootKeys::parse(&t.key_spec).expect("keys");
+    let short = token::mint(
+        &keys,
+        &Claims {
+            user_id: admin.id,
+            tenant_id: acme.id,
+            role: Role::Admin,
+            credential: Credential::Impersonation(Uuid::new_v4()),
+            impersonator: Some("ops@platform.example".to_owned()),
+            expires_at: Utc::now() + chrono::Duration::milliseconds(1500),
+        },
+    )
+    .expect("mint");
+    // Used twice: the second use is served from the verified tokens.
+    for _ in 0..2 {
+        assert_eq!(
+            t.gql(Some(&short), ME, json!({})).await["data"]["me"]["role"],
+            "ADMIN"
+        );
+    }
+    // Its attenuation is a different token, checked in full.
+    let read_only = token::attenuate(&short, "check if operation(\"query\");").expect("attenuate");
+    let response = t
+        .gql(Some(&read_only), "mutation { logout { revoked } }", json!({}))
+        .await;
+    assert_eq!(error_code(&response), Some("FORBIDDEN"), "{response}");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let response = t.gql(Some(&short), ME, json!({})).await;
+    assert_eq!(error_code(&response), Some("UNAUTHENTICATED"), "{response}");
+}
+
+#[tokio::test]
 async fn a_read_only_attenuated_token_cannot_mutate() {
     let (t, _, good) = acme_with_admin().await;
     let read_only = token::attenuate(&good, "check if operation(\"query\");").expect("attenuate");

@@ -70,6 +70,10 @@ async fn health_query_healthz_and_readyz_answer_once_ready() {
         "{metrics}"
     );
     assert!(metrics.contains("enclave_sql_statements_total"), "{metrics}");
+    assert!(
+        metrics.contains("enclave_db_connections_opened_total "),
+        "{metrics}"
+    );
 }
 
 #[test]

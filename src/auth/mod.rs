@@ -13,6 +13,7 @@ pub mod sessions;
 pub mod throttle;
 pub mod token;
 pub mod users;
+pub mod verified;
 
 use std::fmt;
 use std::str::FromStr;

@@ -55,9 +55,8 @@ pub fn actor_for(
     root_fields: &[String],
     host_tenant: Option<&Arc<TenantEntry>>,
 ) -> Result<Actor, ApiError> {
-    let verified = token::verify(raw, &app.keys)?;
-    let claims = verified.authorize(kind, root_fields)?;
-    actor_of(app, claims, verified.is_attenuated(), host_tenant)
+    let (claims, attenuated) = app.verified_tokens.authorize(raw, &app.keys, kind, root_fields)?;
+    actor_of(app, claims, attenuated, host_tenant)
 }
 
 /// The actor of a WebSocket connection: a valid token of a served tenant, whose checks

@@ -70,6 +70,12 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
         ],
     );
     metric(
+        "enclave_db_connections_opened_total",
+        "Connections the request pool has opened (replacing retired or broken ones included).",
+        "counter",
+        &[("", pool.statistics.connections_created)],
+    );
+    metric(
         "enclave_tenants",
         "Tenants by status.",
         "gauge",

@@ -26,7 +26,7 @@ use super::credentials::connection_actor;
 use super::graphql::{check_shape, finish_errors, server_error};
 use super::operation;
 use crate::app::App;
-use crate::auth::token::{self, Operation};
+use crate::auth::token::Operation;
 use crate::resolvers::access;
 use crate::resolvers::errors::ApiError;
 use crate::resolvers::loaders::Loaders;
@@ -134,7 +134,9 @@ fn check_operation(
         ));
     }
     check_shape(&shape, app.limits.max_fields)?;
-    let claims = token::verify(&caller.token, &app.keys)?.authorize(shape.kind, &shape.root_fields)?;
+    let (claims, _) =
+        app.verified_tokens
+            .authorize(&caller.token, &app.keys, shape.kind, &shape.root_fields)?;
     for field in &shape.root_fields {
         if let Some(role) = access::required_role(shape.kind, field)
             && claims.role < role

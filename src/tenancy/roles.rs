@@ -16,7 +16,7 @@ pub fn role_name(namespace: &str, slug: &Slug) -> String {
 
 /// Creates the role and gives it its schema. The current (migrating) user becomes a
 /// member so that it may `SET ROLE` to it even when it is not a superuser.
-pub(crate) fn create_sql(schema: &str, role: &str) -> String {
+pub fn create_sql(schema: &str, role: &str) -> String {
     let (schema, role) = (quote_ident(schema), quote_ident(role));
     format!(
         "CREATE ROLE {role} NOLOGIN NOINHERIT; \
@@ -27,7 +27,7 @@ pub(crate) fn create_sql(schema: &str, role: &str) -> String {
 
 /// DML on every table and sequence of the schema; run after each migration so that new
 /// objects are covered.
-pub(crate) fn grant_on_objects_sql(schema: &str, role: &str) -> String {
+pub fn grant_on_objects_sql(schema: &str, role: &str) -> String {
     let (schema, role) = (quote_ident(schema), quote_ident(role));
     format!(
         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}; \

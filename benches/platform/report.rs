@@ -1,0 +1,518 @@
+//! BENCHMARKS.md: the machine, the versions, and for every scenario the figure, its
+//! reference from the same run, the ratio and the target. The commentary (profiles,
+//! explanations of misses) lives in `benches/platform/analysis.md` and is appended as is.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::fleet::{Provisioned, ProvisioningReference};
+use crate::load::{Shape, Throughput};
+
+/// Memory figures with and without the tenants-per-connection bound.
+pub struct Memory {
+    pub bound: u32,
+    pub bounded_throughput: Throughput,
+    pub bounded_rss_mib: f64,
+    pub bounded_backends_mib: Vec<f64>,
+    pub bounded_connections_opened: f64,
+    pub unbounded_throughput: Throughput,
+    pub unbounded_rss_mib: f64,
+    pub unbounded_backends_mib: Vec<f64>,
+}
+
+/// Everything one run measured, rendered by [`Figures::render`].
+pub struct Figures {
+    tenants: usize,
+    devices: u32,
+    shape: Shape,
+    smoke: bool,
+    summary: Vec<[String; 6]>,
+    /// Sections keyed by their place in the document.
+    sections: Vec<(u8, String)>,
+}
+
+fn ratio(value: f64, reference: f64) -> f64 {
+    if reference > 0.0 { value / reference } else { 0.0 }
+}
+
+fn median(values: &[Duration]) -> Duration {
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn throughput_row(name: &str, t: &Throughput) -> String {
+    format!(
+        "| {name} | {:.0} | {:.2} | {:.2} | {} |\n",
+        t.per_second, t.p50_ms, t.p99_ms, t.requests
+    )
+}
+
+const THROUGHPUT_HEADER: &str =
+    "| Run | Requests/s | p50 (ms) | p99 (ms) | Requests |\n| --- | ---: | ---: | ---: | ---: |\n";
+
+impl Figures {
+    pub fn new(tenants: usize, devices: u32, shape: Shape, smoke: bool) -> Self {
+        Self {
+            tenants,
+            devices,
+            shape,
+            smoke,
+            summary: Vec::new(),
+            sections: Vec::new(),
+        }
+    }
+
+    fn target(
+        &mut self,
+        scenario: &str,
+        figure: String,
+        reference: String,
+        ratio: String,
+        target: &str,
+        met: bool,
+    ) {
+        self.summary.push([
+            scenario.to_owned(),
+            figure,
+            reference,
+            ratio,
+            target.to_owned(),
+            if met { "met" } else { "**missed**" }.to_owned(),
+        ]);
+    }
+
+    fn section(&mut self, place: u8, text: &str) {
+        self.sections.push((place, format!("{text}\n")));
+    }
+
+    pub fn requests(
+        &mut self,
+        pg_device: Throughput,
+        device: Throughput,
+        pg_list: Throughput,
+        list: Throughput,
+    ) {
+        for (name, enclave, pg) in [
+            ("1a. device by id + interfaces", device, pg_device),
+            ("1b. devices(first: 50) + interfaces", list, pg_list),
+        ] {
+            let r = ratio(enclave.per_second, pg.per_second);
+            self.target(
+                name,
+                format!("{:.0} req/s", enclave.per_second),
+                format!("pgbench {:.0} tx/s", pg.per_second),
+                format!("{:.0}%", r * 100.0),
+                "≥ 60%",
+                r >= 0.60,
+            );
+        }
+        let mut text = format!(
+            "## 1. Requests\n\nTenants drawn at random among {} for every request; GraphQL over HTTP with a viewer's \
+             session token (wrk), against pgbench running the statements Enclave sent for the same request \
+             (below) with prepared statements, at the same concurrency.\n\n{THROUGHPUT_HEADER}",
+            self.tenants
+        );
+        text += &throughput_row("pgbench, device by id", &pg_device);
+        text += &throughput_row("Enclave, device by id", &device);
+        text += &throughput_row("pgbench, devices(first: 50)", &pg_list);
+        text += &throughput_row("Enclave, devices(first: 50)", &list);
+        self.section(10, &text);
+    }
+
+    pub fn sql(
+        &mut self,
+        device_sql: &[String],
+        device_script: &str,
+        list_sql: &[String],
+        list_script: &str,
+    ) {
+        let mut text = String::from(
+            "### The SQL, captured from Enclave and replayed by pgbench\n\nCaptured from Enclave's own \
+             `enclave::sql` trace while it answered one request of each kind; the pgbench scripts are generated \
+             from these statements (parameters become pgbench variables; the `BEGIN` batch becomes `BEGIN` plus \
+             `set_config`, which is what `SET LOCAL` does, pipelined into the same single round trip).\n\n",
+        );
+        for (name, statements, script) in [
+            ("device by id", device_sql, device_script),
+            ("devices(first: 50)", list_sql, list_script),
+        ] {
+            let _ = writeln!(text, "**{name}**, Enclave sent:\n\n```sql");
+            for statement in statements {
+                let _ = writeln!(text, "{statement};");
+            }
+            let _ = writeln!(text, "```\n\npgbench ran:\n\n```\n{}```\n", script);
+        }
+        self.section(11, &text);
+    }
+
+    pub fn rotation(
+        &mut self,
+        device_pinned: Throughput,
+        device: Throughput,
+        list_pinned: Throughput,
+        list: Throughput,
+    ) {
+        let mut text = format!(
+            "## 2. Tenant rotation\n\nThe same requests pinned to one tenant versus spread over {} tenants.\n\n{THROUGHPUT_HEADER}",
+            self.tenants
+        );
+        for (name, pinned, spread) in [
+            ("2a. rotation, device by id", device_pinned, device),
+            ("2b. rotation, devices(first: 50)", list_pinned, list),
+        ] {
+            let r = ratio(spread.per_second, pinned.per_second);
+            self.target(
+                name,
+                format!("{:.0} req/s over {} tenants", spread.per_second, self.tenants),
+                format!("{:.0} req/s on one", pinned.per_second),
+                format!("{:.0}%", r * 100.0),
+                "≥ 85%",
+                r >= 0.85,
+            );
+            text += &throughput_row(&format!("{name}: one tenant"), &pinned);
+            text += &throughput_row(&format!("{name}: {} tenants", self.tenants), &spread);
+        }
+        self.section(20, &text);
+    }
+
+    pub fn authentication(
+        &mut self,
+        with_token: Throughput,
+        anonymous: Throughput,
+        device: Throughput,
+        full: Duration,
+    ) {
+        // Every request keeps the machine busy; the extra machine time a token costs per
+        // request is the difference of the inverse throughputs.
+        let cost_us = (1.0 / with_token.per_second - 1.0 / anonymous.per_second).max(0.0) * 1e6;
+        let share = cost_us / 1e6 * device.per_second;
+        self.target(
+            "3. token verification + authorization",
+            format!("{cost_us:.1} µs of machine time per request"),
+            format!("{:.0} req/s (1a)", device.per_second),
+            format!("{:.1}% of 1a's time", share * 100.0),
+            "≤ 10%",
+            share <= 0.10,
+        );
+        let mut text = format!(
+            "## 3. Authentication\n\n`{{ health {{ ok }} }}` touches no database; with a token, the server \
+             verifies its signature, runs the authorizer and checks the tenant, without a token it does not. \
+             The difference of the inverse throughputs is the machine time a token costs per request \
+             ({cost_us:.1} µs); at the {:.0} req/s of scenario 1a that is {:.1}% of the time. A token is verified \
+             and authorized in full (signature, Datalog authorizer) the first time it is seen, {:.1} µs measured \
+             in process, and its claims are then kept (`src/auth/verified.rs`: only unattenuated tokens, expiry \
+             re-checked on every use, revocation still checked in the tenant transaction); were every request \
+             to pay the full price, it would be {:.1}% of 1a's time.\n\n{THROUGHPUT_HEADER}",
+            device.per_second,
+            share * 100.0,
+            full.as_secs_f64() * 1e6,
+            full.as_secs_f64() * device.per_second * 100.0,
+        );
+        text += &throughput_row("{ health } with a token", &with_token);
+        text += &throughput_row("{ health } without a token", &anonymous);
+        self.section(30, &text);
+    }
+
+    /// `captured`: statements of one request of each kind, exactly; `measured`: the average
+    /// from `/metrics` under load (requests cut off when a run ends add a little).
+    pub fn statements(&mut self, captured: (usize, usize), measured: (f64, f64)) {
+        // BEGIN batch, credential check, COMMIT, and one per level (devices, interfaces).
+        let expected = 3 + 2;
+        self.target(
+            "7. SQL statements per request (N+1)",
+            format!("{} (1a), {} (1b)", captured.0, captured.1),
+            format!("{expected}: 3 per transaction + 1 per level (2 levels)"),
+            "—".to_owned(),
+            "1 per level",
+            captured.0 == expected && captured.1 == expected,
+        );
+        self.section(
+            70,
+            &format!(
+                "## 7. Statements per request\n\nOne device with its interfaces: {} statements; 50 devices \
+                 with their interfaces: {} (the captured lists in section 1). Each is the `BEGIN` batch, the \
+                 credential check, one statement per level (devices, interfaces) and `COMMIT`: a list of 50 \
+                 costs what one device costs. Under load `/metrics` (`enclave_sql_statements_total` over \
+                 answered requests) averaged {:.2} and {:.2}; requests cut off when wrk stops add the \
+                 fraction.\n",
+                captured.0, captured.1, measured.0, measured.1
+            ),
+        );
+    }
+
+    pub fn startup(&mut self, checks: Vec<Duration>) {
+        let m = median(&checks);
+        self.target(
+            &format!("4a. startup check, {} up-to-date tenants", self.tenants),
+            ms(m),
+            "1 s".to_owned(),
+            format!("{:.0}%", m.as_secs_f64() * 100.0),
+            "< 1 s",
+            m < Duration::from_secs(1),
+        );
+        let all: Vec<String> = checks.iter().map(|d| ms(*d)).collect();
+        self.section(
+            40,
+            &format!(
+                "## 4. Startup and fleet migration\n\n`enclave migrate` as a whole process (start, connect, \
+             decide that nothing is pending with one query, exit) with {} up-to-date tenants: median {} \
+             (runs: {}).\n",
+                self.tenants,
+                ms(m),
+                all.join(", ")
+            ),
+        );
+    }
+
+    pub fn fleet_migration(
+        &mut self,
+        sequential: (Duration, usize),
+        concurrent: (Duration, usize),
+        width: u32,
+    ) {
+        let r = ratio(sequential.0.as_secs_f64(), concurrent.0.as_secs_f64());
+        self.target(
+            "4b. fleet migration (one column)",
+            format!("{} with {width} at once", ms(concurrent.0)),
+            format!("{} one at a time", ms(sequential.0)),
+            format!("{r:.2}× faster"),
+            "—",
+            true,
+        );
+        self.section(
+            41,
+            &format!(
+                "A new tenant migration adding one column to `devices`, applied to every tenant schema \
+             ({} and {} schemas, platform included), each in its own transaction: one at a time {} \
+             ({:.1} ms per schema); {width} at once {} ({:.1} ms per schema), {r:.2}× faster.\n",
+                sequential.1,
+                concurrent.1,
+                ms(sequential.0),
+                sequential.0.as_secs_f64() * 1e3 / sequential.1.max(1) as f64,
+                ms(concurrent.0),
+                concurrent.0.as_secs_f64() * 1e3 / concurrent.1.max(1) as f64,
+            ),
+        );
+    }
+
+    pub fn provisioning(&mut self, provisioned: &Provisioned) {
+        let per_second = self.tenants as f64 / provisioned.total.as_secs_f64();
+        self.section(
+            50,
+            &format!(
+                "## 5. Provisioning\n\n{} tenants provisioned one after another through Enclave (tenant row, \
+             schema, role, every tenant migration, grants, ledger; one transaction each) in {:.1} s: \
+             {per_second:.1} tenants/s, median {} each, first {}, last {}.\n",
+                self.tenants,
+                provisioned.total.as_secs_f64(),
+                ms(median(&provisioned.each)),
+                ms(provisioned.each.first().copied().unwrap_or_default()),
+                ms(provisioned.each.last().copied().unwrap_or_default()),
+            ),
+        );
+    }
+
+    pub fn provisioning_reference(&mut self, reference: ProvisioningReference) {
+        let enclave = median(&reference.enclave);
+        let raw = median(&reference.raw_psql);
+        let overhead = median(&reference.psql_overhead);
+        let r = ratio(enclave.as_secs_f64(), raw.as_secs_f64());
+        self.target(
+            "5. provisioning one tenant",
+            ms(enclave),
+            format!("raw DDL, psql -1: {}", ms(raw)),
+            format!("{r:.2}×"),
+            "≤ 1.5×",
+            r <= 1.5,
+        );
+        self.section(51, &format!(
+            "Alternating, {} times: one tenant through Enclave, then the same DDL (schema, role, every tenant \
+             migration, the grants) with `psql -1` into a fresh schema. Medians: Enclave {}, raw {} \
+             (of which {} is starting psql and connecting, measured with `psql -c ''`): {r:.2}×.\n",
+            reference.enclave.len(),
+            ms(enclave),
+            ms(raw),
+            ms(overhead),
+        ));
+    }
+
+    pub fn memory(&mut self, memory: Memory) {
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let sum = |v: &[f64]| v.iter().sum::<f64>();
+        let cost = 1.0
+            - ratio(
+                memory.bounded_throughput.per_second,
+                memory.unbounded_throughput.per_second,
+            );
+        self.target(
+            "6. PostgreSQL backend memory bound",
+            format!(
+                "≤ {:.0} MiB per backend ({} tenants per connection)",
+                max(&memory.bounded_backends_mib),
+                memory.bound
+            ),
+            format!("{:.0} MiB unbounded", max(&memory.unbounded_backends_mib)),
+            format!("throughput cost {:.1}%", cost * 100.0),
+            "bounded",
+            max(&memory.bounded_backends_mib) <= max(&memory.unbounded_backends_mib),
+        );
+        let mut text = format!(
+            "## 6. Memory\n\nAfter the rotating device-by-id load over {} tenants. Backends: private memory \
+             (`RssAnon`) of each PostgreSQL backend in Enclave's pool, where the catalog caches live.\n\n\
+             | | Server peak RSS | Backends | Largest backend | All backends | Requests/s |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: |\n",
+            self.tenants
+        );
+        for (name, rss, backends, throughput) in [
+            (
+                format!("retire after {} tenants (default)", memory.bound),
+                memory.bounded_rss_mib,
+                &memory.bounded_backends_mib,
+                memory.bounded_throughput,
+            ),
+            (
+                "never retire".to_owned(),
+                memory.unbounded_rss_mib,
+                &memory.unbounded_backends_mib,
+                memory.unbounded_throughput,
+            ),
+        ] {
+            let _ = writeln!(
+                text,
+                "| {name} | {rss:.0} MiB | {} | {:.1} MiB | {:.0} MiB | {:.0} |",
+                backends.len(),
+                max(backends),
+                sum(backends),
+                throughput.per_second
+            );
+        }
+        let _ = writeln!(
+            text,
+            "\nWith the bound, the pool opened {:.0} connections in all during the bounded runs; the bound \
+             costs {:.1}% of the throughput of the same load without it.",
+            memory.bounded_connections_opened,
+            cost * 100.0
+        );
+        self.section(60, &text);
+    }
+
+    /// The whole document.
+    pub fn render(&self) -> anyhow::Result<String> {
+        let mut out = String::from("# Benchmarks\n\n");
+        if self.smoke {
+            out.push_str("**Smoke run** (tiny fleet, seconds-long runs): checks the command works; the figures mean nothing.\n\n");
+        }
+        let _ = writeln!(
+            out,
+            "Written by `scripts/bench` (README, \"Benchmarks\") on {}. Every figure is set against a \
+             reference measured in the same run on the same machine.\n",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+        );
+        out.push_str("## Machine and versions\n\n");
+        for (what, value) in machine() {
+            let _ = writeln!(out, "- {what}: {value}");
+        }
+        let _ = writeln!(
+            out,
+            "- Load: {} connections, {} threads (wrk and pgbench alike), {} s warm-up then {} s measured per run; \
+             pool of {} connections\n- Data: {} tenants, each with {} devices (3 interfaces each), identifiers, \
+             alerts, events, CPU and memory series, logs, infrastructure (the `enclave demo` data), a viewer \
+             and its session\n",
+            self.shape.connections,
+            self.shape.threads,
+            self.shape.warmup_secs,
+            self.shape.secs,
+            self.shape.connections,
+            self.tenants,
+            self.devices
+        );
+        out.push_str("## Summary\n\n| Scenario | Enclave | Reference | Ratio | Target | |\n| --- | --- | --- | --- | --- | --- |\n");
+        let mut summary = self.summary.clone();
+        summary.sort();
+        for row in &summary {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        out.push('\n');
+        let mut sections = self.sections.clone();
+        sections.sort_by_key(|(place, _)| *place);
+        for (_, text) in sections {
+            out.push_str(&text);
+        }
+        out.push('\n');
+        out.push_str(include_str!("analysis.md"));
+        Ok(out)
+    }
+}
+
+/// What the report says about the machine and the software.
+fn machine() -> Vec<(&'static str, String)> {
+    let command = |program: &str, args: &[&str]| -> String {
+        Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| {
+                let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_else(|| "not found".to_owned())
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    vec![
+        ("CPU", format!("{cpu}, {cores} cores available")),
+        ("Memory", memory),
+        ("Kernel", command("uname", &["-sr"])),
+        (
+            "PostgreSQL",
+            command(
+                "psql",
+                &[
+                    "-X",
+                    "-At",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-c",
+                    "SHOW server_version",
+                    "postgres",
+                ],
+            ),
+        ),
+        ("pgbench", command("pgbench", &["--version"])),
+        ("wrk", command("wrk", &["-v"])),
+        ("rustc", command("rustc", &["-V"])),
+        (
+            "Enclave",
+            format!(
+                "{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                command("git", &["rev-parse", "--short", "HEAD"])
+            ),
+        ),
+    ]
+}
