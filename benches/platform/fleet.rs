@@ -125,7 +125,7 @@ pub async fn seed(installation: &Installation, tenants: usize, devices: u32) -> 
                     "BEGIN; SET LOCAL search_path TO tenant_{slug}; {data}
                      INSERT INTO users (id, email, display_name, role) VALUES ('{VIEWER}', 'viewer@{slug}.example', 'Viewer', 'viewer');
                      INSERT INTO tokens (id, user_id, expires_at) VALUES ('{SESSION}', '{VIEWER}', now() + interval '7 days');
-                     ANALYZE; COMMIT;",
+                     ANALYZE devices, interfaces, users, tokens; COMMIT;",
                     data = demo::seed_sql(&slug, devices, DeviceIds::Numbered),
                 ))
                 .await
