@@ -107,7 +107,8 @@ fn step(what: &str) {
 }
 
 async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
-    let work = options.output.with_file_name("bench-work");
+    // Scratch files (request lists, scripts, pgbench logs) stay out of the repository.
+    let work = PathBuf::from("target/bench-work");
     if let Some(parent) = options.output.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
