@@ -143,6 +143,33 @@ pub fn role_namespace(database_name: &str) -> String {
     format!("enclave_{hex}_")
 }
 
+/// Drops database `name` (closing its connections) and every tenant role it created
+/// (those of its [`role_namespace`]). `admin` is a connection to another database.
+pub async fn drop_database(admin: &mut AsyncPgConnection, name: &str) -> diesel::QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct RoleName {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .await?;
+    let roles: Vec<RoleName> =
+        diesel::sql_query("SELECT rolname::text AS name FROM pg_roles WHERE starts_with(rolname, $1)")
+            .bind::<Text, _>(role_namespace(name))
+            .load(admin)
+            .await?;
+    for role in roles {
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&role.name)))
+            .await?;
+    }
+    Ok(())
+}
+
 /// Counts the SQL statements the pool's connections send (for `/metrics` and for tests
 /// that prove a query costs one statement per level, not per row).
 #[derive(Debug, Clone, Default)]

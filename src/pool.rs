@@ -48,22 +48,20 @@ pub struct PoolConnection {
     conn: AsyncPgConnection,
     tenants_served: HashSet<Uuid>,
     limit: Option<usize>,
-    retiring: bool,
 }
 
 impl PoolConnection {
     /// Records that this connection now serves `tenant`. Once it has served its limit of
     /// distinct tenants it is marked to be closed when it goes back to the pool.
     pub fn serve_tenant(&mut self, tenant: Uuid) {
-        let Some(limit) = self.limit else { return };
-        if self.tenants_served.insert(tenant) && self.tenants_served.len() >= limit {
-            self.retiring = true;
+        if self.limit.is_some() {
+            self.tenants_served.insert(tenant);
         }
     }
 
     /// Whether the pool will close this connection instead of reusing it.
     pub fn is_retiring(&self) -> bool {
-        self.retiring
+        self.limit.is_some_and(|limit| self.tenants_served.len() >= limit)
     }
 }
 
@@ -91,7 +89,6 @@ impl ManageConnection for TenantAwareManager {
             conn,
             tenants_served: HashSet::new(),
             limit: self.tenants_per_connection,
-            retiring: false,
         })
     }
 
@@ -100,6 +97,6 @@ impl ManageConnection for TenantAwareManager {
     }
 
     fn has_broken(&self, conn: &mut PoolConnection) -> bool {
-        conn.retiring || self.inner.has_broken(&mut conn.conn)
+        conn.is_retiring() || self.inner.has_broken(&mut conn.conn)
     }
 }

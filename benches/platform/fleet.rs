@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use chrono::Utc;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use enclave::auth::Role;
 use enclave::auth::keys::RootKeys;
 use enclave::auth::token::{self, Claims, Credential};
@@ -41,29 +41,7 @@ pub fn device_id(i: u32) -> Uuid {
 pub async fn recreate(config: &DatabaseConfig) -> anyhow::Result<Installation> {
     let name = db::database_name(&config.database_url)?;
     let admin_url = config.database_url.replace(&format!("/{name}"), "/postgres");
-    let mut admin = db::connect(&admin_url).await?;
-    admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            db::quote_ident(&name)
-        ))
-        .await?;
-    let namespace = db::role_namespace(&name);
-    #[derive(diesel::QueryableByName)]
-    struct RoleName {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        rolname: String,
-    }
-    let leftovers: Vec<RoleName> =
-        diesel::sql_query("SELECT rolname::text AS rolname FROM pg_roles WHERE starts_with(rolname, $1)")
-            .bind::<diesel::sql_types::Text, _>(&namespace)
-            .load(&mut admin)
-            .await?;
-    for role in leftovers {
-        admin
-            .batch_execute(&format!("DROP ROLE {}", db::quote_ident(&role.rolname)))
-            .await?;
-    }
+    db::drop_database(&mut db::connect(&admin_url).await?, &name).await?;
     enclave::prepare_database(config, MigrationSets::embedded()).await
 }
 

@@ -81,6 +81,10 @@ impl Options {
                 secs: 2,
             };
             options.output = PathBuf::from("target/bench-smoke/BENCHMARKS.md");
+            // Its own database, so that a smoke run never wipes a full run's.
+            if std::env::var_os("ENCLAVE_BENCH_DATABASE_URL").is_none() {
+                options.database_url.push_str("_smoke");
+            }
         }
         if let Some(output) = output {
             options.output = output;
@@ -159,7 +163,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         "\\set t random(1, {})\n\\set d random(1, {})\n",
         options.tenants, options.devices
     );
-    let session_check = Substitution {
+    let session_check = || Substitution {
         captured: "t.id = $1",
         replay: "t.id = :session".to_owned(),
     };
@@ -171,7 +175,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
                 captured: "= ANY($1)",
                 replay: format!("= {random_device}"),
             },
-            session_check,
+            session_check(),
         ],
     )?;
     let list_script = sql::pgbench_script(
@@ -186,10 +190,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
                 captured: "LIMIT $1",
                 replay: "LIMIT 51".to_owned(),
             },
-            Substitution {
-                captured: "t.id = $1",
-                replay: "t.id = :session".to_owned(),
-            },
+            session_check(),
         ],
     )?;
     figures.sql(device_sql, &device_script, list_sql, &list_script);

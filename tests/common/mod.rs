@@ -192,28 +192,7 @@ fn next_name() -> String {
 }
 
 async fn drop_database(name: &str) {
-    let mut conn = admin().await;
-    let _ = conn
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        ))
-        .await;
-    drop_roles_with_prefix(&mut conn, &db::role_namespace(name)).await;
-}
-
-async fn drop_roles_with_prefix(conn: &mut AsyncPgConnection, prefix: &str) {
-    let roles: Vec<Name> =
-        diesel::sql_query("SELECT rolname AS name FROM pg_roles WHERE starts_with(rolname, $1)")
-            .bind::<Text, _>(prefix)
-            .load(conn)
-            .await
-            .unwrap_or_default();
-    for role in roles {
-        let _ = conn
-            .batch_execute(&format!("DROP ROLE IF EXISTS {}", quote_ident(&role.name)))
-            .await;
-    }
+    let _ = db::drop_database(&mut admin().await, name).await;
 }
 
 /// Sweeps leftovers, then makes sure the template for the current migrations exists.
