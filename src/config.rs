@@ -8,7 +8,7 @@
 //! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | address the HTTP server binds (only after migrations succeeded) |
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
 //! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
-//! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | distinct tenants a pooled connection serves before it is replaced (0: never) |
+//! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | most distinct tenants a pooled connection serves before it is replaced; requests go to connections that have served their tenant (0: no bound) |
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
@@ -50,8 +50,9 @@ pub struct DatabaseConfig {
     #[arg(long, env = "ENCLAVE_POOL_TIMEOUT_MS", default_value_t = 5000)]
     pub pool_timeout_ms: u64,
 
-    /// Distinct tenants a pooled connection serves before it is closed and replaced, which
-    /// bounds the catalog cache each PostgreSQL backend keeps; 0 never retires one.
+    /// Most distinct tenants a pooled connection serves: requests go to a connection that
+    /// has served their tenant, and one that would exceed this is closed and replaced, which
+    /// bounds the catalog cache each PostgreSQL backend keeps; 0: no bound.
     #[arg(long, env = "ENCLAVE_POOL_TENANTS_PER_CONNECTION", default_value_t = 100)]
     pub pool_tenants_per_connection: u32,
 

@@ -24,7 +24,6 @@ use sha2::{Digest, Sha256};
 use crate::config::DatabaseConfig;
 
 pub use crate::pool::Pool;
-use crate::pool::TenantAwareManager;
 
 /// `application_name` of every connection Enclave opens, so operators can find them in
 /// `pg_stat_activity`.
@@ -208,9 +207,11 @@ pub fn build_pool(config: &DatabaseConfig, statements: &StatementCounter) -> Poo
     let tenants_per_connection = usize::try_from(config.pool_tenants_per_connection)
         .ok()
         .filter(|limit| *limit > 0);
-    bb8::Pool::builder()
-        .max_size(config.pool_size)
-        .connection_timeout(config.pool_timeout())
-        .idle_timeout(Some(Duration::from_secs(300)))
-        .build_unchecked(TenantAwareManager::new(manager, tenants_per_connection))
+    Pool::new(
+        manager,
+        config.pool_size,
+        tenants_per_connection,
+        config.pool_timeout(),
+        Duration::from_secs(300),
+    )
 }

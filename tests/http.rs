@@ -74,6 +74,10 @@ async fn health_query_healthz_and_readyz_answer_once_ready() {
         metrics.contains("enclave_db_connections_opened_total "),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("enclave_db_pool_tenants_cached 0"),
+        "no tenant served yet: {metrics}"
+    );
 }
 
 #[test]

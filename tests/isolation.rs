@@ -434,7 +434,7 @@ async fn backend_of(t: &TestApp, tenant: &str) -> i32 {
 }
 
 #[tokio::test]
-async fn a_pooled_connection_retires_after_serving_its_limit_of_tenants() {
+async fn a_pooled_connection_is_replaced_when_it_would_serve_more_than_its_limit_of_tenants() {
     let t = TestApp::with(|database, _| {
         database.pool_size = 1;
         database.pool_tenants_per_connection = 2;
@@ -444,15 +444,15 @@ async fn a_pooled_connection_retires_after_serving_its_limit_of_tenants() {
         t.tenant(slug, &[]).await;
     }
     let first = backend_of(&t, "acme").await;
-    assert_eq!(backend_of(&t, "acme").await, first, "one tenant served so far");
+    assert_eq!(backend_of(&t, "globex").await, first, "the second tenant fits");
     assert_eq!(
-        backend_of(&t, "globex").await,
+        backend_of(&t, "acme").await,
         first,
-        "the second tenant is served"
+        "a tenant it has served keeps the connection"
     );
-    let second = backend_of(&t, "acme").await;
-    assert_ne!(second, first, "after two tenants the connection is replaced");
-    assert_eq!(backend_of(&t, "initech").await, second);
+    let second = backend_of(&t, "initech").await;
+    assert_ne!(second, first, "a third tenant needs a fresh connection");
+    assert_eq!(backend_of(&t, "acme").await, second, "which then serves others");
 
     // Without a limit the one connection serves every tenant.
     let unlimited = TestApp::with(|database, _| {
@@ -467,4 +467,25 @@ async fn a_pooled_connection_retires_after_serving_its_limit_of_tenants() {
     for slug in ["globex", "initech", "acme"] {
         assert_eq!(backend_of(&unlimited, slug).await, only);
     }
+}
+
+#[tokio::test]
+async fn each_tenant_goes_back_to_the_connection_that_has_served_it() {
+    let t = TestApp::with(|database, _| {
+        database.pool_size = 2;
+        database.pool_tenants_per_connection = 1;
+    })
+    .await;
+    for slug in ["acme", "globex"] {
+        t.tenant(slug, &[]).await;
+    }
+    let acme = backend_of(&t, "acme").await;
+    let globex = backend_of(&t, "globex").await;
+    assert_ne!(acme, globex, "each connection holds one tenant");
+    for _ in 0..3 {
+        assert_eq!(backend_of(&t, "globex").await, globex);
+        assert_eq!(backend_of(&t, "acme").await, acme);
+    }
+    assert_eq!(t.app.pool.state().tenants_cached, 2);
+    assert_eq!(t.app.pool.state().connections_opened, 2, "no reconnection");
 }

@@ -61,47 +61,55 @@ end
 /// Runs wrk against `url` with requests drawn from `requests` (lines of token, tab, body):
 /// a warm-up, then the measured run.
 pub fn wrk(url: &str, requests: &Path, shape: Shape, work: &Path) -> anyhow::Result<Throughput> {
+    wrk_for(url, requests, shape, work, shape.warmup_secs)?;
+    wrk_for(url, requests, shape, work, shape.secs)
+}
+
+/// One wrk run of `secs` seconds, without warm-up.
+pub fn wrk_for(
+    url: &str,
+    requests: &Path,
+    shape: Shape,
+    work: &Path,
+    secs: u64,
+) -> anyhow::Result<Throughput> {
     let script = work.join("requests.lua");
     std::fs::write(&script, WRK_SCRIPT)?;
-    let run = |secs: u64| -> anyhow::Result<Throughput> {
-        let output = Command::new("wrk")
-            .arg(format!("-t{}", shape.threads))
-            .arg(format!("-c{}", shape.connections))
-            .arg(format!("-d{secs}s"))
-            .arg("-s")
-            .arg(&script)
-            .arg(url)
-            .arg("--")
-            .arg(requests)
-            .output()
-            .context("cannot run wrk (scripts/bench installs it)")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("RESULT "))
-            .with_context(|| {
-                format!(
-                    "wrk printed no result: {stdout} {}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            })?;
-        let n: Vec<f64> = line
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        let [requests, duration_us, p50_us, p99_us, errors] = n[..] else {
-            bail!("unexpected wrk result: {line}");
-        };
-        Ok(Throughput {
-            requests: requests as u64,
-            per_second: requests / (duration_us / 1e6),
-            p50_ms: p50_us / 1e3,
-            p99_ms: p99_us / 1e3,
-            errors: errors as u64,
-        })
+    let output = Command::new("wrk")
+        .arg(format!("-t{}", shape.threads))
+        .arg(format!("-c{}", shape.connections))
+        .arg(format!("-d{secs}s"))
+        .arg("-s")
+        .arg(&script)
+        .arg(url)
+        .arg("--")
+        .arg(requests)
+        .output()
+        .context("cannot run wrk (scripts/bench installs it)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .with_context(|| {
+            format!(
+                "wrk printed no result: {stdout} {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+    let n: Vec<f64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [requests, duration_us, p50_us, p99_us, errors] = n[..] else {
+        bail!("unexpected wrk result: {line}");
     };
-    run(shape.warmup_secs)?;
-    run(shape.secs)
+    Ok(Throughput {
+        requests: requests as u64,
+        per_second: requests / (duration_us / 1e6),
+        p50_ms: p50_us / 1e3,
+        p99_ms: p99_us / 1e3,
+        errors: errors as u64,
+    })
 }
 
 /// Runs pgbench (prepared statements) with `script` against `database_url`: a warm-up,

@@ -10,6 +10,7 @@
 
 mod fleet;
 mod load;
+mod profile;
 mod report;
 mod server;
 mod sql;
@@ -296,6 +297,23 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     let (list_pinned_result, _) = measure("enclave: devices(first: 50), one tenant", &list_pinned)?;
     let (with_token, _) = measure("enclave: { health } with a token", &health_token)?;
     let (anonymous, _) = measure("enclave: { health } without a token", &health_anonymous)?;
+    // Where the time goes, in runs of their own.
+    let profile_secs = shape.secs.min(10);
+    let profiles = [
+        ("devices(first: 50), random tenants", "list-random", &list_random),
+        ("device by id, random tenants", "device-random", &device_random),
+        ("device by id, one tenant", "device-pinned", &device_pinned),
+    ]
+    .into_iter()
+    .map(|(title, name, requests)| {
+        step(&format!("profile: {title}"));
+        let (throughput, profile) = profile::record(&work, name, profile_secs, server.pid(), || {
+            load::wrk_for(&graphql, requests, shape, &work, profile_secs)
+        })?;
+        Ok((title, throughput, profile))
+    })
+    .collect();
+    figures.profiles(profiles);
     // Memory after the rotating load, bound on.
     let (_, _) = measure("enclave: device by id, random tenants (memory)", &device_random)?;
     let bounded_rss = server::proc_status_mib(server.pid(), "VmHWM")?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::fleet::{Provisioned, ProvisioningReference};
 use crate::load::{Shape, Throughput};
+use crate::profile::{Process, Profile};
 
 /// Memory figures with and without the tenants-per-connection bound.
 pub struct Memory {
@@ -400,6 +401,64 @@ impl Figures {
             cost * 100.0
         );
         self.section(60, &text);
+    }
+
+    /// CPU profiles of some runs (or why there are none).
+    pub fn profiles(&mut self, profiles: anyhow::Result<Vec<(&str, Throughput, Profile)>>) {
+        let mut text = String::from(
+            "## Profiles: where the time goes\n\nA system-wide `perf record -e cpu-clock` (every process, \
+             sampled at 499 Hz per CPU) while wrk drives the scenario against the default server; a separate \
+             run from the measured one above. CPU per request is the process's share of the machine's CPUs \
+             divided by the requests answered per second during the profile.\n\n",
+        );
+        let profiles = match profiles {
+            Ok(profiles) => profiles,
+            Err(error) => {
+                let _ = writeln!(text, "No profile was taken: {error:#}.");
+                self.section(80, &text);
+                return;
+            }
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        for (name, throughput, profile) in profiles {
+            let _ = write!(
+                text,
+                "### {name} ({:.0} req/s while profiled)\n\n| Process | Share of all CPUs | CPU per request |\n\
+                 | --- | ---: | ---: |\n",
+                throughput.per_second
+            );
+            for (process, share) in &profile.by_process {
+                let per_request_us = share / 100.0 * cpus * 1e6 / throughput.per_second.max(1.0);
+                let _ = writeln!(
+                    text,
+                    "| {} | {share:.1}% | {per_request_us:.0} µs |",
+                    process.name()
+                );
+            }
+            let enclave = profile.share(Process::Enclave).max(f64::MIN_POSITIVE);
+            text += "\nEnclave's CPU by origin: ";
+            let origins: Vec<String> = profile
+                .enclave_by_origin
+                .iter()
+                .take(8)
+                .map(|(origin, share)| format!("{origin} {:.0}%", share / enclave * 100.0))
+                .collect();
+            text += &origins.join(", ");
+            text += ".\n\n| Hottest functions | Process | Share of all CPUs |\n| --- | --- | ---: |\n";
+            for process in [Process::Postgres, Process::Enclave] {
+                for hot in profile.hottest_of(process, 10) {
+                    let _ = writeln!(
+                        text,
+                        "| `{}` | {} | {:.1}% |",
+                        hot.symbol.replace('|', "\\|"),
+                        process.name(),
+                        hot.percent
+                    );
+                }
+            }
+            text.push('\n');
+        }
+        self.section(80, &text);
     }
 
     /// The whole document.

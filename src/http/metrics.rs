@@ -73,7 +73,13 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
         "enclave_db_connections_opened_total",
         "Connections the request pool has opened (replacing retired or broken ones included).",
         "counter",
-        &[("", pool.statistics.connections_created)],
+        &[("", pool.connections_opened)],
+    );
+    metric(
+        "enclave_db_pool_tenants_cached",
+        "Tenants the pool's open connections have served, summed over the connections (each is a tenant's catalog cached in a PostgreSQL backend).",
+        "gauge",
+        &[("", pool.tenants_cached)],
     );
     metric(
         "enclave_tenants",

@@ -129,24 +129,27 @@ impl TenantTx {
     pub async fn conn(&self) -> Result<TxConn<'_>, TxError> {
         let mut state = self.state.lock().await;
         if matches!(*state, State::NotBegun) {
-            let mut conn = self.pool.get_owned().await.map_err(|error| match error {
-                RunError::TimedOut => TxError::PoolTimeout(self.pool_timeout),
-                RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
-                RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
-            })?;
-            conn.serve_tenant(self.tenant.id);
+            let mut conn = self
+                .pool
+                .get_for(Some(self.tenant.id))
+                .await
+                .map_err(|error| match error {
+                    RunError::TimedOut => TxError::PoolTimeout(self.pool_timeout),
+                    RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
+                    RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
+                })?;
             if let Err(error) =
-                AnsiTransactionManager::begin_transaction_sql(&mut **conn, &self.begin_sql()).await
+                AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await
             {
                 // The batch may have failed after BEGIN (say, at SET LOCAL ROLE): the
                 // server-side transaction is then open and aborted, though diesel does not
                 // count it. Mark the connection broken so the pool closes it.
-                AnsiTransactionManager::transaction_manager_status_mut(&mut **conn).set_in_error();
+                AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
                 *state = State::Refused(TxRefusal::Failed);
                 return Err(error.into());
             }
             if !self.credential_is_live(&mut conn).await? {
-                AnsiTransactionManager::rollback_transaction(&mut **conn).await?;
+                AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
                 *state = State::Refused(TxRefusal::CredentialRevoked);
                 return Err(TxError::CredentialRevoked);
             }
@@ -158,7 +161,7 @@ impl TenantTx {
             _ => {}
         }
         MutexGuard::try_map(state, |state| match state {
-            State::Open(conn) => Some(&mut ****conn),
+            State::Open(conn) => Some(&mut ***conn),
             _ => None,
         })
         .map_err(|_| TxError::Finished)
@@ -189,9 +192,9 @@ impl TenantTx {
         let previous = std::mem::replace(&mut *state, State::Finished);
         if let State::Open(mut conn) = previous {
             if commit {
-                AnsiTransactionManager::commit_transaction(&mut ***conn).await?;
+                AnsiTransactionManager::commit_transaction(&mut **conn).await?;
             } else {
-                AnsiTransactionManager::rollback_transaction(&mut ***conn).await?;
+                AnsiTransactionManager::rollback_transaction(&mut **conn).await?;
             }
         }
         Ok(())
