@@ -1,4 +1,5 @@
-//! `App`: the state shared by every request — pool, tenant directory, keys, limits.
+//! `App`: the state shared by every request — the database gateway, tenant directory,
+//! keys, limits.
 //! Built once by `serve` (and by tests), handed to the router and the GraphQL schema.
 
 use std::sync::Arc;
@@ -8,22 +9,19 @@ use crate::auth::keys::RootKeys;
 use crate::auth::throttle::LoginThrottle;
 use crate::auth::token::Credential;
 use crate::config::{AuthConfig, DatabaseConfig, LimitsConfig};
-use crate::db::{self, Pool};
 use crate::tenancy::Installation;
 use crate::tenancy::directory::{TenantDirectory, TenantEntry};
+use crate::tenancy::gateway::Gateway;
 use crate::tenancy::transaction::{Access, TenantTx};
 
 /// See the module doc.
 pub struct App {
-    pub pool: Pool,
-    /// SQL statements sent by the pool's connections.
-    pub statements: db::StatementCounter,
+    /// The pools, reachable only through tenant transactions and platform witnesses.
+    pub db: Gateway,
     /// Alert and event changes of every tenant, for subscriptions.
     pub changes: crate::changes::ChangeFeed,
     /// GraphQL requests by outcome.
     pub requests: crate::http::metrics::RequestMetrics,
-    pub pool_timeout: Duration,
-    pub statement_timeout: Duration,
     pub installation: Installation,
     pub directory: Arc<TenantDirectory>,
     pub keys: RootKeys,
@@ -47,14 +45,10 @@ impl App {
         limits: LimitsConfig,
     ) -> anyhow::Result<Arc<Self>> {
         let directory = TenantDirectory::load(&installation).await?;
-        let statements = db::StatementCounter::default();
         Ok(Arc::new(Self {
-            pool: db::build_pool(database, &statements),
-            statements,
+            db: Gateway::new(database, &installation)?,
             requests: Default::default(),
             changes: Default::default(),
-            pool_timeout: database.pool_timeout(),
-            statement_timeout: Duration::from_millis(database.statement_timeout_ms),
             installation,
             directory,
             keys,
@@ -67,20 +61,13 @@ impl App {
         }))
     }
 
-    /// A tenant transaction on this app's pool.
+    /// A tenant transaction (see [`Gateway::tenant_tx`]).
     pub fn tenant_tx(
         &self,
         tenant: Arc<TenantEntry>,
         access: Access,
         credential: Option<Credential>,
     ) -> TenantTx {
-        TenantTx::new(
-            self.pool.clone(),
-            self.pool_timeout,
-            tenant,
-            access,
-            self.statement_timeout,
-            credential,
-        )
+        self.db.tenant_tx(tenant, access, credential)
     }
 }

@@ -6,6 +6,9 @@
 //! | --- | --- | --- |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/enclave` | PostgreSQL to use; the database is created when missing |
 //! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | address the HTTP server binds (only after migrations succeeded) |
+//! | `ENCLAVE_AUTHENTICATOR_URL` | `DATABASE_URL` with user `<role namespace>_authenticator`, no password | how request connections log in: as the *authenticator*, a role that owns nothing and can read nothing until a tenant transaction switches to the tenant's role (created by Enclave when not configured) |
+//! | `ENCLAVE_LOCK_TIMEOUT_MS` | `5000` | `lock_timeout` of request connections |
+//! | `ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS` | `60000` | `idle_in_transaction_session_timeout` of request connections |
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
 //! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
 //! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | most distinct tenants a pooled connection serves before it is replaced; requests go to connections that have served their tenant (0: no bound) |
@@ -42,6 +45,26 @@ pub struct DatabaseConfig {
     )]
     pub database_url: String,
 
+    /// How request connections log in: a role that owns nothing, is no superuser, is
+    /// NOINHERIT and is granted every tenant role (see README, "Security"). Unset: Enclave
+    /// creates `<role namespace>_authenticator` and logs in as it without a password on the
+    /// same server and database as `DATABASE_URL`.
+    #[arg(long, env = "ENCLAVE_AUTHENTICATOR_URL", hide_env_values = true)]
+    pub authenticator_url: Option<String>,
+
+    /// `lock_timeout` of request connections, in milliseconds.
+    #[arg(long, env = "ENCLAVE_LOCK_TIMEOUT_MS", default_value_t = 5000)]
+    pub lock_timeout_ms: u64,
+
+    /// `idle_in_transaction_session_timeout` of request connections, in milliseconds: a
+    /// backend whose request went quiet inside a transaction closes.
+    #[arg(
+        long,
+        env = "ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub idle_in_transaction_timeout_ms: u64,
+
     /// Number of connections in the request pool.
     #[arg(long, env = "ENCLAVE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
@@ -75,6 +98,9 @@ impl DatabaseConfig {
     pub fn for_url(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
+            authenticator_url: None,
+            lock_timeout_ms: 5000,
+            idle_in_transaction_timeout_ms: 60_000,
             pool_size: 16,
             pool_timeout_ms: 5000,
             pool_tenants_per_connection: 100,

@@ -50,16 +50,30 @@ pub fn database_name(url: &str) -> anyhow::Result<String> {
 }
 
 /// Opens one connection with Enclave's startup parameters (empty `search_path`,
-/// `application_name`). Used for the pool and for the dedicated connections of the
-/// migration runner.
+/// `application_name`) as the user of `url`: the owner. Used for migrations,
+/// provisioning, platform work and the CLI.
 pub async fn connect(url: &str) -> ConnectionResult<AsyncPgConnection> {
-    let mut config: tokio_postgres::Config = url
+    let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| ConnectionError::InvalidConnectionUrl(format!("{e}")))?;
-    let options = match config.get_options() {
-        Some(existing) => format!("{existing} -c search_path="),
-        None => "-c search_path=".to_owned(),
-    };
+    connect_with(config, &[]).await
+}
+
+/// Opens one connection from `config` with Enclave's startup parameters (empty
+/// `search_path`, `application_name`) plus `settings` (`name=value` pairs sent as startup
+/// options, never as a `SET`).
+pub async fn connect_with(
+    mut config: tokio_postgres::Config,
+    settings: &[String],
+) -> ConnectionResult<AsyncPgConnection> {
+    let mut options = config.get_options().map(str::to_owned).unwrap_or_default();
+    for setting in std::iter::once(&"search_path=".to_owned()).chain(settings) {
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str("-c ");
+        options.push_str(setting);
+    }
     config.options(&options);
     if config.get_application_name().is_none() {
         config.application_name(APPLICATION_NAME);
@@ -69,6 +83,39 @@ pub async fn connect(url: &str) -> ConnectionResult<AsyncPgConnection> {
         .await
         .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
     AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// The connection settings of `url` with another user and no password: how request
+/// connections reach the same server and database as the authenticator when
+/// `ENCLAVE_AUTHENTICATOR_URL` is not set (for servers that trust local connections).
+pub fn with_user(url: &str, user: &str) -> anyhow::Result<tokio_postgres::Config> {
+    let owner = parse_url(url)?;
+    let mut config = tokio_postgres::Config::new();
+    config.user(user);
+    for host in owner.get_hosts() {
+        match host {
+            tokio_postgres::config::Host::Tcp(host) => config.host(host),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => config.host_path(path),
+        };
+    }
+    for port in owner.get_ports() {
+        config.port(*port);
+    }
+    if let Some(dbname) = owner.get_dbname() {
+        config.dbname(dbname);
+    }
+    if let Some(options) = owner.get_options() {
+        config.options(options);
+    }
+    if let Some(name) = owner.get_application_name() {
+        config.application_name(name);
+    }
+    if let Some(timeout) = owner.get_connect_timeout() {
+        config.connect_timeout(*timeout);
+    }
+    config.ssl_mode(owner.get_ssl_mode());
+    Ok(config)
 }
 
 /// Connects to the maintenance database `postgres` of the same server.
@@ -180,38 +227,90 @@ impl StatementCounter {
     }
 }
 
-/// Builds the request pool. Connections are opened lazily, so building it does not
-/// touch the database; waiting for a connection is bounded by `pool_timeout`.
-pub fn build_pool(config: &DatabaseConfig, statements: &StatementCounter) -> Pool {
+/// Startup settings of request connections: what a request may hold, and for how long,
+/// whatever happens to its client.
+///
+/// - `lock_timeout`: a request waiting for a row lock fails instead of queueing;
+/// - `idle_in_transaction_session_timeout`: a backend whose request stopped talking
+///   (abandoned, stuck) ends its transaction and closes;
+/// - `client_connection_check_interval`: a backend running a statement notices that its
+///   client (a connection Enclave discarded) is gone and stops, instead of running to the
+///   statement timeout.
+pub fn request_settings(config: &DatabaseConfig) -> Vec<String> {
+    vec![
+        format!("lock_timeout={}", config.lock_timeout_ms),
+        format!(
+            "idle_in_transaction_session_timeout={}",
+            config.idle_in_transaction_timeout_ms
+        ),
+        "client_connection_check_interval=1000".to_owned(),
+    ]
+}
+
+/// A connection manager whose connections are opened from `connect` with `settings`,
+/// counting their statements in `statements` when given.
+fn manager(
+    connect: tokio_postgres::Config,
+    settings: Vec<String>,
+    statements: Option<&StatementCounter>,
+) -> AsyncDieselConnectionManager<AsyncPgConnection> {
     let mut manager_config = ManagerConfig::default();
-    let counter = statements.0.clone();
-    manager_config.custom_setup = Box::new(move |url| {
+    let counter = statements.map(|s| s.0.clone());
+    let settings = Arc::new(settings);
+    manager_config.custom_setup = Box::new(move |_url| {
         let counter = counter.clone();
+        let connect = connect.clone();
+        let settings = settings.clone();
         async move {
-            let mut conn = connect(url).await?;
-            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                if let InstrumentationEvent::StartQuery { query, .. } = event {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    tracing::trace!(target: "enclave::sql", "{query}");
-                }
-            });
+            let mut conn = connect_with(connect, &settings).await?;
+            if let Some(counter) = counter {
+                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                    if let InstrumentationEvent::StartQuery { query, .. } = event {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        tracing::trace!(target: "enclave::sql", "{query}");
+                    }
+                });
+            }
             Ok(conn)
         }
         .boxed()
     });
     manager_config.recycling_method = RecyclingMethod::Fast;
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-        config.database_url.clone(),
-        manager_config,
-    );
+    // The URL is unused: `custom_setup` connects from `connect`.
+    AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config("", manager_config)
+}
+
+/// Builds the request pool: connections log in as the authenticator (`connect`), open
+/// lazily (building the pool does not touch the database), and waiting for one is bounded
+/// by the pool timeout.
+pub fn build_request_pool(
+    config: &DatabaseConfig,
+    connect: tokio_postgres::Config,
+    statements: &StatementCounter,
+) -> Pool {
     let tenants_per_connection = usize::try_from(config.pool_tenants_per_connection)
         .ok()
         .filter(|limit| *limit > 0);
     Pool::new(
-        manager,
+        manager(connect, request_settings(config), Some(statements)),
         config.pool_size,
         tenants_per_connection,
         config.pool_timeout(),
         Duration::from_secs(300),
     )
+}
+
+/// Connections of the owner role for platform work (`public`): a few, opened lazily.
+pub type PlatformPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// Connections in the platform pool.
+const PLATFORM_POOL_SIZE: u32 = 4;
+
+/// Builds the platform pool on the owner's URL.
+pub fn build_platform_pool(config: &DatabaseConfig) -> anyhow::Result<PlatformPool> {
+    Ok(bb8::Pool::builder()
+        .max_size(PLATFORM_POOL_SIZE)
+        .connection_timeout(config.pool_timeout())
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .build_unchecked(manager(parse_url(&config.database_url)?, Vec::new(), None)))
 }

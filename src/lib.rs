@@ -41,7 +41,9 @@ use tenancy::Installation;
 use tenancy::migrations::{self, MigrationSets};
 
 /// Creates the database when missing, then runs every pending migration (public, the
-/// platform tenant, every tenant schema). Returns only when the whole fleet is up to date.
+/// platform tenant, every tenant schema) and makes sure the authenticator role of request
+/// connections exists and holds every tenant role. Returns only when the whole fleet is up
+/// to date.
 pub async fn prepare_database(
     config: &DatabaseConfig,
     migration_sets: Arc<MigrationSets>,
@@ -52,6 +54,9 @@ pub async fn prepare_database(
     let report = migrations::migrate(&installation, true)
         .await
         .context("migrations failed; not starting")?;
+    tenancy::authenticator::ensure(&installation)
+        .await
+        .context("the authenticator role is not usable; not starting")?;
     tracing::info!(
         up_to_date = report.was_up_to_date,
         public_applied = report.public_applied,
@@ -68,6 +73,7 @@ pub fn build_app(app: Arc<App>, ready: Arc<AtomicBool>) -> axum::Router {
     http::router(http::AppState {
         schema: resolvers::schema_builder(app.clone())
             .extension(http::ws::Gate)
+            .extension(http::privileges::Establish)
             .finish(),
         app,
         ready,

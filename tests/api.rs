@@ -73,9 +73,9 @@ async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
     seed(&f.t, "tenant_globex", 5).await;
     let mut counts = Vec::new();
     for n in [10, 100] {
-        let before = f.t.app.statements.get();
+        let before = f.t.app.db.statements();
         let response = f.t.gql(Some(&f.admin), NESTED, json!({ "n": n })).await;
-        counts.push(f.t.app.statements.get() - before);
+        counts.push(f.t.app.db.statements() - before);
         let edges = response["data"]["devices"]["edges"].as_array().expect("edges");
         assert_eq!(edges.len(), n, "{response}");
         assert_eq!(response["data"]["devices"]["totalCount"], 100);
@@ -246,7 +246,7 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
         ("six week-long minute series", format!("{{ {series} }}")),
     ];
     for (what, query) in cases {
-        let before = f.t.app.statements.get();
+        let before = f.t.app.db.statements();
         let (_, response) =
             f.t.call(&[("authorization", &bearer)], json!({ "query": query }))
                 .await;
@@ -256,10 +256,10 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
             &response.to_string()[..200.min(response.to_string().len())]
         );
         assert!(response["data"].is_null(), "{what}");
-        assert_eq!(f.t.app.statements.get(), before, "{what} ran SQL");
+        assert_eq!(f.t.app.db.statements(), before, "{what} ran SQL");
     }
 
-    let before = f.t.app.statements.get();
+    let before = f.t.app.db.statements();
     let huge = format!(
         "{{\"query\": \"{{ health {{ ok }} }}\", \"variables\": {{\"x\": \"{}\"}}}}",
         "x".repeat(10 * 1024 * 1024)
@@ -318,7 +318,7 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
     let (status, response) = raw(&f.t, batch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
-    assert_eq!(f.t.app.statements.get(), before, "a refused request ran SQL");
+    assert_eq!(f.t.app.db.statements(), before, "a refused request ran SQL");
 
     let anonymous_introspection = f.t.gql(None, "{ __schema { types { name } } }", json!({})).await;
     assert_eq!(error_code(&anonymous_introspection), Some("UNAUTHENTICATED"));

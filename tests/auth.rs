@@ -89,14 +89,19 @@ async fn a_token_verified_before_still_expires_and_its_attenuations_are_still_ch
     let (t, admin, _) = acme_with_admin().await;
     let acme = t.entry("acme");
     let keys = RootKeys::parse(&t.key_spec).expect("keys");
+    // A live session row (an hour), named by a token that itself expires in 1.5 s: only the
+    // token's own expiry can stop it.
+    let session =
+        t.db.uuid("SELECT id FROM tenant_acme.tokens ORDER BY created_at DESC LIMIT 1")
+            .await;
     let short = token::mint(
         &keys,
         &Claims {
             user_id: admin.id,
             tenant_id: acme.id,
             role: Role::Admin,
-            credential: Credential::Impersonation(Uuid::new_v4()),
-            impersonator: Some("ops@platform.example".to_owned()),
+            credential: Credential::Session(session),
+            impersonator: None,
             expires_at: Utc::now() + chrono::Duration::milliseconds(1500),
         },
     )

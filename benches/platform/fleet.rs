@@ -198,7 +198,7 @@ pub async fn provisioning_reference(
 fn raw_ddl(installation: &Installation, schema: &str, role: &str) -> String {
     let mut sql = format!(
         "CREATE SCHEMA {schema};\n{}\nSET search_path TO {schema};\n",
-        roles::create_sql(schema, role)
+        roles::create_sql(schema, role, &installation.authenticator)
     );
     for migration in installation.migrations.tenant.migrations() {
         sql.push_str(&migration.up);

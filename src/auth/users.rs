@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::Role;
 use super::password::{self, PasswordError};
-use crate::db::quote_ident;
 use crate::schema::public::tenant_memberships;
 use crate::schema::tenant::users;
 use crate::tenancy::directory::TenantEntry;
+use crate::tenancy::transaction::switch_sql;
 
 /// A row of a tenant's `users` table.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -145,9 +145,10 @@ pub async fn insert(
         .await?)
 }
 
-/// Creates a user in a tenant and records the membership, in one transaction on a plain
-/// (non-tenant) connection: the membership row in `public` first, then the user row under
-/// the tenant's schema and role. For the CLI; the API uses the request's transaction.
+/// Creates a user in a tenant and records the membership, in one transaction on an owner
+/// connection: the membership row in `public` first, then the user row under the tenant's
+/// schema and role. For the CLI and tools; the API writes the user in the request's
+/// tenant transaction (`createUser`).
 pub async fn add_to_tenant(
     conn: &mut AsyncPgConnection,
     tenant: &TenantEntry,
@@ -168,12 +169,7 @@ pub async fn add_prepared(
 ) -> Result<UserRecord, UserError> {
     conn.transaction(async |conn| {
         record_membership(conn, tenant, email, role).await?;
-        conn.batch_execute(&format!(
-            "SET LOCAL search_path TO {}; SET LOCAL ROLE {}",
-            quote_ident(&tenant.schema),
-            quote_ident(&tenant.role)
-        ))
-        .await?;
+        conn.batch_execute(&switch_sql(tenant)).await?;
         insert(conn, email, display_name, role, password_hash).await
     })
     .await

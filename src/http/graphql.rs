@@ -19,11 +19,11 @@ use uuid::Uuid;
 use super::AppState;
 use super::credentials::scope_for;
 use super::operation::{self, OperationShape};
-use crate::auth::token::{Credential, Operation};
+use crate::auth::Role;
+use crate::auth::token::Operation;
 use crate::resolvers::access;
 use crate::resolvers::errors::{ApiError, Code};
 use crate::resolvers::loaders::Loaders;
-use crate::resolvers::platform::record_impersonated_mutation;
 use crate::tenancy::scope::Scope;
 
 /// Mutations that commit on their own (in `public` or in another tenant than the
@@ -35,7 +35,7 @@ const SELF_COMMITTING: &[&str] = &[
     "suspendTenant",
     "resumeTenant",
     "impersonate",
-    "createUser",
+    "endImpersonation",
 ];
 
 /// Root fields of introspection, answered only to authenticated callers.
@@ -97,11 +97,14 @@ async fn execute(
         Ok(scope) => Arc::new(scope),
         Err(error) => return respond(refused(error, request_id), media, None),
     };
-    if let Err(error) = check_caller(&scope, shape.as_ref(), &state).await {
+    if let Err(error) = check_caller(&scope, shape.as_ref()) {
         return respond(refused(error, request_id), media, None);
     }
 
     let kind = shape.as_ref().map(|s| s.kind);
+    if let Some(shape) = shape {
+        request = request.data(Arc::new(shape));
+    }
     request = request
         .data(scope.clone())
         .data(Arc::new(Loaders::new(scope.clone())));
@@ -200,36 +203,33 @@ pub(super) fn check_shape(shape: &OperationShape, max_fields: usize) -> Result<(
     Ok(())
 }
 
-/// Checks that depend on the caller: every root field's minimum role (the `access`
-/// table), introspection only with a token, and mutations under impersonation recorded.
-async fn check_caller(
-    scope: &Scope,
-    shape: Option<&OperationShape>,
-    state: &AppState,
-) -> Result<(), ApiError> {
+/// Checks that depend on the caller and need no database: introspection only with a
+/// token, and every root field's minimum role (the `access` table) against the token's
+/// role, a ceiling. The effective role is checked again, once the document is valid, by
+/// [`super::privileges::Establish`].
+fn check_caller(scope: &Scope, shape: Option<&OperationShape>) -> Result<(), ApiError> {
     let Some(shape) = shape else { return Ok(()) };
-    if scope.actor.is_none()
-        && shape
+    match &scope.actor {
+        None if shape
             .root_fields
             .iter()
-            .any(|f| INTROSPECTION.contains(&f.as_str()))
-    {
-        return Err(ApiError::unauthenticated("introspection needs a token"));
-    }
-    if let Some(actor) = &scope.actor {
-        for field in &shape.root_fields {
-            if let Some(role) = access::required_role(shape.kind, field)
-                && actor.claims.role < role
-            {
-                return Err(ApiError::forbidden(format!("{field} needs the {role} role")));
-            }
+            .any(|f| INTROSPECTION.contains(&f.as_str())) =>
+        {
+            Err(ApiError::unauthenticated("introspection needs a token"))
         }
+        None => Ok(()),
+        Some(actor) => check_roles(shape, actor.claims.role),
     }
-    if let Some(actor) = &scope.actor
-        && shape.kind == Operation::Mutation
-        && let Credential::Impersonation(log_id) = actor.claims.credential
-    {
-        record_impersonated_mutation(&state.app, actor, log_id, &shape.root_fields).await?;
+}
+
+/// Every root field of `shape` against the `access` table for `role`.
+pub(super) fn check_roles(shape: &OperationShape, role: Role) -> Result<(), ApiError> {
+    for field in &shape.root_fields {
+        if let Some(required) = access::required_role(shape.kind, field)
+            && role < required
+        {
+            return Err(ApiError::forbidden(format!("{field} needs the {required} role")));
+        }
     }
     Ok(())
 }

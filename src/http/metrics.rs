@@ -29,7 +29,7 @@ impl RequestMetrics {
 
 pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
     let app = &state.app;
-    let pool = app.pool.state();
+    let pool = app.db.request_pool_state();
     let tenants = app.directory.all();
     let active = tenants
         .iter()
@@ -55,7 +55,7 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
         "enclave_sql_statements_total",
         "SQL statements sent by the request pool.",
         "counter",
-        &[("", app.statements.get())],
+        &[("", app.db.statements())],
     );
     metric(
         "enclave_db_pool_connections",

@@ -11,6 +11,7 @@ pub mod graphiql;
 mod graphql;
 pub mod metrics;
 pub mod operation;
+pub mod privileges;
 pub mod ws;
 
 use std::sync::Arc;
@@ -21,7 +22,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use diesel_async::SimpleAsyncConnection;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::app::App;
@@ -59,12 +59,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if !state.ready.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting");
     }
-    let probe = async {
-        let mut conn = state.app.pool.get().await.ok()?;
-        conn.batch_execute("SELECT 1").await.ok()
-    };
-    match tokio::time::timeout(Duration::from_secs(1), probe).await {
-        Ok(Some(())) => (StatusCode::OK, "ready"),
+    match tokio::time::timeout(Duration::from_secs(1), state.app.db.ping()).await {
+        Ok(true) => (StatusCode::OK, "ready"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
 }

@@ -130,6 +130,7 @@ impl From<ScopeError> for ApiError {
         match error {
             ScopeError::Unauthenticated => Self::unauthenticated("authentication required"),
             ScopeError::Tx(e) => e.into(),
+            ScopeError::NotEstablished => Self::internal(error),
         }
     }
 }

@@ -27,9 +27,9 @@ use crate::auth::throttle::Verdict;
 use crate::auth::token::{self, Claims, Credential};
 use crate::auth::users::{self, UserRecord};
 use crate::auth::{Role, password, sessions};
-use crate::schema::public::tenant_memberships;
 use crate::schema::tenant::{api_tokens, tokens, users as users_table};
 use crate::tenancy::directory::TenantEntry;
+use crate::tenancy::scope::Actor;
 use crate::tenancy::transaction::Access;
 
 /// Longest lifetime of an API token.
@@ -271,7 +271,7 @@ impl IdentityQuery {
         };
         Ok(Viewer {
             user: user.map(User::from),
-            role: actor.claims.role.into(),
+            role: scope.role()?.into(),
             tenant: Tenant::from(actor.tenant.as_ref()),
             impersonator: actor.claims.impersonator.clone(),
             expires_at: actor.claims.expires_at,
@@ -449,13 +449,8 @@ impl IdentityMutation {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(ApiError::bad_input("name must have 1 to 200 characters"));
         }
-        if actor.attenuated || matches!(actor.claims.credential, Credential::Impersonation(_)) {
-            return Err(ApiError::forbidden(
-                "API tokens can only be created with an unrestricted session or API token, \
-                 not an attenuated or impersonation token",
-            ));
-        }
-        if role > actor.claims.role {
+        require_unrestricted(actor, "API tokens")?;
+        if role > scope.role()? {
             return Err(ApiError::forbidden(
                 "an API token cannot grant more than your own role",
             ));
@@ -498,8 +493,7 @@ impl IdentityMutation {
         })
     }
 
-    /// Adds a user to the caller's tenant (admins). Commits on its own: it must be the
-    /// only field of its mutation.
+    /// Adds a user to the caller's tenant (admins, with an unrestricted token).
     async fn create_user(
         &self,
         ctx: &Context<'_>,
@@ -509,7 +503,9 @@ impl IdentityMutation {
         let scope = scope(ctx)?;
         let actor = scope.actor()?;
         let role = Role::from(input.role);
-        if role > actor.claims.role {
+        // A new user's sessions would outlive any restriction of the creating token.
+        require_unrestricted(actor, "users")?;
+        if role > scope.role()? {
             return Err(ApiError::forbidden("a user cannot get more than your own role"));
         }
         let new = users::NewUser {
@@ -524,11 +520,20 @@ impl IdentityMutation {
         })
         .await
         .map_err(ApiError::internal)??;
-        // Membership (public) and user (tenant schema) in one transaction of their own:
-        // createUser commits by itself, so it must be the only field of its mutation.
-        let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
-        let user =
-            users::add_prepared(&mut conn, &actor.tenant, &email, &new.display_name, role, &hash).await?;
+        // Fail before writing the login hint when the email is taken; the insert checks again.
+        if users::find_by_email(&mut *scope.conn().await?, &email)
+            .await?
+            .is_some()
+        {
+            return Err(users::UserError::Exists.into());
+        }
+        // The membership is a login hint in `public`, committed first; the user row is
+        // written in this request's tenant transaction, with its revocation check.
+        app.directory
+            .record_member(&app.db, &actor.tenant, &email, role)
+            .await?;
+        let mut conn = scope.conn().await?;
+        let user = users::insert(&mut conn, &email, &new.display_name, role, &hash).await?;
         Ok(UserPayload { user: user.into() })
     }
 
@@ -540,9 +545,10 @@ impl IdentityMutation {
     ) -> ApiResult<UserPayload> {
         let scope = scope(ctx)?;
         let actor = scope.actor()?;
+        let own_role = scope.role()?;
         let id = ids::decode("User", &input.id)?;
         let role = input.role.map(Role::from);
-        if role.is_some_and(|r| r > actor.claims.role) {
+        if role.is_some_and(|r| r > own_role) {
             return Err(ApiError::forbidden("a user cannot get more than your own role"));
         }
         if role == Some(Role::PlatformAdmin) && !actor.tenant.slug.is_platform() {
@@ -550,8 +556,7 @@ impl IdentityMutation {
                 "only users of the platform tenant can be platform admins",
             ));
         }
-        if id == actor.claims.user_id
-            && (input.disabled == Some(true) || role.is_some_and(|r| r < actor.claims.role))
+        if id == actor.claims.user_id && (input.disabled == Some(true) || role.is_some_and(|r| r < own_role))
         {
             return Err(ApiError::bad_input("you cannot disable or demote yourself"));
         }
@@ -565,7 +570,7 @@ impl IdentityMutation {
         let target = users::find_by_id(&mut conn, id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such user"))?;
-        if target.role() > actor.claims.role {
+        if target.role() > own_role {
             return Err(ApiError::forbidden(
                 "you cannot change a user whose role is above yours",
             ));
@@ -604,15 +609,21 @@ fn invalid_credentials() -> ApiError {
     ApiError::unauthenticated("invalid email or password")
 }
 
+/// Refuses `what` (something that outlives the request: users, API tokens) to attenuated
+/// and impersonation tokens.
+fn require_unrestricted(actor: &Actor, what: &str) -> ApiResult<()> {
+    if actor.attenuated || matches!(actor.claims.credential, Credential::Impersonation(_)) {
+        return Err(ApiError::forbidden(format!(
+            "{what} can only be created with an unrestricted session or API token, \
+             not an attenuated or impersonation token"
+        )));
+    }
+    Ok(())
+}
+
 /// Active tenants where `email` is a member (platform data, read outside any tenant).
 async fn member_tenants(app: &App, email: &str) -> ApiResult<Vec<Arc<TenantEntry>>> {
-    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
-    let ids: Vec<Uuid> = tenant_memberships::table
-        .filter(tenant_memberships::email.eq(email))
-        .select(tenant_memberships::tenant_id)
-        .load(&mut conn)
-        .await?;
-    Ok(ids.into_iter().filter_map(|id| app.directory.by_id(id)).collect())
+    Ok(app.directory.tenants_of_member(&app.db, email).await?)
 }
 
 /// The user if `password` is theirs in `tenant`. Always spends one Argon2 verification.

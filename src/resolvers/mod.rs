@@ -44,6 +44,7 @@ pub struct Query(
 pub struct Mutation(
     identity::IdentityMutation,
     platform::PlatformMutation,
+    platform::ImpersonationMutation,
     inventory::InventoryMutation,
     infrastructure::InfrastructureMutation,
     infrastructure::InfrastructureUpdates,

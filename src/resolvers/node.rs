@@ -99,7 +99,7 @@ impl NodeQuery {
                 .map(|r| Node::IntegrationSource(r.into())),
             "EdgeSite" => find!(ctx, edge_sites, EdgeSiteRow, key).map(|r| Node::EdgeSite(r.into())),
             // Users are listed to admins only (see `access`); the same holds here.
-            "User" if super::context::actor(ctx)?.claims.role >= crate::auth::Role::Admin => {
+            "User" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
                 find!(ctx, users, UserRecord, key).map(|r| Node::User(r.into()))
             }
             _ => None,

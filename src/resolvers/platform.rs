@@ -8,17 +8,14 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use uuid::Uuid;
 
-use super::context::{RequirePlatformAdmin, actor, app, platform_user};
+use super::context::{RequirePlatformAdmin, actor, app, current_user, platform_admin};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
 use crate::auth::Role;
 use crate::auth::token::{self, Claims, Credential};
-use crate::schema::public::impersonation_logs;
 use crate::tenancy::directory::TenantEntry;
+use crate::tenancy::impersonation::{self, NewImpersonation};
 use crate::tenancy::provision::{self, NewTenant};
 use crate::tenancy::registry::{self, TenantRecord, TenantStatus};
 
@@ -126,7 +123,7 @@ impl PlatformQuery {
     /// Every tenant (platform admins only).
     #[graphql(guard = "RequirePlatformAdmin")]
     async fn tenants(&self, ctx: &Context<'_>) -> ApiResult<Vec<Tenant>> {
-        let mut conn = app(ctx)?.pool.get().await.map_err(ApiError::internal)?;
+        let mut conn = app(ctx)?.db.platform(&platform_admin(ctx)?).await?;
         Ok(registry::list(&mut conn)
             .await?
             .into_iter()
@@ -153,7 +150,7 @@ impl PlatformMutation {
             name: input.name,
             domains: input.domains,
         };
-        let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
         let record = provision::create_tenant(&mut conn, &app.installation, &new).await?;
         Ok(TenantPayload {
             tenant: record.into(),
@@ -201,25 +198,21 @@ impl PlatformMutation {
         if target.slug.is_platform() {
             return Err(ApiError::bad_input("the platform tenant cannot be impersonated"));
         }
-        let impersonator = platform_user(ctx).await?;
-        let log_id = Uuid::new_v4();
+        let admin = platform_admin(ctx)?;
+        let impersonator = current_user(ctx).await?;
         let expires_at = Utc::now() + IMPERSONATION_TTL;
-        let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
-        diesel::insert_into(impersonation_logs::table)
-            .values((
-                impersonation_logs::id.eq(log_id),
-                impersonation_logs::impersonator_tenant_id.eq(actor.tenant.id),
-                impersonation_logs::impersonator_user_id.eq(impersonator.id),
-                impersonation_logs::impersonator_email.eq(&impersonator.email),
-                impersonation_logs::target_tenant_id.eq(target.id),
-                impersonation_logs::target_tenant_slug.eq(target.slug.as_str()),
-                impersonation_logs::token_id.eq(log_id),
-                impersonation_logs::action.eq("impersonate"),
-                impersonation_logs::reason.eq(reason),
-                impersonation_logs::expires_at.eq(expires_at),
-            ))
-            .execute(&mut conn)
-            .await?;
+        let log_id = impersonation::start(
+            &app.db,
+            &admin,
+            NewImpersonation {
+                admin_tenant: &actor.tenant,
+                admin_email: &impersonator.email,
+                target: &target,
+                reason,
+                expires_at,
+            },
+        )
+        .await?;
         let token = token::mint(
             &app.keys,
             &Claims {
@@ -240,37 +233,39 @@ impl PlatformMutation {
     }
 }
 
+/// The result of `endImpersonation`.
+#[derive(SimpleObject)]
+pub struct EndImpersonationPayload {
+    /// Whether the impersonation was still running (false: it had already ended).
+    pub ended: bool,
+}
+
+/// Mutations for the holder of an impersonation token.
+#[derive(Default)]
+pub struct ImpersonationMutation;
+
+#[Object]
+impl ImpersonationMutation {
+    /// Ends the impersonation whose token makes this request: the token stops working at
+    /// once (before its 15 minutes are up).
+    async fn end_impersonation(&self, ctx: &Context<'_>) -> ApiResult<EndImpersonationPayload> {
+        let actor = actor(ctx)?;
+        let Credential::Impersonation(log_id) = actor.claims.credential else {
+            return Err(ApiError::bad_input(
+                "endImpersonation needs an impersonation token; sessions end with logout",
+            ));
+        };
+        let ended = impersonation::end(&app(ctx)?.db, log_id).await?;
+        Ok(EndImpersonationPayload { ended })
+    }
+}
+
 async fn set_status(ctx: &Context<'_>, slug: &str, status: TenantStatus) -> ApiResult<TenantPayload> {
     let app = app(ctx)?;
     let slug = provision::parse_slug(slug)?;
-    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+    let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
     let record = registry::set_status(&mut conn, &slug, status).await?;
     Ok(TenantPayload {
         tenant: record.into(),
     })
-}
-
-/// Records a mutation made with an impersonation token, before it runs; if the record
-/// cannot be written the mutation is refused.
-pub async fn record_impersonated_mutation(
-    app: &crate::app::App,
-    actor: &crate::tenancy::scope::Actor,
-    log_id: Uuid,
-    root_fields: &[String],
-) -> ApiResult<()> {
-    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
-    diesel::insert_into(impersonation_logs::table)
-        .values((
-            impersonation_logs::impersonator_user_id.eq(actor.claims.user_id),
-            impersonation_logs::impersonator_email.eq(actor.claims.impersonator.clone().unwrap_or_default()),
-            impersonation_logs::target_tenant_id.eq(actor.tenant.id),
-            impersonation_logs::target_tenant_slug.eq(actor.tenant.slug.as_str()),
-            impersonation_logs::token_id.eq(log_id),
-            impersonation_logs::action.eq(format!("mutation {}", root_fields.join(", "))),
-            impersonation_logs::reason.eq(format!("under impersonation {log_id}")),
-            impersonation_logs::expires_at.eq(actor.claims.expires_at),
-        ))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
 }

@@ -56,6 +56,7 @@ diesel::table! {
         reason -> Text,
         expires_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -106,6 +106,39 @@ impl TenantDirectory {
         Ok(directory)
     }
 
+    /// Tenants where `email` is a member (`public.tenant_memberships`, a login hint; the
+    /// tenant's own `users` table is the truth).
+    pub async fn tenants_of_member(
+        &self,
+        gateway: &super::gateway::Gateway,
+        email: &str,
+    ) -> Result<Vec<Arc<TenantEntry>>, super::transaction::TxError> {
+        use crate::schema::public::tenant_memberships;
+        use diesel::{ExpressionMethods as _, QueryDsl as _};
+        let mut conn = gateway.platform_unchecked().await?;
+        let ids: Vec<uuid::Uuid> = tenant_memberships::table
+            .filter(tenant_memberships::email.eq(email))
+            .select(tenant_memberships::tenant_id)
+            .load(&mut *conn)
+            .await?;
+        Ok(ids.into_iter().filter_map(|id| self.by_id(id)).collect())
+    }
+
+    /// Records that `email` is a member of `tenant` with `role` (a login hint, committed on
+    /// its own before the user row is written in the tenant's transaction: a hint without
+    /// a user finds nobody at login).
+    pub async fn record_member(
+        &self,
+        gateway: &super::gateway::Gateway,
+        tenant: &TenantEntry,
+        email: &str,
+        role: crate::auth::Role,
+    ) -> Result<(), super::transaction::TxError> {
+        let mut conn = gateway.platform_unchecked().await?;
+        crate::auth::users::record_membership(&mut conn, tenant, email, role).await?;
+        Ok(())
+    }
+
     /// Re-reads every tenant and domain (one query) and swaps the snapshot.
     pub async fn reload(&self, conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
         let rows: Vec<Row> = diesel::sql_query(

@@ -2,13 +2,19 @@
 //!
 //! - `slug`: the rules for tenant slugs and the schema name derived from one;
 //! - `roles`: each tenant's own database role and its privileges;
+//! - `authenticator`: the role request connections log in as;
+//! - `gateway`: the pools, and the only ways request-time code reaches the database;
+//! - `impersonation`: records of platform admins entering a tenant;
 //! - `domain`: vanity domains;
 //! - `migrations`: the migration sets, ledger and runner for `public` and every tenant;
 //! - `provision`: creating and dropping a tenant atomically;
 //! - `registry`: reading and changing tenant records (list, suspend, resume).
 
+pub mod authenticator;
 pub mod directory;
 pub mod domain;
+pub mod gateway;
+pub mod impersonation;
 pub mod migrations;
 pub mod provision;
 pub mod registry;
@@ -19,6 +25,8 @@ pub mod transaction;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use crate::config::DatabaseConfig;
 use crate::db;
@@ -35,14 +43,40 @@ pub struct Installation {
     pub migrations: Arc<MigrationSets>,
     pub migration_concurrency: usize,
     pub migration_lock_timeout: Duration,
+    /// The role request connections log in as (see [`authenticator`]).
+    pub authenticator: String,
+    /// How request connections connect, as the authenticator.
+    pub authenticator_connect: tokio_postgres::Config,
+    /// The authenticator was configured (`ENCLAVE_AUTHENTICATOR_URL`), not derived: Enclave
+    /// then never creates it.
+    pub authenticator_configured: bool,
 }
 
 impl Installation {
     pub fn new(config: &DatabaseConfig, migrations: Arc<MigrationSets>) -> anyhow::Result<Self> {
         let database = db::database_name(&config.database_url)?;
+        let role_namespace = db::role_namespace(&database);
+        let (authenticator, authenticator_connect) = match &config.authenticator_url {
+            Some(url) => {
+                let connect = db::parse_url(url).context("ENCLAVE_AUTHENTICATOR_URL")?;
+                let user = connect
+                    .get_user()
+                    .context("ENCLAVE_AUTHENTICATOR_URL names no user")?
+                    .to_owned();
+                (user, connect)
+            }
+            None => {
+                let user = authenticator::default_name(&role_namespace);
+                let connect = db::with_user(&config.database_url, &user)?;
+                (user, connect)
+            }
+        };
         Ok(Self {
             database_url: config.database_url.clone(),
-            role_namespace: db::role_namespace(&database),
+            role_namespace,
+            authenticator,
+            authenticator_connect,
+            authenticator_configured: config.authenticator_url.is_some(),
             migrations,
             migration_concurrency: usize::try_from(config.migration_concurrency).unwrap_or(1),
             migration_lock_timeout: config.migration_lock_timeout(),

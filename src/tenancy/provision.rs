@@ -162,7 +162,8 @@ pub async fn create_tenant(
             if role_exists(conn, &role).await? {
                 return Err(TenancyError::RoleExists(role.clone()));
             }
-            conn.batch_execute(&roles::create_sql(&schema, &role)).await?;
+            conn.batch_execute(&roles::create_sql(&schema, &role, &installation.authenticator))
+                .await?;
             let target = Target::Tenant {
                 schema: &schema,
                 role: &role,

@@ -15,14 +15,25 @@ pub fn role_name(namespace: &str, slug: &Slug) -> String {
 }
 
 /// Creates the role and gives it its schema. The current (migrating) user becomes a
-/// member so that it may `SET ROLE` to it even when it is not a superuser.
-pub fn create_sql(schema: &str, role: &str) -> String {
+/// member so that it may `SET ROLE` to it even when it is not a superuser, and so does the
+/// authenticator (request connections), when it exists already (otherwise
+/// `authenticator::ensure` grants it at the next start).
+pub fn create_sql(schema: &str, role: &str, authenticator: &str) -> String {
+    let grant_to_authenticator = format!("GRANT {} TO {}", quote_ident(role), quote_ident(authenticator));
     let (schema, role) = (quote_ident(schema), quote_ident(role));
     format!(
         "CREATE ROLE {role} NOLOGIN NOINHERIT; \
          GRANT {role} TO CURRENT_USER; \
-         GRANT USAGE ON SCHEMA {schema} TO {role};"
+         GRANT USAGE ON SCHEMA {schema} TO {role}; \
+         DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {}) THEN EXECUTE {}; END IF; END $$;",
+        quote_literal(authenticator),
+        quote_literal(&grant_to_authenticator),
     )
+}
+
+/// Quotes a SQL string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// DML on every table and sequence of the schema; run after each migration so that new

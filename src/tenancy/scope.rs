@@ -1,13 +1,20 @@
 //! `Scope`: who is asking and in which tenant, for one GraphQL operation. Built by the
 //! HTTP layer from a verified token (never from client input) and put into the request
 //! data; resolvers reach tenant data only through its tenant transaction.
+//!
+//! The token names a role, but that is only a ceiling: [`Scope::establish`] begins the
+//! tenant transaction, which reads what the credential may do *now* (the user's current
+//! role, disabled, revoked), and the scope's [`Scope::role`] is the lower of the two. The
+//! HTTP layer establishes every authenticated scope before it checks a single field.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
 use super::directory::TenantEntry;
+use super::gateway::PlatformAdmin;
 use super::transaction::{TenantTx, TxConn, TxError};
+use crate::auth::Role;
 use crate::auth::token::Claims;
 
 /// An authenticated caller: the token's claims and the tenant they name.
@@ -29,6 +36,8 @@ pub struct Scope {
     pub host_tenant: Option<Arc<TenantEntry>>,
     /// The actor's tenant transaction (lazily begun); `None` when anonymous.
     tx: Option<TenantTx>,
+    /// The effective role, once established.
+    role: OnceLock<Role>,
 }
 
 /// The scope refused a resolver.
@@ -36,6 +45,8 @@ pub struct Scope {
 pub enum ScopeError {
     #[error("authentication required")]
     Unauthenticated,
+    #[error("the caller's privileges were not established")]
+    NotEstablished,
     #[error(transparent)]
     Tx(#[from] TxError),
 }
@@ -47,6 +58,7 @@ impl Scope {
             actor: None,
             host_tenant,
             tx: None,
+            role: OnceLock::new(),
         }
     }
 
@@ -61,6 +73,7 @@ impl Scope {
             actor: Some(actor),
             host_tenant,
             tx: Some(tx),
+            role: OnceLock::new(),
         }
     }
 
@@ -72,11 +85,40 @@ impl Scope {
             actor: Some(actor),
             host_tenant: None,
             tx: None,
+            role: OnceLock::new(),
         }
     }
 
     pub fn actor(&self) -> Result<&Actor, ScopeError> {
         self.actor.as_ref().ok_or(ScopeError::Unauthenticated)
+    }
+
+    /// Begins the tenant transaction and records the effective role: the lower of the
+    /// token's role and what the database says the credential may do now. Fails when the
+    /// credential is revoked, expired or its user disabled. Idempotent.
+    pub async fn establish(&self) -> Result<Role, ScopeError> {
+        if let Some(role) = self.role.get() {
+            return Ok(*role);
+        }
+        let actor = self.actor()?;
+        let tx = self.tx.as_ref().ok_or(ScopeError::Unauthenticated)?;
+        let current = tx.begin().await?;
+        let role = current.map_or(actor.claims.role, |current| current.min(actor.claims.role));
+        Ok(*self.role.get_or_init(|| role))
+    }
+
+    /// The effective role (see [`Scope::establish`]).
+    pub fn role(&self) -> Result<Role, ScopeError> {
+        self.actor()?;
+        self.role.get().copied().ok_or(ScopeError::NotEstablished)
+    }
+
+    /// Proof that the caller is a platform admin now: the effective role (read from the
+    /// database) is platform admin, in the platform tenant.
+    pub fn platform_admin(&self) -> Option<PlatformAdmin> {
+        let actor = self.actor.as_ref()?;
+        (self.role().ok()? == Role::PlatformAdmin && actor.tenant.slug.is_platform())
+            .then(|| PlatformAdmin::new(actor.claims.user_id))
     }
 
     /// The connection inside the actor's tenant transaction.

@@ -2,9 +2,14 @@
 //!
 //! Begun lazily on first use, on one pooled connection, with one round trip:
 //! `BEGIN [READ ONLY]; SET LOCAL search_path TO <tenant schema>; SET LOCAL ROLE <tenant role>;
-//! SET LOCAL statement_timeout = …`. Then, for session and API tokens, one query checks that
-//! the credential is still live (not revoked or expired), so a revocation takes effect on
-//! the next request. Held for the whole operation, committed or rolled back when it ends.
+//! SET LOCAL statement_timeout = …`. Then one query reads what the credential may do *now*:
+//! a session's user's current role (nothing when the session is revoked or expired or the
+//! user disabled), an API token's role capped by its creator's current role. An
+//! impersonation credential is checked before `BEGIN`, in `public` on the owner's platform
+//! pool: not ended, not expired, and its platform admin still enabled and still a platform
+//! admin. So a revocation, a demotion or a disabled user takes effect on the next request;
+//! the token's own role is only a ceiling (see `Scope::establish`). Held for the whole
+//! operation, committed or rolled back when it ends.
 //!
 //! Cancellation safety: the transaction is opened through diesel's transaction manager,
 //! which therefore knows it is open. If the request is dropped half-way (client gone,
@@ -18,15 +23,18 @@ use std::time::Duration;
 
 use bb8::RunError;
 use diesel::QueryableByName;
-use diesel::sql_types::{Bool, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::pooled_connection::PoolError;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::directory::TenantEntry;
+use super::gateway::Gateway;
+use super::slug::Slug;
+use crate::auth::Role;
 use crate::auth::token::Credential;
 use crate::db::quote_ident;
-use crate::pool::{Pool, Pooled};
+use crate::pool::Pooled;
 
 /// A connection inside the tenant transaction, held for as long as the guard lives.
 pub type TxConn<'a> = MappedMutexGuard<'a, AsyncPgConnection>;
@@ -43,6 +51,8 @@ pub enum Access {
 pub enum TxError {
     #[error("no database connection became free within {0:?}")]
     PoolTimeout(Duration),
+    #[error("no platform database connection became free in time")]
+    PlatformPoolTimeout,
     #[error("cannot connect to the database: {0}")]
     Connect(String),
     #[error("the credential has been revoked or has expired")]
@@ -55,7 +65,8 @@ pub enum TxError {
 
 enum State {
     NotBegun,
-    Open(Box<Pooled>),
+    /// Open, with the role the credential has now (`None` without a credential).
+    Open(Box<Pooled>, Option<Role>),
     /// Could not begin; later uses get the same answer.
     Refused(TxRefusal),
     Finished,
@@ -67,13 +78,21 @@ enum TxRefusal {
     Failed,
 }
 
+/// The statements that put the current transaction in `tenant`'s schema and role: the
+/// only copy of the tenant switch (the owner's provisioning work uses it too).
+pub fn switch_sql(tenant: &TenantEntry) -> String {
+    format!(
+        "SET LOCAL search_path TO {}; SET LOCAL ROLE {}",
+        quote_ident(&tenant.schema),
+        quote_ident(&tenant.role)
+    )
+}
+
 /// See the module doc.
 pub struct TenantTx {
-    pool: Pool,
+    gateway: Gateway,
     tenant: Arc<TenantEntry>,
     access: Access,
-    statement_timeout: Duration,
-    pool_timeout: Duration,
     credential: Option<Credential>,
     state: Mutex<State>,
 }
@@ -84,23 +103,37 @@ struct Live {
     live: bool,
 }
 
+/// The current role of a credential's user (and, for API tokens, the cap of its creator).
+#[derive(QueryableByName)]
+struct CurrentRole {
+    #[diesel(sql_type = Text)]
+    role: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    cap: Option<String>,
+}
+
+impl CurrentRole {
+    /// The lower of the two; an unreadable role counts as the lowest.
+    fn effective(&self) -> Role {
+        let parse = |role: &str| role.parse().unwrap_or(Role::Viewer);
+        let role = parse(&self.role);
+        self.cap.as_deref().map_or(role, |cap| role.min(parse(cap)))
+    }
+}
+
 impl TenantTx {
-    /// A transaction for `tenant`, not begun yet. `credential` is checked for revocation
-    /// right after `BEGIN` (impersonation credentials are short-lived and not checked).
-    pub fn new(
-        pool: Pool,
-        pool_timeout: Duration,
+    /// A transaction for `tenant`, not begun yet. `credential` is checked when it begins
+    /// (see the module doc); `None` is for Enclave's own work (login, sessions).
+    pub(in crate::tenancy) fn new(
+        gateway: Gateway,
         tenant: Arc<TenantEntry>,
         access: Access,
-        statement_timeout: Duration,
         credential: Option<Credential>,
     ) -> Self {
         Self {
-            pool_timeout,
-            pool,
+            gateway,
             tenant,
             access,
-            statement_timeout,
             credential,
             state: Mutex::new(State::NotBegun),
         }
@@ -117,11 +150,20 @@ impl TenantTx {
             Access::ReadWrite => "BEGIN READ WRITE",
         };
         format!(
-            "{mode}; SET LOCAL search_path TO {}; SET LOCAL ROLE {}; SET LOCAL statement_timeout = {}",
-            quote_ident(&self.tenant.schema),
-            quote_ident(&self.tenant.role),
-            self.statement_timeout.as_millis()
+            "{mode}; {}; SET LOCAL statement_timeout = {}",
+            switch_sql(&self.tenant),
+            self.gateway.statement_timeout().as_millis()
         )
+    }
+
+    /// Begins the transaction when it has not begun, and returns the role the credential
+    /// has now (`None` without a credential). Fails when the credential is no longer live.
+    pub async fn begin(&self) -> Result<Option<Role>, TxError> {
+        drop(self.conn().await?);
+        match &*self.state.lock().await {
+            State::Open(_, role) => Ok(*role),
+            _ => Err(TxError::Finished),
+        }
     }
 
     /// The connection inside the transaction, beginning it on first use. Concurrent
@@ -129,12 +171,19 @@ impl TenantTx {
     pub async fn conn(&self) -> Result<TxConn<'_>, TxError> {
         let mut state = self.state.lock().await;
         if matches!(*state, State::NotBegun) {
+            if let Some(Credential::Impersonation(log_id)) = self.credential
+                && !self.impersonation_is_live(log_id).await?
+            {
+                *state = State::Refused(TxRefusal::CredentialRevoked);
+                return Err(TxError::CredentialRevoked);
+            }
             let mut conn = self
-                .pool
+                .gateway
+                .requests()
                 .get_for(Some(self.tenant.id))
                 .await
                 .map_err(|error| match error {
-                    RunError::TimedOut => TxError::PoolTimeout(self.pool_timeout),
+                    RunError::TimedOut => TxError::PoolTimeout(self.gateway.pool_timeout()),
                     RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
                     RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
                 })?;
@@ -148,12 +197,20 @@ impl TenantTx {
                 *state = State::Refused(TxRefusal::Failed);
                 return Err(error.into());
             }
-            if !self.credential_is_live(&mut conn).await? {
-                AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
-                *state = State::Refused(TxRefusal::CredentialRevoked);
-                return Err(TxError::CredentialRevoked);
-            }
-            *state = State::Open(Box::new(conn));
+            let role = match self.credential_role(&mut conn).await {
+                Ok(Some(role)) => role,
+                Ok(None) => {
+                    AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
+                    *state = State::Refused(TxRefusal::CredentialRevoked);
+                    return Err(TxError::CredentialRevoked);
+                }
+                Err(error) => {
+                    AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
+                    *state = State::Refused(TxRefusal::Failed);
+                    return Err(error);
+                }
+            };
+            *state = State::Open(Box::new(conn), role);
         }
         match *state {
             State::Refused(TxRefusal::CredentialRevoked) => return Err(TxError::CredentialRevoked),
@@ -161,28 +218,51 @@ impl TenantTx {
             _ => {}
         }
         MutexGuard::try_map(state, |state| match state {
-            State::Open(conn) => Some(&mut ***conn),
+            State::Open(conn, _) => Some(&mut ***conn),
             _ => None,
         })
         .map_err(|_| TxError::Finished)
     }
 
-    async fn credential_is_live(&self, conn: &mut AsyncPgConnection) -> Result<bool, TxError> {
+    /// What the credential may do now: `Some(None)` without a credential, `Some(Some(role))`
+    /// for a live one, `None` for one that is revoked, expired or whose user is disabled.
+    async fn credential_role(&self, conn: &mut AsyncPgConnection) -> Result<Option<Option<Role>>, TxError> {
         let query = match self.credential {
             Some(Credential::Session(id)) => diesel::sql_query(
-                "SELECT EXISTS (SELECT 1 FROM tokens t JOIN users u ON u.id = t.user_id \
-                 WHERE t.id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled) AS live",
+                "SELECT u.role, NULL::text AS cap FROM tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled",
             )
             .bind::<SqlUuid, _>(id),
             Some(Credential::ApiToken(id)) => diesel::sql_query(
-                "SELECT EXISTS (SELECT 1 FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by \
+                "SELECT t.role, u.role AS cap FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by \
                  WHERE t.id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() \
-                 AND NOT coalesce(u.disabled, false)) AS live",
+                 AND NOT coalesce(u.disabled, false)",
             )
             .bind::<SqlUuid, _>(id),
-            Some(Credential::Impersonation(_)) | None => return Ok(true),
+            // Checked before BEGIN; an impersonation acts as an admin of the tenant.
+            Some(Credential::Impersonation(_)) => return Ok(Some(Some(Role::Admin))),
+            None => return Ok(Some(None)),
         };
-        Ok(query.get_result::<Live>(conn).await?.live)
+        let current: Option<CurrentRole> = diesel::OptionalExtension::optional(query.get_result(conn).await)?;
+        Ok(current.map(|current| Some(current.effective())))
+    }
+
+    /// Whether impersonation `log_id` is live: not ended, not expired, and its platform
+    /// admin still enabled and still a platform admin. Read as the owner, in `public` and
+    /// the platform tenant's `users`.
+    async fn impersonation_is_live(&self, log_id: uuid::Uuid) -> Result<bool, TxError> {
+        let mut conn = self.gateway.platform_unchecked().await?;
+        let live: Live = diesel::sql_query(format!(
+            "SELECT EXISTS (SELECT 1 FROM public.impersonation_logs l \
+             JOIN {}.users u ON u.id = l.impersonator_user_id \
+             WHERE l.id = $1 AND l.action = 'impersonate' AND l.ended_at IS NULL \
+             AND l.expires_at > now() AND NOT u.disabled AND u.role = 'platform_admin') AS live",
+            quote_ident(&Slug::platform().schema_name())
+        ))
+        .bind::<SqlUuid, _>(log_id)
+        .get_result(&mut *conn)
+        .await?;
+        Ok(live.live)
     }
 
     /// Ends the transaction: commits when `commit` is true, rolls back otherwise. A
@@ -190,7 +270,7 @@ impl TenantTx {
     pub async fn finish(&self, commit: bool) -> Result<(), TxError> {
         let mut state = self.state.lock().await;
         let previous = std::mem::replace(&mut *state, State::Finished);
-        if let State::Open(mut conn) = previous {
+        if let State::Open(mut conn, _) = previous {
             if commit {
                 AnsiTransactionManager::commit_transaction(&mut **conn).await?;
             } else {

@@ -142,6 +142,20 @@ impl TestDb {
         row.n
     }
 
+    /// The one uuid a query returns (`AS id`).
+    pub async fn uuid(&self, sql: &str) -> uuid::Uuid {
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        let row: Id = diesel::sql_query(sql)
+            .get_result(&mut self.conn().await)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.id
+    }
+
     /// Names returned by a query (`AS name`).
     pub async fn names(&self, sql: &str) -> Vec<String> {
         let rows: Vec<Name> = diesel::sql_query(sql)
@@ -228,9 +242,12 @@ async fn prepare_template() -> String {
         migrations::migrate(&installation, false)
             .await
             .expect("migrate the template");
-        conn.batch_execute(&format!("ALTER DATABASE {quoted} IS_TEMPLATE true"))
-            .await
-            .expect("mark the template");
+        conn.batch_execute(&format!(
+            "ALTER DATABASE {quoted} IS_TEMPLATE true; COMMENT ON DATABASE {quoted} IS 'built {}'",
+            chrono::Utc::now().timestamp()
+        ))
+        .await
+        .expect("mark the template");
     }
     diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(TEMPLATE_LOCK_KEY)
@@ -240,10 +257,14 @@ async fn prepare_template() -> String {
     template
 }
 
-/// Drops templates built for other migration sets (unless some test is cloning them).
+/// Drops templates built for other migration sets more than an hour ago (unless some test
+/// is cloning them): a run of another checkout, with other migrations, may be using a
+/// younger one.
 async fn drop_other_templates(conn: &mut AsyncPgConnection, current: &str) {
     let stale: Vec<Name> = diesel::sql_query(
-        "SELECT datname AS name FROM pg_database WHERE datname LIKE 'enclave\\_tpl\\_%' AND datname <> $1",
+        "SELECT datname AS name FROM pg_database WHERE datname LIKE 'enclave\\_tpl\\_%' AND datname <> $1 \
+         AND coalesce(substring(shobj_description(oid, 'pg_database') FROM '^built ([0-9]+)$')::bigint, 0) \
+             < extract(epoch FROM now()) - 3600",
     )
     .bind::<Text, _>(current)
     .load(conn)

@@ -1,0 +1,1 @@
+ALTER TABLE public.impersonation_logs DROP COLUMN ended_at;
