@@ -1,9 +1,13 @@
 //! The change feed: alert and event changes of every tenant, as PostgreSQL notifies them
-//! (`enclave_tenant_changes`, sent by tenant triggers at commit), broadcast in process to
-//! subscriptions. A change names only its schema, table and row id; a subscription keeps
-//! the changes of its own tenant's schema and reads the row in its own tenant
-//! transaction, so it never sees another tenant's data.
+//! (`enclave_tenant_changes`, sent by tenant triggers at commit), fanned out in process to
+//! subscriptions *per tenant*: each tenant schema with subscribers has its own broadcast
+//! channel and buffer, so one tenant's alert storm can only make that tenant's own slow
+//! subscribers lag, never another tenant's. A change names only its schema, table and row
+//! id; a subscription reads the row in its own tenant transaction, so it never sees
+//! another tenant's data. A tenant's channel is dropped once its last subscriber is gone.
 
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use diesel_async::SimpleAsyncConnection;
@@ -17,8 +21,8 @@ use crate::db;
 /// Channel the tenant triggers notify.
 pub const CHANNEL: &str = "enclave_tenant_changes";
 
-/// Changes kept for slow subscribers before they miss some.
-const BUFFER: usize = 4096;
+/// Changes of one tenant kept for its slow subscribers before they miss some.
+const BUFFER: usize = 1024;
 
 /// One changed row.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -28,33 +32,53 @@ pub struct Change {
     pub id: Uuid,
 }
 
-/// The broadcast side of the feed.
-#[derive(Debug, Clone)]
+/// The broadcast side of the feed: one channel per tenant schema with subscribers.
+#[derive(Debug, Clone, Default)]
 pub struct ChangeFeed {
-    sender: broadcast::Sender<Change>,
-}
-
-impl Default for ChangeFeed {
-    fn default() -> Self {
-        Self {
-            sender: broadcast::channel(BUFFER).0,
-        }
-    }
+    channels: Arc<RwLock<HashMap<String, broadcast::Sender<Change>>>>,
 }
 
 impl ChangeFeed {
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.sender.subscribe()
+    /// The changes of tenant schema `schema` from now on.
+    pub fn subscribe(&self, schema: &str) -> broadcast::Receiver<Change> {
+        let mut channels = self.channels.write().unwrap_or_else(PoisonError::into_inner);
+        channels
+            .entry(schema.to_owned())
+            .or_insert_with(|| broadcast::channel(BUFFER).0)
+            .subscribe()
+    }
+
+    /// Hands `change` to its tenant's subscribers; forgets a channel nobody listens to.
+    fn publish(&self, change: Change) {
+        let schema = change.schema.clone();
+        let delivered = {
+            let channels = self.channels.read().unwrap_or_else(PoisonError::into_inner);
+            match channels.get(&schema) {
+                Some(sender) => sender.send(change).is_ok(),
+                None => return,
+            }
+        };
+        if !delivered {
+            let mut channels = self.channels.write().unwrap_or_else(PoisonError::into_inner);
+            if channels.get(&schema).is_some_and(|s| s.receiver_count() == 0) {
+                channels.remove(&schema);
+            }
+        }
+    }
+
+    /// Tenant schemas with a channel (for tests and metrics).
+    pub fn channels(&self) -> usize {
+        self.channels.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// Listens until the returned task is aborted, reconnecting with a back-off.
     pub fn spawn_listener(&self, database_url: String) -> tokio::task::JoinHandle<()> {
-        let sender = self.sender.clone();
+        let feed = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let started = std::time::Instant::now();
-                if let Err(error) = listen(&database_url, &sender).await {
+                if let Err(error) = listen(&database_url, &feed).await {
                     // Changes committed while reconnecting are not delivered.
                     tracing::warn!(%error, "change feed listener failed; reconnecting");
                 }
@@ -68,14 +92,13 @@ impl ChangeFeed {
     }
 }
 
-async fn listen(database_url: &str, sender: &broadcast::Sender<Change>) -> anyhow::Result<()> {
+async fn listen(database_url: &str, feed: &ChangeFeed) -> anyhow::Result<()> {
     let mut conn = db::connect(database_url).await?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     let mut notifications = std::pin::pin!(conn.notifications_stream());
     while let Some(notification) = notifications.next().await {
         match serde_json::from_str::<Change>(&notification?.payload) {
-            // Nobody subscribed is not an error.
-            Ok(change) => drop(sender.send(change)),
+            Ok(change) => feed.publish(change),
             Err(error) => tracing::warn!(%error, "unreadable change notification"),
         }
     }

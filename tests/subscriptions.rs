@@ -28,7 +28,7 @@ async fn subscriber(t: &TestApp, slug: &str) -> Arc<Scope> {
         tenant: t.entry(slug),
         attenuated: false,
     };
-    Arc::new(Scope::subscriber(uuid::Uuid::new_v4(), actor))
+    Arc::new(Scope::subscriber(uuid::Uuid::new_v4(), actor, session))
 }
 
 #[tokio::test]
@@ -77,4 +77,97 @@ async fn alert_changes_reach_only_the_subscribers_of_their_tenant() {
         more.ok().flatten().map(|r| r.data)
     );
     listener.abort();
+}
+
+#[tokio::test]
+async fn another_tenants_alert_storm_does_not_make_a_subscriber_lag() {
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    t.tenant("globex", &[]).await;
+    let listener = t.app.changes.spawn_listener(t.db.url.clone());
+    let schema = enclave::resolvers::build_schema(t.app.clone());
+    let scope = subscriber(&t, "acme").await;
+    let request = async_graphql::Request::new("subscription { alertChanges { title } }")
+        .data(Arc::new(Loaders::new(scope.clone())))
+        .data(scope);
+    let mut stream = Box::pin(schema.execute_stream(request));
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(early.is_err(), "nothing should arrive before a change");
+
+    // More changes of globex than any buffer holds, then one of acme.
+    let mut conn = t.db.conn().await;
+    conn.batch_execute(
+        "INSERT INTO tenant_globex.alerts (severity, title) \
+         SELECT 'minor', 'storm ' || n FROM generate_series(1, 5000) AS n",
+    )
+    .await
+    .expect("globex storm");
+    conn.batch_execute("INSERT INTO tenant_acme.alerts (severity, title) VALUES ('major', 'acme link down')")
+        .await
+        .expect("acme alert");
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a change within 10 s")
+        .expect("the stream goes on");
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let value = first.data.into_json().expect("json");
+    assert_eq!(value["alertChanges"]["title"], "acme link down", "{value}");
+    listener.abort();
+}
+
+#[tokio::test]
+async fn a_subscription_ends_when_its_token_expires_or_is_revoked() {
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    let schema = enclave::resolvers::build_schema(t.app.clone());
+    let scope = subscriber(&t, "acme").await;
+    let session = scope.subscription_token().expect("token").to_owned();
+
+    // An attenuation that expires in a second.
+    let soon = token::attenuate(
+        &session,
+        &format!(
+            "check if time($t), $t < {};",
+            (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339()
+        ),
+    )
+    .expect("attenuate");
+    let attenuated = Arc::new(Scope::subscriber(
+        uuid::Uuid::new_v4(),
+        scope.actor.clone().expect("actor"),
+        soon,
+    ));
+    for (what, scope, revoke) in [
+        ("expired attenuation", attenuated, false),
+        ("revoked session", scope, true),
+    ] {
+        let request = async_graphql::Request::new("subscription { alertChanges { title } }")
+            .data(Arc::new(Loaders::new(scope.clone())))
+            .data(scope);
+        let mut stream = Box::pin(schema.execute_stream(request));
+        let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+        assert!(early.is_err(), "{what}: nothing should arrive yet");
+        if revoke {
+            t.db.conn()
+                .await
+                .batch_execute("UPDATE tenant_acme.tokens SET revoked_at = now()")
+                .await
+                .expect("revoke");
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(8), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the subscription must end within 8 s"))
+            .expect("an error before the end");
+        let code = ended.errors[0]
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .map(|c| c.to_string());
+        assert!(
+            matches!(code.as_deref(), Some("\"UNAUTHENTICATED\"" | "\"FORBIDDEN\"")),
+            "{what}: {:?}",
+            ended.errors
+        );
+        assert!(stream.next().await.is_none(), "{what}: the stream ends");
+    }
 }

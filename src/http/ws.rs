@@ -64,7 +64,7 @@ pub async fn handle(
                         .to_owned();
                     let actor = connection_actor(&app, &token, host_tenant.as_ref())
                         .map_err(|e| async_graphql::Error::new(e.message))?;
-                    let scope = Arc::new(Scope::subscriber(Uuid::new_v4(), actor));
+                    let scope = Arc::new(Scope::subscriber(Uuid::new_v4(), actor, token.clone()));
                     let mut data = Data::default();
                     data.insert(Arc::new(Loaders::new(scope.clone())));
                     data.insert(scope);

@@ -1,11 +1,17 @@
 //! Subscriptions (graphql-transport-ws on `/graphql/ws`): alert and event changes of the
 //! caller's tenant. Each change is re-read in a short tenant transaction of the
-//! subscriber (which also re-checks that its token is not revoked), so a subscriber only
-//! ever receives rows of its own tenant. Payloads carry the changed object's own fields;
-//! its relations are for queries over HTTP.
+//! subscriber, so a subscriber only ever receives rows of its own tenant. Payloads carry
+//! the changed object's own fields; its relations are for queries over HTTP.
+//!
+//! A subscription is re-authorized before every delivery and at least every
+//! [`REAUTHORIZE_EVERY`] while nothing happens: the token's checks (expiry, attenuations
+//! such as `check if time($t), $t < …`), the tenant's status, and in a tenant transaction
+//! the credential's revocation and current role against the field's minimum role. When
+//! that fails the subscription ends with a coded error.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::{Context, Subscription};
 use diesel::prelude::*;
@@ -13,13 +19,18 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use super::access;
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult};
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use crate::app::App;
+use crate::auth::token::Operation;
 use crate::schema::tenant::{alerts, events};
 use crate::tenancy::scope::Actor;
-use crate::tenancy::transaction::Access;
+use crate::tenancy::transaction::{Access, TenantTx};
+
+/// Longest time a subscription goes without being re-authorized.
+pub const REAUTHORIZE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -32,23 +43,15 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ApiResult<Alert>> + use<>, ApiError> {
-        let (app, actor) = subscriber(ctx)?;
-        Ok(feed(app, actor, "alerts", |app, actor, id| async move {
-            let tx = app.tenant_tx(
-                actor.tenant.clone(),
-                Access::ReadOnly,
-                Some(actor.claims.credential),
-            );
-            let row = {
-                let mut conn = tx.conn().await?;
-                diesel_async::RunQueryDsl::first(
-                    alerts::table.find(id).select(AlertRow::as_select()),
-                    &mut *conn,
-                )
-                .await
-                .optional()?
-            };
-            tx.finish(true).await?;
+        let subscriber = subscriber(ctx, "alertChanges")?;
+        Ok(feed(subscriber, "alerts", |tx, id| async move {
+            let mut conn = tx.conn().await?;
+            let row = diesel_async::RunQueryDsl::first(
+                alerts::table.find(id).select(AlertRow::as_select()),
+                &mut *conn,
+            )
+            .await
+            .optional()?;
             Ok(row.map(Alert))
         }))
     }
@@ -58,81 +61,133 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ApiResult<Event>> + use<>, ApiError> {
-        let (app, actor) = subscriber(ctx)?;
-        Ok(feed(app, actor, "events", |app, actor, id| async move {
-            let tx = app.tenant_tx(
-                actor.tenant.clone(),
-                Access::ReadOnly,
-                Some(actor.claims.credential),
-            );
-            let row = {
-                let mut conn = tx.conn().await?;
-                diesel_async::RunQueryDsl::first(
-                    events::table.find(id).select(EventRow::as_select()),
-                    &mut *conn,
-                )
-                .await
-                .optional()?
-            };
-            tx.finish(true).await?;
+        let subscriber = subscriber(ctx, "eventChanges")?;
+        Ok(feed(subscriber, "events", |tx, id| async move {
+            let mut conn = tx.conn().await?;
+            let row = diesel_async::RunQueryDsl::first(
+                events::table.find(id).select(EventRow::as_select()),
+                &mut *conn,
+            )
+            .await
+            .optional()?;
             Ok(row.map(Event))
         }))
     }
 }
 
-/// A subscription ends when its token expires or its tenant is suspended or dropped
-/// (revocation is checked by the transaction that reads each change).
-fn still_valid(app: &App, actor: &Actor) -> ApiResult<()> {
-    if actor.claims.expires_at <= chrono::Utc::now() {
-        return Err(ApiError::unauthenticated("the token has expired"));
-    }
-    match app.directory.by_id(actor.tenant.id) {
-        Some(tenant) if tenant.is_active() => Ok(()),
-        _ => Err(ApiError::new(
-            super::errors::Code::TenantUnavailable,
-            "the tenant is unavailable",
-        )),
-    }
-}
-
-fn subscriber(ctx: &Context<'_>) -> ApiResult<(Arc<App>, Actor)> {
-    Ok((app(ctx)?.clone(), scope(ctx)?.actor()?.clone()))
-}
-
-/// Changes of `table` in the actor's tenant schema, loaded by `load`. Ends after an error
-/// (say, a revoked token) or when the feed closes.
-fn feed<T, F, Fut>(
+/// What a subscription needs to re-authorize itself.
+#[derive(Clone)]
+struct Subscriber {
     app: Arc<App>,
     actor: Actor,
-    table: &'static str,
-    load: F,
-) -> impl Stream<Item = ApiResult<T>>
+    token: String,
+    field: &'static str,
+}
+
+fn subscriber(ctx: &Context<'_>, field: &'static str) -> ApiResult<Subscriber> {
+    let scope = scope(ctx)?;
+    let token = scope
+        .subscription_token()
+        .ok_or_else(|| ApiError::bad_input("subscriptions run over /graphql/ws"))?
+        .to_owned();
+    Ok(Subscriber {
+        app: app(ctx)?.clone(),
+        actor: scope.actor()?.clone(),
+        token,
+        field,
+    })
+}
+
+impl Subscriber {
+    /// Re-authorizes the subscription (see the module doc) and returns the begun tenant
+    /// transaction it was checked in.
+    async fn authorized_tx(&self) -> ApiResult<TenantTx> {
+        let app = &self.app;
+        match app.directory.by_id(self.actor.tenant.id) {
+            Some(tenant) if tenant.is_active() => {}
+            _ => {
+                return Err(ApiError::new(
+                    super::errors::Code::TenantUnavailable,
+                    "the tenant is unavailable",
+                ));
+            }
+        }
+        let fields = [self.field.to_owned()];
+        let (claims, _) =
+            app.verified_tokens
+                .authorize(&self.token, &app.keys, Operation::Subscription, &fields)?;
+        let tx = app.tenant_tx(
+            self.actor.tenant.clone(),
+            Access::ReadOnly,
+            Some(claims.credential),
+        );
+        let current = tx.begin().await?;
+        let role = current.map_or(claims.role, |current| current.min(claims.role));
+        if let Some(required) = access::required_role(Operation::Subscription, self.field)
+            && role < required
+        {
+            tx.finish(false).await?;
+            return Err(ApiError::forbidden(format!(
+                "{} needs the {required} role",
+                self.field
+            )));
+        }
+        Ok(tx)
+    }
+
+    async fn reauthorize(&self) -> ApiResult<()> {
+        self.authorized_tx().await?.finish(true).await?;
+        Ok(())
+    }
+}
+
+/// Changes of `table` in the subscriber's tenant schema, loaded by `load` inside the
+/// transaction that re-authorized them. Ends after an error (a revoked or expired token,
+/// a lost role, a suspended tenant) or when the feed closes.
+fn feed<T, F, Fut>(subscriber: Subscriber, table: &'static str, load: F) -> impl Stream<Item = ApiResult<T>>
 where
-    F: Fn(Arc<App>, Actor, Uuid) -> Fut + Clone + Send + 'static,
+    F: Fn(Arc<TenantTx>, Uuid) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ApiResult<Option<T>>> + Send,
     T: Send + 'static,
 {
-    let receiver = app.changes.subscribe();
-    let state = Some((receiver, app, actor, load));
+    let receiver = subscriber.app.changes.subscribe(&subscriber.actor.tenant.schema);
+    let mut ticker = tokio::time::interval(REAUTHORIZE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = Some((receiver, ticker, subscriber, load));
     futures_util::stream::unfold(state, move |state| async move {
-        let (mut receiver, app, actor, load) = state?;
+        let (mut receiver, mut ticker, subscriber, load) = state?;
         loop {
-            match receiver.recv().await {
-                Ok(change) if change.schema == actor.tenant.schema && change.table == table => {
-                    if let Err(error) = still_valid(&app, &actor) {
+            let change = tokio::select! {
+                change = receiver.recv() => change,
+                _ = ticker.tick() => {
+                    if let Err(error) = subscriber.reauthorize().await {
                         return Some((Err(error), None));
                     }
-                    match load(app.clone(), actor.clone(), change.id).await {
-                        Ok(Some(item)) => return Some((Ok(item), Some((receiver, app, actor, load)))),
-                        Ok(None) => continue,
+                    continue;
+                }
+            };
+            match change {
+                Ok(change) if change.table == table => {
+                    let tx = match subscriber.authorized_tx().await {
+                        Ok(tx) => Arc::new(tx),
                         Err(error) => return Some((Err(error), None)),
+                    };
+                    let loaded = load(tx.clone(), change.id).await;
+                    let finished = tx.finish(true).await;
+                    match (loaded, finished) {
+                        (Ok(Some(item)), Ok(())) => {
+                            return Some((Ok(item), Some((receiver, ticker, subscriber, load))));
+                        }
+                        (Ok(None), Ok(())) => continue,
+                        (Err(error), _) => return Some((Err(error), None)),
+                        (_, Err(error)) => return Some((Err(error.into()), None)),
                     }
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "a subscriber fell behind and missed changes");
                     let error = ApiError::internal(format!("subscriber missed {missed} changes"));
-                    return Some((Err(error), Some((receiver, app, actor, load))));
+                    return Some((Err(error), Some((receiver, ticker, subscriber, load))));
                 }
                 Err(RecvError::Closed) => return None,
             }

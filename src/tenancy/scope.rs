@@ -38,6 +38,8 @@ pub struct Scope {
     tx: Option<TenantTx>,
     /// The effective role, once established.
     role: OnceLock<Role>,
+    /// A subscriber's token, re-authorized before every delivery and every few seconds.
+    subscription_token: Option<String>,
 }
 
 /// The scope refused a resolver.
@@ -59,6 +61,7 @@ impl Scope {
             host_tenant,
             tx: None,
             role: OnceLock::new(),
+            subscription_token: None,
         }
     }
 
@@ -74,19 +77,27 @@ impl Scope {
             host_tenant,
             tx: Some(tx),
             role: OnceLock::new(),
+            subscription_token: None,
         }
     }
 
-    /// A subscriber: authenticated, but without a request transaction (a subscription
-    /// reads each change in a short transaction of its own).
-    pub fn subscriber(request_id: Uuid, actor: Actor) -> Self {
+    /// A subscriber: authenticated by `token`, but without a request transaction (a
+    /// subscription re-authorizes `token` and reads each change in a short transaction of
+    /// its own).
+    pub fn subscriber(request_id: Uuid, actor: Actor, token: String) -> Self {
         Self {
             request_id,
             actor: Some(actor),
             host_tenant: None,
             tx: None,
             role: OnceLock::new(),
+            subscription_token: Some(token),
         }
+    }
+
+    /// The token of a subscriber scope.
+    pub fn subscription_token(&self) -> Option<&str> {
+        self.subscription_token.as_deref()
     }
 
     pub fn actor(&self) -> Result<&Actor, ScopeError> {
