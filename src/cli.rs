@@ -3,8 +3,9 @@
 //! (flags or environment variables, see `config`) and calls into the library; nothing here
 //! holds logic of its own.
 //!
-//! Each command flattens only the groups of settings it uses (so its `--help` lists only
-//! those), and they are `global`, so they may follow a nested subcommand
+//! Each command flattens only the groups of settings it uses, and hides the pool settings
+//! when it opens no pool (so its `--help` lists only what it uses); they are `global`, so
+//! they may follow a nested subcommand
 //! (`enclave tenant list --database-url …`). Only `serve`, `migrate` and `demo` create a
 //! missing database; the other commands refuse it by name.
 
@@ -49,6 +50,12 @@ enum Command {
         server: ServerConfig,
     },
     /// Apply pending migrations to `public` and every tenant schema, or show them.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
     Migrate {
         /// Print applied and pending migrations per schema; change nothing.
         #[arg(long)]
@@ -57,6 +64,12 @@ enum Command {
         database: DatabaseConfig,
     },
     /// Create, list, suspend, resume or drop tenants.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
@@ -64,6 +77,12 @@ enum Command {
         database: DatabaseConfig,
     },
     /// Add users to a tenant.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
     User {
         #[command(subcommand)]
         command: UserCommand,
@@ -103,6 +122,14 @@ enum Command {
     },
     /// Drop the database named by DATABASE_URL with every tenant role it created: removes
     /// the whole installation and all its data.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true)),
+        mut_arg("migration_concurrency", |a| a.hide(true)),
+        mut_arg("migration_lock_timeout_ms", |a| a.hide(true))
+    )]
     Uninstall {
         /// Repeat the database name (the last part of DATABASE_URL) to confirm.
         #[arg(long, value_name = "DATABASE")]

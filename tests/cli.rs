@@ -194,7 +194,7 @@ async fn flags_work_after_the_subcommand_and_help_lists_only_what_a_command_uses
         &["tenant", "list", "--help"],
     ));
     assert!(help.contains("--database-url"), "{help}");
-    for unused in ["--listen", "--max-depth", "--root-key", "--dev"] {
+    for unused in ["--listen", "--max-depth", "--root-key", "--dev", "--pool-size"] {
         assert!(
             !help.contains(unused),
             "tenant list --help lists {unused}: {help}"
@@ -206,7 +206,14 @@ async fn flags_work_after_the_subcommand_and_help_lists_only_what_a_command_uses
         &[],
         &["serve", "--help"],
     ));
-    for used in ["--listen", "--max-depth", "--root-key", "--dev", "--database-url"] {
+    for used in [
+        "--listen",
+        "--max-depth",
+        "--root-key",
+        "--dev",
+        "--database-url",
+        "--pool-size",
+    ] {
         assert!(help.contains(used), "serve --help lacks {used}: {help}");
     }
     let help = stdout(&enclave(
