@@ -321,3 +321,40 @@ impl Default for LimitsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_take_the_usual_spellings_in_any_case() {
+        for yes in ["1", "true", "TRUE", "yes", "Yes", "on", "ON", "y", "t"] {
+            assert_eq!(parse_bool(yes), Some(true), "{yes}");
+        }
+        for no in ["0", "false", "False", "no", "NO", "off", "Off", "n", "f"] {
+            assert_eq!(parse_bool(no), Some(false), "{no}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+        let command = Command::new("enclave");
+        let error = Boolish { var: "ENCLAVE_DEV" }
+            .parse_ref(&command, None, OsStr::new("maybe"))
+            .expect_err("refused");
+        assert!(error.to_string().contains("ENCLAVE_DEV"), "{error}");
+    }
+
+    #[test]
+    fn listen_addresses_are_host_and_port_with_names_allowed() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "0.0.0.0:0",
+            "api.example.com:443",
+        ] {
+            assert_eq!(parse_listen(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["localhost", ":8080", "localhost:http", "localhost:70000"] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+}
