@@ -1,7 +1,15 @@
-//! The `enclave` command line: `serve`, `migrate`, `tenant …` and `schema`. Each command
-//! parses its arguments (flags or environment variables, see `config`) and calls into
-//! the library; nothing here holds logic of its own.
+//! The `enclave` command line: `serve`, `migrate`, `tenant …`, `user add`, `token mint`,
+//! `keys generate`, `schema`, `demo` and `uninstall`. Each command parses its arguments
+//! (flags or environment variables, see `config`) and calls into the library; nothing here
+//! holds logic of its own.
+//!
+//! Each command flattens only the groups of settings it uses, and hides the pool settings
+//! when it opens no pool (so its `--help` lists only what it uses); they are `global`, so
+//! they may follow a nested subcommand
+//! (`enclave tenant list --database-url …`). Only `serve`, `migrate` and `demo` create a
+//! missing database; the other commands refuse it by name.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -18,7 +26,7 @@ use crate::tenancy::migrations::{self, MigrationSets};
 use crate::tenancy::provision::{self, NewTenant};
 use crate::tenancy::registry::{self, TenantStatus};
 use crate::tenancy::transaction::Access;
-use crate::{db, prepare_database, resolvers};
+use crate::{db, open_database, resolvers};
 
 /// Enclave: multi-tenant GraphQL API server for network and infrastructure monitoring.
 #[derive(Debug, Parser)]
@@ -42,6 +50,12 @@ enum Command {
         server: ServerConfig,
     },
     /// Apply pending migrations to `public` and every tenant schema, or show them.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
     Migrate {
         /// Print applied and pending migrations per schema; change nothing.
         #[arg(long)]
@@ -50,6 +64,12 @@ enum Command {
         database: DatabaseConfig,
     },
     /// Create, list, suspend, resume or drop tenants.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
@@ -57,6 +77,12 @@ enum Command {
         database: DatabaseConfig,
     },
     /// Add users to a tenant.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
     User {
         #[command(subcommand)]
         command: UserCommand,
@@ -89,6 +115,27 @@ enum Command {
         limits: LimitsConfig,
         #[command(flatten)]
         server: ServerConfig,
+        /// Seed the demo tenants even where a tenant of the same slug (acme, globex) exists
+        /// and was not made by an earlier demo.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop the database named by DATABASE_URL with every tenant role it created: removes
+    /// the whole installation and all its data.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true)),
+        mut_arg("migration_concurrency", |a| a.hide(true)),
+        mut_arg("migration_lock_timeout_ms", |a| a.hide(true))
+    )]
+    Uninstall {
+        /// Repeat the database name (the last part of DATABASE_URL) to confirm.
+        #[arg(long, value_name = "DATABASE")]
+        confirm: String,
+        #[command(flatten)]
+        database: DatabaseConfig,
     },
 }
 
@@ -102,8 +149,8 @@ enum UserCommand {
         /// Login email.
         #[arg(long)]
         email: String,
-        /// viewer, operator, admin, or platform_admin (platform tenant only).
-        #[arg(long, default_value = "admin")]
+        /// viewer, operator, admin, or platform_admin (platform tenant only); any case.
+        #[arg(long, default_value = "viewer")]
         role: String,
         /// Display name.
         #[arg(long, default_value = "")]
@@ -189,11 +236,13 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr, coloured only when stderr is a terminal (never in a log file).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -211,16 +260,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             status: true,
             database,
         } => {
+            db::require_database(&database.database_url).await?;
             let installation = Installation::new(&database, sets)?;
             print_status(&installation).await
         }
         Command::Migrate {
             status: false,
             database,
-        } => prepare_database(&database, sets).await.map(drop),
+        } => {
+            db::ensure_database_exists(&database.database_url).await?;
+            let (_, report) = crate::migrate_database(&database, sets).await?;
+            println!(
+                "database {} is up to date: {} migrations applied to public, {} to {} tenant schemas",
+                db::describe(&database.database_url),
+                report.public_applied,
+                report.tenant_migrations_applied,
+                report.tenants_migrated
+            );
+            Ok(())
+        }
         Command::Tenant { command, database } => {
-            let installation = prepare_database(&database, sets).await?;
+            let installation = open_database(&database, sets).await?;
             tenant(command, &installation).await
+        }
+        Command::Uninstall { confirm, database } => {
+            db::uninstall(&database.database_url, &confirm).await?;
+            println!(
+                "dropped database {} and its tenant roles",
+                db::describe(&database.database_url)
+            );
+            Ok(())
         }
         Command::User {
             command:
@@ -232,8 +301,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             database,
         } => {
-            let installation = prepare_database(&database, sets).await?;
             let role: Role = role.parse()?;
+            let installation = open_database(&database, sets).await?;
             let password = read_password()?;
             let entry = tenant_entry(&installation, &tenant).await?;
             let mut conn = db::connect(&installation.database_url).await?;
@@ -256,7 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
         } => {
             let keys = auth.root_keys()?;
-            let installation = prepare_database(&database, sets).await?;
+            let installation = open_database(&database, sets).await?;
             let app = App::new(&database, &auth, keys, installation, LimitsConfig::default()).await?;
             let entry = app
                 .directory
@@ -291,10 +360,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             mut auth,
             limits,
             server,
+            force,
         } => {
             auth.dev = true;
             let app = crate::start(&database, &auth, &limits, sets).await?;
-            let tenants = crate::demo::prepare(&app).await?;
+            let options = crate::demo::Options {
+                force,
+                admin_password: std::env::var("ENCLAVE_ADMIN_PASSWORD").ok(),
+            };
+            let tenants = crate::demo::prepare(&app, &options).await?;
             print_demo(&tenants, &server);
             crate::listen(app, &server, shutdown_signal()).await
         }
@@ -402,13 +476,17 @@ fn print_demo(tenants: &[crate::demo::DemoTenant], server: &ServerConfig) {
     let url = format!("http://{}/graphql", server.listen);
     println!("\nEnclave demo: {url}\n");
     for tenant in tenants {
+        let password = match &tenant.admin_password {
+            Some(password) => format!("password {password}"),
+            None => "password unchanged from the run that created it".to_owned(),
+        };
         println!(
-            "tenant {} — admin {}\n  token: {}\n  GraphiQL: http://{}/graphiql#token={}\n",
+            "tenant {} — admin {} ({password})\n  token: {}\n  GraphiQL: http://{}/graphiql#token={}\n",
             tenant.slug, tenant.admin_email, tenant.token, server.listen, tenant.token
         );
     }
     if let Some(first) = tenants.first() {
-        println!("try:\n  curl -s {url} -H 'content-type: application/json' \\");
+        println!("try:\n  curl --fail-with-body {url} -H 'content-type: application/json' \\");
         println!("    -H 'authorization: Bearer {}' \\", first.token);
         println!(
             "    -d '{{\"query\":\"{{ devices(first: 5, filter: {{status: [DOWN]}}) {{ totalCount edges {{ node {{ hostname ip interfaces {{ name operStatus }} openAlerts {{ severity title }} }} }} }} }}\"}}'\n"

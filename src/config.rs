@@ -4,8 +4,8 @@
 //!
 //! | Variable | Default | Meaning |
 //! | --- | --- | --- |
-//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/enclave` | PostgreSQL to use; the database is created when missing |
-//! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | address the HTTP server binds (only after migrations succeeded) |
+//! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/enclave` | PostgreSQL to use; `serve`, `migrate` and `demo` create the database when missing, other commands refuse it |
+//! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | `host:port` the HTTP server binds (only after migrations succeeded); the host may be a name, resolved when binding |
 //! | `ENCLAVE_AUTHENTICATOR_URL` | `DATABASE_URL` with user `<role namespace>_authenticator`, no password | how request connections log in: as the *authenticator*, a role that owns nothing and can read nothing until a tenant transaction switches to the tenant's role (created by Enclave when not configured) |
 //! | `ENCLAVE_LOCK_TIMEOUT_MS` | `5000` | `lock_timeout` of request connections |
 //! | `ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS` | `60000` | `idle_in_transaction_session_timeout` of request connections |
@@ -17,7 +17,8 @@
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
 //! | `ENCLAVE_ROOT_KEY` | — | root key set `<id>:private:<hex>[,<id>:public:<hex>…]` (see `auth::keys`) |
 //! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
-//! | `ENCLAVE_DEV` | `false` | development mode: generate `.enclave-dev-root-key` when no key is configured |
+//! | `ENCLAVE_DEV` | `false` | development mode: without a configured key, use (creating it if missing) the per-user dev key file |
+//! | `ENCLAVE_DEV_KEY_FILE` | `$XDG_DATA_HOME/enclave/dev-root-key`, else `$HOME/.local/share/enclave/dev-root-key` | the development key file (one per user, read by every command in development mode) |
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
 //! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
@@ -28,18 +29,66 @@
 //! | `ENCLAVE_MAX_DIRECTIVES` | `50` | most directives per document |
 //! | `ENCLAVE_MAX_BODY_BYTES` | `1048576` | largest request body |
 //! | `RUST_LOG` | `info` | log filter (`tracing-subscriber` syntax) |
+//!
+//! Boolean variables and flags (`ENCLAVE_DEV`) accept `1`/`0`, `true`/`false`, `yes`/`no`
+//! and `on`/`off`, in any case; a refused value names the variable. Every flag is accepted
+//! anywhere on the command line (`enclave tenant list --database-url …`); each command
+//! takes only the groups of settings it uses.
 
-use std::net::SocketAddr;
+use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
+use clap::{Arg, Args, Command};
+
+/// Parses a boolean flag or variable: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`
+/// (any case). Its errors name the environment variable as well as the flag, because a
+/// refused value usually comes from the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Boolish {
+    /// The environment variable of the flag, for the error message.
+    pub var: &'static str,
+}
+
+/// Interprets one boolean spelling; `None` for anything else.
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" | "t" => Some(true),
+        "0" | "false" | "no" | "off" | "n" | "f" | "" => Some(false),
+        _ => None,
+    }
+}
+
+impl TypedValueParser for Boolish {
+    type Value = bool;
+
+    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<bool, clap::Error> {
+        if let Some(parsed) = value.to_str().and_then(parse_bool) {
+            return Ok(parsed);
+        }
+        let flag = arg
+            .and_then(Arg::get_long)
+            .map(|long| format!("--{long}"))
+            .unwrap_or_default();
+        let message = format!(
+            "invalid value '{}' for {} ({flag}): expected 1/0, true/false, yes/no or on/off\n",
+            value.to_string_lossy(),
+            self.var
+        );
+        Err(clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd))
+    }
+}
 
 /// Where the database is and how hard to lean on it. Shared by every command that connects.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseConfig {
-    /// PostgreSQL connection URL. The database is created if it does not exist.
+    /// PostgreSQL connection URL. `serve`, `migrate` and `demo` create the database when it
+    /// does not exist; every other command refuses a missing database.
     #[arg(
         long,
+        global = true,
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/enclave"
     )]
@@ -49,47 +98,63 @@ pub struct DatabaseConfig {
     /// NOINHERIT and is granted every tenant role (see README, "Security"). Unset: Enclave
     /// creates `<role namespace>_authenticator` and logs in as it without a password on the
     /// same server and database as `DATABASE_URL`.
-    #[arg(long, env = "ENCLAVE_AUTHENTICATOR_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "ENCLAVE_AUTHENTICATOR_URL", hide_env_values = true)]
     pub authenticator_url: Option<String>,
 
     /// `lock_timeout` of request connections, in milliseconds.
-    #[arg(long, env = "ENCLAVE_LOCK_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, global = true, env = "ENCLAVE_LOCK_TIMEOUT_MS", default_value_t = 5000)]
     pub lock_timeout_ms: u64,
 
     /// `idle_in_transaction_session_timeout` of request connections, in milliseconds: a
     /// backend whose request went quiet inside a transaction closes.
     #[arg(
         long,
+        global = true,
         env = "ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
         default_value_t = 60_000
     )]
     pub idle_in_transaction_timeout_ms: u64,
 
     /// Number of connections in the request pool.
-    #[arg(long, env = "ENCLAVE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, global = true, env = "ENCLAVE_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub pool_size: u32,
 
     /// Longest wait for a pooled connection, in milliseconds, before the request fails.
-    #[arg(long, env = "ENCLAVE_POOL_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, global = true, env = "ENCLAVE_POOL_TIMEOUT_MS", default_value_t = 5000)]
     pub pool_timeout_ms: u64,
 
     /// Most distinct tenants a pooled connection serves: requests go to a connection that
     /// has served their tenant, and one that would exceed this is closed and replaced, which
     /// bounds the catalog cache each PostgreSQL backend keeps; 0: no bound.
-    #[arg(long, env = "ENCLAVE_POOL_TENANTS_PER_CONNECTION", default_value_t = 100)]
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_POOL_TENANTS_PER_CONNECTION",
+        default_value_t = 100
+    )]
     pub pool_tenants_per_connection: u32,
 
     /// `statement_timeout` of every tenant transaction, in milliseconds.
-    #[arg(long, env = "ENCLAVE_STATEMENT_TIMEOUT_MS", default_value_t = 15000)]
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 15000
+    )]
     pub statement_timeout_ms: u64,
 
     /// Tenant schemas migrated concurrently at startup.
-    #[arg(long, env = "ENCLAVE_MIGRATION_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, global = true, env = "ENCLAVE_MIGRATION_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub migration_concurrency: u32,
 
     /// `lock_timeout` of each migration transaction, in milliseconds: a migration that
     /// waits longer for a lock fails instead of stalling the fleet.
-    #[arg(long, env = "ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS", default_value_t = 10000)]
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS",
+        default_value_t = 10000
+    )]
     pub migration_lock_timeout_ms: u64,
 }
 
@@ -122,9 +187,34 @@ impl DatabaseConfig {
 /// Settings of the HTTP server (`enclave serve`).
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
-    /// Address and port to listen on.
-    #[arg(long, env = "ENCLAVE_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address and port to listen on: `host:port`, where host is an IP address or a name
+    /// resolved when the server binds (`localhost:8080`, `[::1]:8080`, `0.0.0.0:8080`).
+    #[arg(long, env = "ENCLAVE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: String,
+}
+
+/// Checks the shape `host:port` (the host is resolved only when binding).
+fn parse_listen(raw: &str) -> Result<String, String> {
+    let (host, port) = raw
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{raw:?} is not host:port (e.g. 127.0.0.1:8080 or localhost:8080)"))?;
+    if host.is_empty() {
+        return Err(format!(
+            "{raw:?} has no host (e.g. 127.0.0.1:8080 or localhost:8080)"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{raw:?}: the port must be a number between 0 and 65535"))?;
+    Ok(raw.to_owned())
+}
+
+impl ServerConfig {
+    /// Configuration listening on `listen`.
+    pub fn on(listen: impl Into<String>) -> Self {
+        Self {
+            listen: listen.into(),
+        }
+    }
 }
 
 /// Keys, sessions and login settings.
@@ -132,30 +222,50 @@ pub struct ServerConfig {
 pub struct AuthConfig {
     /// Root key set (`<id>:private:<hex>[,<id>:public:<hex>…]`; `enclave keys generate`
     /// prints one). The first key signs; every listed key verifies.
-    #[arg(long, env = "ENCLAVE_ROOT_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "ENCLAVE_ROOT_KEY", hide_env_values = true)]
     pub root_key: Option<String>,
 
     /// File holding the root key set, instead of `ENCLAVE_ROOT_KEY`.
-    #[arg(long, env = "ENCLAVE_ROOT_KEY_FILE")]
-    pub root_key_file: Option<std::path::PathBuf>,
+    #[arg(long, global = true, env = "ENCLAVE_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
 
-    /// Development mode: without a configured key, create one in
-    /// `.enclave-dev-root-key` (or `ENCLAVE_ROOT_KEY_FILE`) and use it. Never in production.
-    #[arg(long, env = "ENCLAVE_DEV")]
+    /// Development mode: without a configured key, use the per-user development key file
+    /// (`--dev-key-file`), creating it when missing. Never in production. Accepts 1/0,
+    /// true/false, yes/no, on/off.
+    #[arg(long, global = true, env = "ENCLAVE_DEV", action = clap::ArgAction::SetTrue,
+          value_parser = Boolish { var: "ENCLAVE_DEV" })]
     pub dev: bool,
 
+    /// Development key file, shared by every command run in development mode by this user
+    /// [default: $XDG_DATA_HOME/enclave/dev-root-key, else
+    /// $HOME/.local/share/enclave/dev-root-key].
+    #[arg(long, global = true, env = "ENCLAVE_DEV_KEY_FILE")]
+    pub dev_key_file: Option<PathBuf>,
+
     /// Lifetime of a login session, in seconds.
-    #[arg(long, env = "ENCLAVE_SESSION_TTL_SECS", default_value_t = 12 * 3600,
+    #[arg(long, global = true, env = "ENCLAVE_SESSION_TTL_SECS", default_value_t = 12 * 3600,
           value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub session_ttl_secs: u64,
 
     /// Tenant (slug) that `login` uses when the request's host is no vanity domain.
-    #[arg(long, env = "ENCLAVE_DEFAULT_TENANT")]
+    #[arg(long, global = true, env = "ENCLAVE_DEFAULT_TENANT")]
     pub default_tenant: Option<String>,
 }
 
-/// Development-mode key file used when no other is configured.
-pub const DEV_KEY_FILE: &str = ".enclave-dev-root-key";
+/// The development key file when `ENCLAVE_DEV_KEY_FILE` is not set: one per user, at a
+/// fixed place, so that every command run in development mode (from any directory) signs
+/// and verifies with the same key. `None` when neither `XDG_DATA_HOME` nor `HOME` is set.
+pub fn default_dev_key_file() -> Option<PathBuf> {
+    let non_empty = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let data_home = non_empty("XDG_DATA_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| non_empty("HOME").map(|home| home.join(".local").join("share")))?;
+    Some(data_home.join("enclave").join("dev-root-key"))
+}
 
 impl AuthConfig {
     /// Configuration with a given key and defaults elsewhere (tests, tools).
@@ -164,13 +274,20 @@ impl AuthConfig {
             root_key: Some(root_key),
             root_key_file: None,
             dev: false,
+            dev_key_file: None,
             session_ttl_secs: 12 * 3600,
             default_tenant: None,
         }
     }
 
+    /// The development key file: `ENCLAVE_DEV_KEY_FILE`, else [`default_dev_key_file`].
+    pub fn dev_key_path(&self) -> Option<PathBuf> {
+        self.dev_key_file.clone().or_else(default_dev_key_file)
+    }
+
     /// Loads the root key set: `ENCLAVE_ROOT_KEY`, else `ENCLAVE_ROOT_KEY_FILE`, else (in
-    /// development mode only) a generated key file. Refuses to go on without a key.
+    /// development mode only) the per-user development key file, created when missing.
+    /// Refuses to go on without a key.
     pub fn root_keys(&self) -> Result<crate::auth::keys::RootKeys, crate::auth::keys::KeyError> {
         use crate::auth::keys::{KeyError, RootKeys};
         if let Some(spec) = &self.root_key {
@@ -178,7 +295,10 @@ impl AuthConfig {
         }
         match (&self.root_key_file, self.dev) {
             (Some(path), dev) => RootKeys::from_file(path, dev),
-            (None, true) => RootKeys::from_file(std::path::Path::new(DEV_KEY_FILE), true),
+            (None, true) => match self.dev_key_path() {
+                Some(path) => RootKeys::from_file(&path, true),
+                None => Err(KeyError::NoDevKeyPath),
+            },
             (None, false) => Err(KeyError::Missing),
         }
     }
@@ -225,6 +345,43 @@ impl Default for LimitsConfig {
             max_fields: 1_000,
             max_directives: 50,
             max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_take_the_usual_spellings_in_any_case() {
+        for yes in ["1", "true", "TRUE", "yes", "Yes", "on", "ON", "y", "t"] {
+            assert_eq!(parse_bool(yes), Some(true), "{yes}");
+        }
+        for no in ["0", "false", "False", "no", "NO", "off", "Off", "n", "f"] {
+            assert_eq!(parse_bool(no), Some(false), "{no}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+        let command = Command::new("enclave");
+        let error = Boolish { var: "ENCLAVE_DEV" }
+            .parse_ref(&command, None, OsStr::new("maybe"))
+            .expect_err("refused");
+        assert!(error.to_string().contains("ENCLAVE_DEV"), "{error}");
+    }
+
+    #[test]
+    fn listen_addresses_are_host_and_port_with_names_allowed() {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "0.0.0.0:0",
+            "api.example.com:443",
+        ] {
+            assert_eq!(parse_listen(ok).as_deref(), Ok(ok));
+        }
+        for bad in ["localhost", ":8080", "localhost:http", "localhost:70000"] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
         }
     }
 }

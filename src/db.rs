@@ -81,7 +81,7 @@ pub async fn connect_with(
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
-        .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        .map_err(|e| ConnectionError::BadConnection(pg_error_message(&e)))?;
     AsyncPgConnection::try_from_client_and_connection(client, connection).await
 }
 
@@ -118,14 +118,41 @@ pub fn with_user(url: &str, user: &str) -> anyhow::Result<tokio_postgres::Config
     Ok(config)
 }
 
+/// The whole story of a `tokio_postgres` error: its own text ("db error", "error
+/// connecting to server") is rarely enough, so the server's message (or the underlying
+/// I/O error) is appended.
+pub fn pg_error_message(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut message = format!("{error}: {}", db.message());
+        if let Some(detail) = db.detail() {
+            message.push_str(&format!(" ({detail})"));
+        }
+        return message;
+    }
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 /// Connects to the maintenance database `postgres` of the same server.
 async fn connect_maintenance(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut config = parse_url(url)?;
     config.dbname("postgres");
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .with_context(|| format!("cannot connect to PostgreSQL at {}", describe(url)))?;
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to PostgreSQL at {}: {}",
+            describe(url),
+            pg_error_message(&e)
+        )
+    })?;
     Ok(AsyncPgConnection::try_from_client_and_connection(client, connection).await?)
 }
 
@@ -178,6 +205,46 @@ pub async fn ensure_database_exists(url: &str) -> anyhow::Result<()> {
         Err(_) if database_exists(&mut conn, &name).await? => Ok(()),
         Err(e) => Err(e).with_context(|| format!("cannot create database {name}")),
     }
+}
+
+/// Refuses a database that does not exist, naming it: for the commands that must not
+/// create one (everything but `serve`, `migrate` and `demo`), so that a mistyped name is
+/// reported instead of becoming a new, empty installation.
+pub async fn require_database(url: &str) -> anyhow::Result<()> {
+    let name = database_name(url)?;
+    let mut conn = connect_maintenance(url).await?;
+    if database_exists(&mut conn, &name).await? {
+        return Ok(());
+    }
+    bail!(
+        "database {name} does not exist on {}: check DATABASE_URL (`enclave migrate`, `serve` or `demo` create it)",
+        describe(url)
+    )
+}
+
+/// `enclave uninstall`: drops the database of `url` and every tenant role it created.
+/// Refuses unless `confirm` repeats the database's name.
+pub async fn uninstall(url: &str, confirm: &str) -> anyhow::Result<()> {
+    let name = database_name(url)?;
+    anyhow::ensure!(
+        confirm == name,
+        "refusing to uninstall: --confirm must repeat the database name {name} (from DATABASE_URL)"
+    );
+    anyhow::ensure!(
+        !["postgres", "template0", "template1"].contains(&name.as_str()),
+        "refusing to uninstall: {name} is a PostgreSQL system database; point DATABASE_URL at Enclave's database"
+    );
+    let mut conn = connect_maintenance(url).await?;
+    let existed = database_exists(&mut conn, &name).await?;
+    drop_database(&mut conn, &name)
+        .await
+        .with_context(|| format!("cannot drop database {name}"))?;
+    if existed {
+        tracing::info!(database = %name, "dropped database and its roles");
+    } else {
+        tracing::info!(database = %name, "database did not exist; dropped its leftover roles");
+    }
+    Ok(())
 }
 
 /// Prefix of the database roles of this database's tenants. Roles are cluster-wide, so

@@ -1,6 +1,8 @@
 //! `enclave demo`: two sample tenants with a few hundred devices each (interfaces, groups,
 //! partitions, alerts, events, CPU metrics), an admin per tenant with a printed token, then
-//! the server. Idempotent: an existing demo tenant is reused, not seeded twice.
+//! the server. Idempotent: an existing demo tenant is reused, not seeded twice. A tenant
+//! of a demo slug that an earlier demo did not make (its name or vanity domain differ) is
+//! left alone unless `--force`: the demo never seeds sample devices into real data.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +31,37 @@ const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct DemoTenant {
     pub slug: String,
     pub admin_email: String,
+    /// The admin's password when this run created the admin (`None`: an earlier run did,
+    /// with the password it printed then).
+    pub admin_password: Option<String>,
     pub token: String,
 }
 
+/// How `enclave demo` treats what it finds.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Seed a tenant of a demo slug even when an earlier demo did not make it.
+    pub force: bool,
+    /// Password of the admins it creates (`ENCLAVE_ADMIN_PASSWORD`); random when `None`.
+    pub admin_password: Option<String>,
+}
+
 /// Provisions and seeds the demo tenants (if missing) and mints a token for each admin.
-pub async fn prepare(app: &App) -> anyhow::Result<Vec<DemoTenant>> {
+pub async fn prepare(app: &App, options: &Options) -> anyhow::Result<Vec<DemoTenant>> {
+    let mut conn = db::connect(&app.installation.database_url).await?;
+    if !options.force {
+        for (slug, name, _) in TENANTS {
+            refuse_foreign_tenant(&mut conn, slug, name).await?;
+        }
+    }
+    let password = match &options.admin_password {
+        Some(password) => password.clone(),
+        None => uuid::Uuid::new_v4().simple().to_string(),
+    };
+    crate::auth::password::hash_new(&password).map_err(|e| anyhow::anyhow!("ENCLAVE_ADMIN_PASSWORD: {e}"))?;
     let mut out = Vec::new();
     for (slug, name, devices) in TENANTS {
-        let entry = ensure_tenant(app, slug, name, *devices).await?;
+        let (entry, created_admin) = ensure_tenant(app, slug, name, *devices, &password).await?;
         let email = format!("admin@{slug}.example");
         let tx = app.tenant_tx(entry.clone(), Access::ReadOnly, None);
         let user = {
@@ -49,13 +74,56 @@ pub async fn prepare(app: &App) -> anyhow::Result<Vec<DemoTenant>> {
         out.push(DemoTenant {
             slug: (*slug).to_owned(),
             admin_email: email,
+            admin_password: created_admin.then(|| password.clone()),
             token,
         });
     }
     Ok(out)
 }
 
-async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyhow::Result<Arc<TenantEntry>> {
+/// Refuses an existing tenant `slug` unless an earlier demo made it: same display name and
+/// the demo's vanity domain `<slug>.localhost` (what a demo run sets when it provisions,
+/// before anything else, so a run that died half-way is still recognised and completed).
+async fn refuse_foreign_tenant(
+    conn: &mut diesel_async::AsyncPgConnection,
+    slug: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    use crate::schema::public::{tenant_domains, tenants};
+    let existing: Option<(uuid::Uuid, String)> = tenants::table
+        .filter(tenants::slug.eq(slug))
+        .select((tenants::id, tenants::name))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((id, existing_name)) = existing else {
+        return Ok(());
+    };
+    let demo_domain: i64 = tenant_domains::table
+        .filter(tenant_domains::tenant_id.eq(id))
+        .filter(tenant_domains::domain.eq(format!("{slug}.localhost")))
+        .count()
+        .get_result(conn)
+        .await?;
+    if existing_name == name && demo_domain > 0 {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "this database already has a tenant {slug} ({existing_name:?}) that no earlier demo created; \
+         the demo would add its sample devices and admin to it. Use another database (DATABASE_URL=…/enclave_demo) \
+         or pass --force to seed it anyway"
+    )
+}
+
+/// Provisions (when missing) and seeds one demo tenant; also says whether this run
+/// created its admin (with `password`).
+async fn ensure_tenant(
+    app: &App,
+    slug: &str,
+    name: &str,
+    devices: u32,
+    password: &str,
+) -> anyhow::Result<(Arc<TenantEntry>, bool)> {
     let mut conn = db::connect(&app.installation.database_url).await?;
     let new = NewTenant {
         slug: provision::parse_new_slug(slug)?,
@@ -98,11 +166,11 @@ async fn ensure_tenant(app: &App, slug: &str, name: &str, devices: u32) -> anyho
             email: format!("admin@{slug}.example"),
             display_name: format!("{name} admin"),
             role: Role::Admin,
-            password: uuid::Uuid::new_v4().to_string(),
+            password: password.to_owned(),
         };
         users::add_to_tenant(&mut conn, &entry, &admin).await?;
     }
-    Ok(entry)
+    Ok((entry, !has_admin))
 }
 
 /// How sample devices get their ids.

@@ -43,12 +43,35 @@ use tenancy::migrations::{self, MigrationSets};
 /// Creates the database when missing, then runs every pending migration (public, the
 /// platform tenant, every tenant schema) and makes sure the authenticator role of request
 /// connections exists and holds every tenant role. Returns only when the whole fleet is up
-/// to date.
+/// to date. Only `serve`, `migrate` and `demo` may create a database; other commands use
+/// [`open_database`].
 pub async fn prepare_database(
     config: &DatabaseConfig,
     migration_sets: Arc<MigrationSets>,
 ) -> anyhow::Result<Installation> {
     db::ensure_database_exists(&config.database_url).await?;
+    migrate_database(config, migration_sets)
+        .await
+        .map(|(installation, _)| installation)
+}
+
+/// Like [`prepare_database`] for a database that must exist already: a missing one is
+/// refused with its name (a mistyped `DATABASE_URL` must not become a new installation).
+pub async fn open_database(
+    config: &DatabaseConfig,
+    migration_sets: Arc<MigrationSets>,
+) -> anyhow::Result<Installation> {
+    db::require_database(&config.database_url).await?;
+    migrate_database(config, migration_sets)
+        .await
+        .map(|(installation, _)| installation)
+}
+
+/// Runs every pending migration of an existing database and says what it did.
+pub async fn migrate_database(
+    config: &DatabaseConfig,
+    migration_sets: Arc<MigrationSets>,
+) -> anyhow::Result<(Installation, migrations::MigrationReport)> {
     let installation = Installation::new(config, migration_sets)?;
     let started = std::time::Instant::now();
     let report = migrations::migrate(&installation, true)
@@ -57,7 +80,7 @@ pub async fn prepare_database(
     tenancy::authenticator::ensure(&installation)
         .await
         .context("the authenticator role is not usable; not starting")?;
-    tracing::info!(
+    tracing::debug!(
         up_to_date = report.was_up_to_date,
         public_applied = report.public_applied,
         tenants_migrated = report.tenants_migrated,
@@ -65,7 +88,7 @@ pub async fn prepare_database(
         took_ms = started.elapsed().as_millis() as u64,
         "database ready"
     );
-    Ok(installation)
+    Ok((installation, report))
 }
 
 /// The application router (what `serve` listens with).
@@ -103,7 +126,18 @@ pub async fn start(
     migration_sets: Arc<MigrationSets>,
 ) -> anyhow::Result<Arc<App>> {
     let keys = auth.root_keys().context("cannot load the root key")?;
-    let installation = prepare_database(database, migration_sets).await?;
+    db::ensure_database_exists(&database.database_url).await?;
+    let started = std::time::Instant::now();
+    let (installation, report) = migrate_database(database, migration_sets).await?;
+    tracing::info!(
+        database = %db::describe(&database.database_url),
+        up_to_date = report.was_up_to_date,
+        public_applied = report.public_applied,
+        tenants_migrated = report.tenants_migrated,
+        tenant_migrations_applied = report.tenant_migrations_applied,
+        took_ms = started.elapsed().as_millis() as u64,
+        "database ready"
+    );
     App::new(database, auth, keys, installation, limits.clone()).await
 }
 
@@ -118,11 +152,15 @@ pub async fn listen(
     let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
     let ready = Arc::new(AtomicBool::new(false));
     let router = build_app(app, ready.clone());
-    let listener = tokio::net::TcpListener::bind(server.listen)
+    // `listen` may be a host name: bind resolves it (trying each address in turn).
+    let listener = tokio::net::TcpListener::bind(server.listen.as_str())
         .await
-        .with_context(|| format!("cannot listen on {}", server.listen))?;
+        .with_context(|| format!("cannot listen on {} (ENCLAVE_LISTEN)", server.listen))?;
     ready.store(true, Ordering::Release);
-    tracing::info!(address = %server.listen, "listening");
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| server.listen.clone(), |a| a.to_string());
+    tracing::info!(%address, listen = %server.listen, "listening");
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

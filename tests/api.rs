@@ -305,7 +305,7 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
         .body(Body::from("{ health { ok } }"))
         .expect("request");
     let (status, response) = raw(&f.t, text).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
 
     let batch = Request::post("/graphql")
@@ -396,6 +396,176 @@ async fn bad_mutation_input_gets_the_right_code_and_writes_nothing() {
         }
         assert_eq!(counts(&f.t).await, before, "{what} wrote something");
     }
+    // A conflict says which field, without naming the constraint.
+    let duplicate = f
+        .t
+        .gql(
+            Some(admin),
+            "mutation($id: ID!) { createInterface(input: {deviceId: $id, name: \"eth0\"}) { interface { id } } }",
+            json!({ "id": acme_device }),
+        )
+        .await;
+    assert_eq!(
+        duplicate["errors"][0]["message"], "a record with this name on this device already exists",
+        "{duplicate}"
+    );
+    f.t.gql(
+        Some(admin),
+        "mutation { createPartition(input: {name: \"lab\"}) { partition { id } } }",
+        json!({}),
+    )
+    .await;
+    let duplicate =
+        f.t.gql(
+            Some(admin),
+            "mutation { createPartition(input: {name: \"lab\"}) { partition { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&duplicate), Some("CONFLICT"), "{duplicate}");
+    assert_eq!(
+        duplicate["errors"][0]["message"], "a record with this name already exists",
+        "{duplicate}"
+    );
+}
+
+#[tokio::test]
+async fn every_unique_constraint_named_in_the_errors_module_exists() {
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    let existing =
+        t.db.names(
+            "SELECT conname::text AS name FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace \
+             WHERE n.nspname IN ('public', 'tenant_acme') AND c.contype IN ('u', 'p')",
+        )
+        .await;
+    for (constraint, _) in enclave::resolvers::errors::UNIQUE_FIELDS {
+        assert!(
+            existing.iter().any(|name| name == constraint),
+            "{constraint} is no unique constraint of the migrations"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sixty_four_bit_values_travel_as_big_int_strings() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    let device =
+        f.t.gql(
+            Some(&f.admin),
+            "{ devices(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+    let create = "mutation($id: ID!, $speed: BigInt) { createInterface(input: {deviceId: $id, name: \"xe0\", speedBps: $speed}) { interface { speedBps } } }";
+    for (name, speed) in [
+        ("string", json!("10000000000")),
+        ("number", json!(40_000_000_000_i64)),
+    ] {
+        let response =
+            f.t.gql(
+                Some(&f.admin),
+                &create.replace("xe0", name),
+                json!({ "id": device, "speed": speed }),
+            )
+            .await;
+        let expected = speed.as_str().map_or_else(|| speed.to_string(), str::to_owned);
+        assert_eq!(
+            response["data"]["createInterface"]["interface"]["speedBps"],
+            expected.as_str(),
+            "{response}"
+        );
+    }
+    let literal = f
+        .t
+        .gql(
+            Some(&f.admin),
+            "mutation($id: ID!) { createInterface(input: {deviceId: $id, name: \"lit\", speedBps: \"100000000000\"}) { interface { speedBps } } }",
+            json!({ "id": device }),
+        )
+        .await;
+    assert_eq!(
+        literal["data"]["createInterface"]["interface"]["speedBps"], "100000000000",
+        "{literal}"
+    );
+    for bad in [json!("9223372036854775808"), json!("fast"), json!(1.5)] {
+        let response =
+            f.t.gql(Some(&f.admin), create, json!({ "id": device, "speed": bad }))
+                .await;
+        assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{bad}: {response}");
+    }
+    let count =
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.interfaces WHERE speed_bps > 2147483647")
+            .await;
+    assert_eq!(count, 3);
+}
+
+#[tokio::test]
+async fn an_empty_page_still_answers_page_info_and_total_count() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 3).await;
+    for args in ["first: 0", "last: 0"] {
+        let response = f
+            .t
+            .gql(
+                Some(&f.viewer),
+                &format!("{{ devices({args}) {{ totalCount pageInfo {{ hasNextPage hasPreviousPage startCursor }} edges {{ node {{ id }} }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let devices = &response["data"]["devices"];
+        assert_eq!(devices["totalCount"], 3, "{args}: {response}");
+        assert_eq!(
+            devices["edges"].as_array().map(Vec::len),
+            Some(0),
+            "{args}: {response}"
+        );
+        let more = if args.starts_with("first") {
+            "hasNextPage"
+        } else {
+            "hasPreviousPage"
+        };
+        assert_eq!(devices["pageInfo"][more], true, "{args}: {response}");
+        assert!(devices["pageInfo"]["startCursor"].is_null(), "{response}");
+    }
+    let response =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices(first: -1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
+    // Without first or last, a page has 50 items.
+    seed_more(&f.t, 60).await;
+    let response =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { totalCount edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        response["data"]["devices"]["edges"].as_array().map(Vec::len),
+        Some(50),
+        "{response}"
+    );
+    assert_eq!(response["data"]["devices"]["totalCount"], 63);
+}
+
+async fn seed_more(t: &TestApp, n: usize) {
+    t.db.conn()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO tenant_acme.devices (hostname) SELECT 'more-' || i FROM generate_series(1, {n}) i"
+        ))
+        .await
+        .expect("seed more");
 }
 
 #[tokio::test]
@@ -505,7 +675,9 @@ async fn operators_update_devices_and_null_clears_a_field() {
 #[tokio::test]
 async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
     let t = TestApp::new().await;
-    let tenants = enclave::demo::prepare(&t.app).await.expect("demo");
+    let tenants = enclave::demo::prepare(&t.app, &Default::default())
+        .await
+        .expect("demo");
     assert_eq!(
         tenants.iter().map(|d| d.slug.as_str()).collect::<Vec<_>>(),
         ["acme", "globex"]
@@ -530,7 +702,9 @@ async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
         );
     }
     // Running it again reuses the tenants and seeds nothing twice.
-    let again = enclave::demo::prepare(&t.app).await.expect("demo again");
+    let again = enclave::demo::prepare(&t.app, &Default::default())
+        .await
+        .expect("demo again");
     let response = t
         .gql(Some(&again[0].token), "{ devices { totalCount } }", json!({}))
         .await;
@@ -538,9 +712,82 @@ async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
 }
 
 #[tokio::test]
+async fn the_demo_refuses_a_foreign_tenant_of_its_slug_unless_forced_and_uses_the_given_password() {
+    let t = TestApp::new().await;
+    // A real tenant that happens to be called acme, with data of its own.
+    t.tenant("acme", &["acme.example.com"]).await;
+    t.user("acme", "ops@acme.example.com", Role::Admin).await;
+    let options = enclave::demo::Options {
+        force: false,
+        admin_password: Some("demo password 123".to_owned()),
+    };
+    let error = match enclave::demo::prepare(&t.app, &options).await {
+        Ok(_) => panic!("the demo seeded a tenant it did not create"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("acme") && error.contains("--force"), "{error}");
+    let devices = t.db.count("SELECT count(*) AS n FROM tenant_acme.devices").await;
+    assert_eq!(devices, 0, "nothing was seeded into the foreign tenant");
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM public.tenants WHERE slug = 'globex'")
+            .await,
+        0,
+        "refused before provisioning anything"
+    );
+
+    let forced = enclave::demo::Options {
+        force: true,
+        ..options.clone()
+    };
+    let tenants = enclave::demo::prepare(&t.app, &forced)
+        .await
+        .expect("forced demo");
+    assert_eq!(tenants[0].admin_password.as_deref(), Some("demo password 123"));
+    // The printed password logs in.
+    let login = t
+        .call(
+            &[("host", "acme.example.com")],
+            json!({ "query": "mutation { login(email: \"admin@acme.example\", password: \"demo password 123\") { token } }" }),
+        )
+        .await
+        .1;
+    assert!(login["data"]["login"]["token"].is_string(), "{login}");
+    // A later run (no --force needed for its own tenants) does not claim a new password.
+    let again = enclave::demo::prepare(
+        &t.app,
+        &enclave::demo::Options {
+            force: false,
+            admin_password: None,
+        },
+    )
+    .await;
+    // acme is still not a demo tenant (its name and domain are its own): refused again.
+    assert!(again.is_err());
+}
+
+#[tokio::test]
+async fn a_second_demo_run_reuses_its_tenants_and_prints_no_new_password() {
+    let t = TestApp::new().await;
+    let first = enclave::demo::prepare(&t.app, &Default::default())
+        .await
+        .expect("demo");
+    let password = first[0]
+        .admin_password
+        .clone()
+        .expect("a password for the new admin");
+    assert!(password.len() >= 12, "{password}");
+    let again = enclave::demo::prepare(&t.app, &Default::default())
+        .await
+        .expect("demo again");
+    assert!(again.iter().all(|d| d.admin_password.is_none()));
+}
+
+#[tokio::test]
 async fn infrastructure_observability_and_users_through_the_demo_data() {
     let t = TestApp::new().await;
-    let tenants = enclave::demo::prepare(&t.app).await.expect("demo");
+    let tenants = enclave::demo::prepare(&t.app, &Default::default())
+        .await
+        .expect("demo");
     let acme = &tenants[0].token;
     let query = "{ gateways { edges { node { name agents { name gateway { name } checkers { kind } } } } }
         agents(first: 2) { edges { node { name device { hostname } } } }

@@ -183,9 +183,20 @@ async fn a_revoked_api_token_and_its_attenuations_stop_working_at_once() {
             json!({ "id": id }),
         )
         .await;
-    assert!(
-        revoked["data"]["revokeApiToken"]["apiToken"]["revokedAt"].is_string(),
-        "{revoked}"
+    let revoked_at = revoked["data"]["revokeApiToken"]["apiToken"]["revokedAt"].clone();
+    assert!(revoked_at.is_string(), "{revoked}");
+    // Revoking again changes nothing: the first revocation's time stays.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = t
+        .gql(
+            Some(&admin_token),
+            "mutation($id: ID!) { revokeApiToken(id: $id) { apiToken { revokedAt } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        again["data"]["revokeApiToken"]["apiToken"]["revokedAt"], revoked_at,
+        "{again}"
     );
     for token in [&api_token, &attenuated] {
         let response = t.gql(Some(token), ME, json!({})).await;
@@ -638,5 +649,48 @@ async fn self_committing_mutations_must_be_alone_in_their_operation() {
         t.db.count("SELECT count(*) AS n FROM tenant_acme.tokens WHERE revoked_at IS NOT NULL")
             .await,
         0
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_expire_in_90_days_by_default_and_dates_must_be_rfc_3339() {
+    let (t, _, admin_token) = acme_with_admin().await;
+    let created = t
+        .gql(
+            Some(&admin_token),
+            "mutation { createApiToken(input: {name: \"ci\", role: VIEWER}) { apiToken { expiresAt } token } }",
+            json!({}),
+        )
+        .await;
+    let expires_at = created["data"]["createApiToken"]["apiToken"]["expiresAt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    let expires_at = chrono::DateTime::parse_from_rfc3339(expires_at).expect("RFC 3339");
+    let days = (expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((89.9..=90.1).contains(&days), "expires in {days} days");
+
+    for (query, variables) in [
+        (
+            "mutation { createApiToken(input: {name: \"x\", role: VIEWER, expiresAt: \"2027-01-31\"}) { token } }",
+            json!({}),
+        ),
+        (
+            "mutation($exp: DateTime!) { createApiToken(input: {name: \"x\", role: VIEWER, expiresAt: $exp}) { token } }",
+            json!({ "exp": "2027-01-31" }),
+        ),
+    ] {
+        let response = t.gql(Some(&admin_token), query, variables).await;
+        assert_eq!(error_code(&response), Some("BAD_USER_INPUT"), "{response}");
+        let message = response["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("RFC 3339") && message.contains("2027-01-31T00:00:00Z"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.api_tokens")
+            .await,
+        1,
+        "the refused inputs created nothing"
     );
 }

@@ -266,3 +266,116 @@ fn every_type_field_argument_and_enum_value_of_the_sdl_is_documented() {
     }
     assert!(missing.is_empty(), "undocumented in the SDL: {missing:#?}");
 }
+
+async fn ready_router(db: &TestDb) -> axum::Router {
+    let installation = db.prepare().await;
+    let (keys, spec) = enclave::auth::keys::RootKeys::generate(1);
+    let app = enclave::app::App::new(
+        &db.config(),
+        &enclave::config::AuthConfig::with_key(spec),
+        keys,
+        installation,
+        enclave::config::LimitsConfig::default(),
+    )
+    .await
+    .expect("app");
+    enclave::build_app(app, Arc::new(AtomicBool::new(true)))
+}
+
+#[tokio::test]
+async fn a_post_that_is_not_application_json_is_refused_with_415_and_runs_nothing() {
+    let db = TestDb::new().await;
+    let app = ready_router(&db).await;
+    // Would create a tenant-less login attempt if executed; any mutation will do.
+    let body = r#"{"query":"mutation { login(email: \"a@b.example\", password: \"whatever password\") { token } }"}"#;
+    for content_type in [
+        Some("text/plain"),
+        Some("text/plain;charset=UTF-8"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("application/graphql"),
+        None,
+    ] {
+        let mut request = Request::post("/graphql");
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request.body(Body::from(body)).expect("request");
+        let (status, text) = call(app.clone(), request).await;
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type:?}: {text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+        assert_eq!(
+            json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{text}"
+        );
+        assert!(json["data"].is_null(), "{text}");
+    }
+    let metrics = call(
+        app.clone(),
+        Request::get("/metrics").body(Body::empty()).expect("request"),
+    )
+    .await
+    .1;
+    for outcome in ["ok", "error"] {
+        assert!(
+            metrics.contains(&format!(
+                "enclave_graphql_requests_total{{outcome=\"{outcome}\"}} 0"
+            )),
+            "refused requests never reached execution: {metrics}"
+        );
+    }
+    // application/json, in any case and with a charset, is still served.
+    for content_type in ["application/json", "Application/JSON; charset=utf-8"] {
+        let request = Request::post("/graphql")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(r#"{"query":"{ health { ok } }"}"#))
+            .expect("request");
+        let (status, text) = call(app.clone(), request).await;
+        assert_eq!(status, StatusCode::OK, "{content_type}: {text}");
+        assert!(text.contains("\"ok\":true"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn browsers_find_graphiql_from_the_root_and_from_graphql() {
+    let db = TestDb::new().await;
+    let app = ready_router(&db).await;
+    for uri in ["/", "/graphiql/"] {
+        let response = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+            .expect("answer");
+        assert!(response.status().is_redirection(), "{uri}: {}", response.status());
+        assert_eq!(
+            response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok()),
+            Some("/graphiql"),
+            "{uri}"
+        );
+    }
+    let browser = Request::get("/graphql")
+        .header(
+            header::ACCEPT,
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        )
+        .body(Body::empty())
+        .expect("request");
+    let (status, page) = call(app.clone(), browser).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("/graphiql/graphiql.js"), "{page}");
+    // A GraphQL client's GET still gets GraphQL.
+    let client = Request::get("/graphql?query=%7B%20health%20%7B%20ok%20%7D%20%7D")
+        .header(header::ACCEPT, "application/graphql-response+json")
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = call(app, client).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"ok\":true"), "{body}");
+}

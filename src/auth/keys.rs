@@ -17,9 +17,13 @@ use biscuit_auth::{Algorithm, KeyPair, PrivateKey, PublicKey};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
-        "no root key configured: set ENCLAVE_ROOT_KEY (see `enclave keys generate`) or ENCLAVE_ROOT_KEY_FILE"
+        "no root key configured: set ENCLAVE_ROOT_KEY (see `enclave keys generate`) or ENCLAVE_ROOT_KEY_FILE, or ENCLAVE_DEV=1 for development mode (a per-user key file, see ENCLAVE_DEV_KEY_FILE)"
     )]
     Missing,
+    #[error(
+        "development mode (ENCLAVE_DEV) needs a place for its key file: set ENCLAVE_DEV_KEY_FILE (or HOME / XDG_DATA_HOME), or configure ENCLAVE_ROOT_KEY"
+    )]
+    NoDevKeyPath,
     #[error("root key entry {0}: expected <id>:private:<hex> or <id>:public:<hex>")]
     Malformed(usize),
     #[error("root key entry {0}: the key id must be a number between 0 and 4294967295")]
@@ -122,7 +126,19 @@ impl RootKeys {
             Ok(spec) => Self::parse(&spec),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create_if_missing => {
                 let (keys, spec) = Self::generate(1);
-                write_private(path, &spec).map_err(file_error)?;
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(file_error)?;
+                }
+                match write_private(path, &spec) {
+                    Ok(()) => {}
+                    // Another command created it meanwhile: use that one.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return std::fs::read_to_string(path)
+                            .map_err(file_error)
+                            .and_then(|spec| Self::parse(&spec));
+                    }
+                    Err(e) => return Err(file_error(e)),
+                }
                 tracing::warn!(
                     path = %path.display(),
                     "development mode: generated a new root key; do not use this in production"

@@ -55,13 +55,14 @@ pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
     type Err = UnknownRole;
+    /// Any case, `-` for `_` (`OPERATOR`, `Platform-Admin`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
             "viewer" => Ok(Self::Viewer),
             "operator" => Ok(Self::Operator),
             "admin" => Ok(Self::Admin),
             "platform_admin" => Ok(Self::PlatformAdmin),
-            other => Err(UnknownRole(other.to_owned())),
+            _ => Err(UnknownRole(s.to_owned())),
         }
     }
 }

@@ -2,10 +2,13 @@
 //! bundles come from pinned npm packages (`web/graphiql/package.json`) embedded at build
 //! time. The page takes the token from the URL fragment (`/graphiql#token=…`), which
 //! browsers never send to a server, and uses it for queries and subscriptions.
+//!
+//! `/` and `/graphiql/` redirect here, and a browser's `GET /graphql` (one that accepts
+//! `text/html`, not JSON) gets this page too.
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 /// GraphiQL's browser bundles.
@@ -60,6 +63,8 @@ const PAGE: &str = r##"<!doctype html>
 /// Routes of the IDE, under `/graphiql`.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
+        .route("/", get(|| async { Redirect::temporary("/graphiql") }))
+        .route("/graphiql/", get(|| async { Redirect::temporary("/graphiql") }))
         .route("/graphiql", get(page))
         .route(
             "/graphiql/react.js",
@@ -82,7 +87,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 const NOT_BUILT: &str =
     "GraphiQL was not built into this server: run `npm ci --prefix web/graphiql` and rebuild.";
 
-async fn page() -> Response {
+/// The IDE's page (503 when this build has no GraphiQL bundles).
+pub async fn page() -> Response {
     match ASSETS {
         Some(_) => Html(PAGE).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, NOT_BUILT).into_response(),

@@ -50,6 +50,20 @@ pub async fn handle(
     let request_id = Uuid::new_v4();
     let span = tracing::info_span!("graphql", %request_id);
     let media = MediaType::accepted(&headers);
+    if method == Method::POST && !is_json(&headers) {
+        let error = ApiError::bad_input(
+            "a GraphQL POST must have Content-Type: application/json (charset parameters allowed)",
+        );
+        return respond(
+            refused(error, request_id),
+            media,
+            Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        );
+    }
+    if method == Method::GET && wants_html(&headers) {
+        // A browser opened /graphql: give it the IDE rather than a GraphQL parse error.
+        return super::graphiql::page().await;
+    }
     let request = match request {
         Ok(request) => request,
         Err(GraphQLRejection(ParseRequestError::PayloadTooLarge)) => {
@@ -118,6 +132,29 @@ async fn execute(
     finish_errors(&mut response, request_id);
     state.app.requests.record(!response.errors.is_empty());
     respond(response, media, None)
+}
+
+/// Whether a request body is declared `application/json` (any case, parameters such as
+/// `charset` allowed). Anything else is refused with 415, even if the body parses as
+/// JSON: a `text/plain` POST is a "simple" cross-site request that browsers send without
+/// a CORS preflight, so executing it would let any web page run mutations.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Whether a GET comes from a browser's address bar: it accepts `text/html` and neither
+/// JSON flavour of GraphQL over HTTP.
+fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    accept.contains("text/html") && !accept.contains("json")
 }
 
 /// The response media type the client asked for (GraphQL over HTTP).
@@ -249,10 +286,19 @@ pub(super) fn server_error(error: ApiError) -> ServerError {
     server_error
 }
 
+/// What a `DateTime` input must look like; appended to the engine's parse errors (such as
+/// "premature end of input" for a bare date), which do not say.
+const DATE_TIME_HINT: &str =
+    "DateTime values are RFC 3339 date-times with a time zone, e.g. 2027-01-31T00:00:00Z";
+
 /// Gives every error a code (parse and validation errors of the GraphQL engine carry
-/// none: they are BAD_USER_INPUT) and every INTERNAL error the request id.
+/// none: they are BAD_USER_INPUT) and every INTERNAL error the request id, and says what
+/// a refused `DateTime` input should have looked like.
 pub(super) fn finish_errors(response: &mut Response, request_id: Uuid) {
     for error in &mut response.errors {
+        if error.message.contains("\"DateTime\"") && !error.message.contains("RFC 3339") {
+            error.message = format!("{} ({DATE_TIME_HINT})", error.message);
+        }
         let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
         let code = match extensions.get("code") {
             Some(Value::String(code)) => code.clone(),

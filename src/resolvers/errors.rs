@@ -91,9 +91,13 @@ impl From<diesel::result::Error> for ApiError {
         use diesel::result::{DatabaseErrorKind as Kind, Error};
         match &error {
             Error::NotFound => Self::not_found("not found"),
-            Error::DatabaseError(Kind::UniqueViolation, _) => {
-                Self::new(Code::Conflict, "a record with this value already exists")
-            }
+            Error::DatabaseError(Kind::UniqueViolation, info) => Self::new(
+                Code::Conflict,
+                match info.constraint_name().and_then(unique_field) {
+                    Some(field) => format!("a record with this {field} already exists"),
+                    None => "a record with this value already exists".to_owned(),
+                },
+            ),
             Error::DatabaseError(Kind::ForeignKeyViolation, _) => {
                 Self::bad_input("the input refers to a record that does not exist")
             }
@@ -183,6 +187,44 @@ impl From<crate::auth::sessions::SessionError> for ApiError {
     }
 }
 
+/// Unique constraints (PostgreSQL's default names, from the migrations) and the input
+/// fields they cover, as a client names them. The constraint name itself never reaches a
+/// client; a constraint missing here gets the generic message.
+pub const UNIQUE_FIELDS: &[(&str, &str)] = &[
+    ("users_email_key", "email"),
+    ("device_groups_name_key", "name"),
+    ("device_identifiers_kind_value_key", "kind and value"),
+    ("interfaces_device_id_name_key", "name on this device"),
+    ("partitions_name_key", "name"),
+    ("gateways_name_key", "name"),
+    ("agents_name_key", "name"),
+    ("checkers_agent_id_name_key", "name on this agent"),
+    ("integration_sources_name_key", "name"),
+    ("service_checks_device_id_name_key", "name on this device"),
+    ("polling_schedules_name_key", "name"),
+    ("job_schedules_name_key", "name"),
+    ("edge_sites_name_key", "name"),
+    ("tenant_cas_name_key", "name"),
+    (
+        "collector_packages_name_version_platform_key",
+        "name, version and platform",
+    ),
+    (
+        "nats_leaf_servers_edge_site_id_name_key",
+        "name on this edge site",
+    ),
+    ("tenants_slug_key", "slug"),
+    ("tenant_domains_pkey", "domain"),
+];
+
+/// The field(s) a unique constraint covers, for a CONFLICT message.
+fn unique_field(constraint: &str) -> Option<&'static str> {
+    UNIQUE_FIELDS
+        .iter()
+        .find(|(name, _)| *name == constraint)
+        .map(|(_, field)| *field)
+}
+
 /// Result type of resolvers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -240,6 +282,59 @@ mod tests {
             }
         }
         assert_eq!(ApiError::from(Error::NotFound).code, Code::NotFound);
+    }
+
+    struct Unique(&'static str);
+    impl DatabaseErrorInformation for Unique {
+        fn message(&self) -> &str {
+            "duplicate key value violates unique constraint"
+        }
+        fn details(&self) -> Option<&str> {
+            Some("Key (name)=(x) already exists.")
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            Some("partitions")
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            Some(self.0)
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_conflict_names_the_field_but_not_the_constraint() {
+        let conflict = |constraint| {
+            ApiError::from(Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                Box::new(Unique(constraint)),
+            ))
+        };
+        for (constraint, field) in UNIQUE_FIELDS {
+            let error = conflict(constraint);
+            assert_eq!(error.code, Code::Conflict);
+            assert_eq!(
+                error.message,
+                format!("a record with this {field} already exists")
+            );
+            assert!(!error.message.contains(constraint), "{}", error.message);
+            assert!(!error.message.contains("_key") && !error.message.contains("_pkey"));
+        }
+        assert_eq!(
+            conflict("partitions_name_key").message,
+            "a record with this name already exists"
+        );
+        assert_eq!(
+            conflict("some_future_constraint_key").message,
+            "a record with this value already exists"
+        );
     }
 
     #[test]

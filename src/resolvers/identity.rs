@@ -34,6 +34,8 @@ use crate::tenancy::transaction::Access;
 
 /// Longest lifetime of an API token.
 const MAX_API_TOKEN_DAYS: i64 = 366;
+/// Lifetime of an API token created without `expiresAt`.
+const DEFAULT_API_TOKEN_DAYS: i64 = 90;
 /// Lifetime of a tenant choice returned by `login`.
 const CHOICE_TTL: Duration = Duration::from_secs(300);
 
@@ -193,8 +195,9 @@ pub struct CreateApiTokenInput {
     pub name: String,
     /// Role the token grants; at most the caller's own role.
     pub role: RoleValue,
-    /// When the token stops working; in the future, at most 366 days away.
-    pub expires_at: DateTime<Utc>,
+    /// When the token stops working (RFC 3339, e.g. `2027-01-31T00:00:00Z`); in the
+    /// future, at most 366 days away. Default: 90 days from now.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// The result of `createApiToken`.
@@ -456,7 +459,10 @@ impl IdentityMutation {
             ));
         }
         let now = Utc::now();
-        if input.expires_at <= now || input.expires_at > now + chrono::Duration::days(MAX_API_TOKEN_DAYS) {
+        let expires_at = input
+            .expires_at
+            .unwrap_or(now + chrono::Duration::days(DEFAULT_API_TOKEN_DAYS));
+        if expires_at <= now || expires_at > now + chrono::Duration::days(MAX_API_TOKEN_DAYS) {
             return Err(ApiError::bad_input(format!(
                 "expiresAt must be in the future and at most {MAX_API_TOKEN_DAYS} days away"
             )));
@@ -469,7 +475,7 @@ impl IdentityMutation {
                     api_tokens::name.eq(name),
                     api_tokens::role.eq(role.as_str()),
                     api_tokens::created_by.eq(created_by),
-                    api_tokens::expires_at.eq(input.expires_at),
+                    api_tokens::expires_at.eq(expires_at),
                 ))
                 .returning(ApiToken::as_returning())
                 .get_result(&mut conn)
@@ -593,8 +599,12 @@ impl IdentityMutation {
     ) -> ApiResult<RevokeApiTokenPayload> {
         let id = ids::decode("ApiToken", &id)?;
         let mut conn = scope(ctx)?.conn().await?;
+        // Revoking twice keeps the first revocation's time.
+        let first_revocation = diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>>(
+            "coalesce(revoked_at, now())",
+        );
         let record: Option<ApiToken> = diesel::update(api_tokens::table.find(id))
-            .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+            .set(api_tokens::revoked_at.eq(first_revocation))
             .returning(ApiToken::as_returning())
             .get_result(&mut conn)
             .await

@@ -875,12 +875,17 @@ impl InfrastructureQuery {
     async fn gateways(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -907,12 +912,17 @@ impl InfrastructureQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only agents of this gateway (global id).")] gateway_id: Option<ID>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -943,12 +953,17 @@ impl InfrastructureQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Only checkers of this agent (global id).")] agent_id: Option<ID>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -979,12 +994,17 @@ impl InfrastructureQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Global id of the device.")] device_id: Option<ID>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -1021,12 +1041,17 @@ impl InfrastructureQuery {
     async fn polling_schedules(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -1062,12 +1087,17 @@ impl InfrastructureQuery {
         #[graphql(desc = "Only health events of this kind of component.")] source_kind: Option<
             HealthSourceKind,
         >,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -1103,12 +1133,17 @@ impl InfrastructureQuery {
     async fn integration_sources(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -1141,12 +1176,17 @@ impl InfrastructureQuery {
     async fn edge_sites(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,

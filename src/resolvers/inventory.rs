@@ -22,6 +22,7 @@ use super::errors::{ApiError, ApiResult};
 use super::ids::{self, decode_optional};
 use super::monitoring::{Alert, Event};
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
+use super::scalars::BigInt;
 use crate::schema::tenant::{device_groups, device_identifiers, devices, interfaces, partitions};
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -282,9 +283,9 @@ impl Interface {
     async fn addresses(&self) -> Vec<String> {
         self.0.addresses.iter().map(format_ip).collect()
     }
-    /// Speed in bits per second.
-    async fn speed_bps(&self) -> Option<i64> {
-        self.0.speed_bps
+    /// Speed in bits per second (a 64-bit integer, as a string).
+    async fn speed_bps(&self) -> Option<BigInt> {
+        self.0.speed_bps.map(BigInt)
     }
     /// Administrative state.
     async fn admin_status(&self) -> AdminStatus {
@@ -467,13 +468,15 @@ pub struct DeviceListInfo(Arc<DeviceCriteria>);
 #[Object]
 impl DeviceListInfo {
     /// Number of devices matching the filter (one extra query, only when asked for).
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i32> {
         let mut conn = scope(ctx)?.conn().await?;
-        Ok(devices::table
+        let count: i64 = devices::table
             .filter(self.0.predicate())
             .select(count_star())
             .get_result(&mut conn)
-            .await?)
+            .await?;
+        // GraphQL's Int has 32 bits; a tenant with more devices than that is not a real case.
+        i32::try_from(count).map_err(ApiError::internal)
     }
 }
 
@@ -584,8 +587,9 @@ pub struct CreateInterfaceInput {
     /// Addresses configured on the interface.
     #[graphql(default)]
     pub addresses: Vec<String>,
-    /// Speed in bits per second.
-    pub speed_bps: Option<i64>,
+    /// Speed in bits per second (a 64-bit integer: a string such as "10000000000", or a
+    /// number).
+    pub speed_bps: Option<BigInt>,
     /// Administrative state; UP when absent.
     pub admin_status: Option<AdminStatus>,
     /// Operational state; UNKNOWN when absent.
@@ -719,12 +723,17 @@ impl InventoryQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which items to list; all when absent.")] filter: Option<DeviceFilter>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -773,12 +782,17 @@ impl InventoryQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Global id of the device.")] device_id: Option<ID>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -818,12 +832,17 @@ impl InventoryQuery {
     async fn device_groups(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -859,12 +878,17 @@ impl InventoryQuery {
     async fn partitions(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -1041,7 +1065,7 @@ impl InventoryMutation {
             interfaces::if_index.eq(input.if_index),
             interfaces::mac.eq(input.mac.as_deref().map(parse_mac).transpose()?),
             interfaces::addresses.eq(addresses),
-            interfaces::speed_bps.eq(input.speed_bps),
+            interfaces::speed_bps.eq(input.speed_bps.map(|s| s.0)),
             interfaces::admin_status.eq(input.admin_status.unwrap_or(AdminStatus::Up).as_str()),
             interfaces::oper_status.eq(input.oper_status.unwrap_or(OperStatus::Unknown).as_str()),
             interfaces::description.eq(input.description),

@@ -18,6 +18,7 @@ mod node;
 pub mod observability;
 pub mod pagination;
 pub mod platform;
+pub mod scalars;
 pub mod subscriptions;
 
 use std::sync::Arc;

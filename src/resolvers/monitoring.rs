@@ -168,9 +168,9 @@ pub struct AlertFilter {
 /// Which events to list.
 #[derive(InputObject, Default)]
 pub struct EventFilter {
-    /// Only events at or after this time.
+    /// Only events at or after this time (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
     pub from: Option<DateTime<Utc>>,
-    /// Only events before this time.
+    /// Only events before this time (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
     pub to: Option<DateTime<Utc>>,
     /// Only events of one of these severities.
     pub severity: Option<Vec<Severity>>,
@@ -203,12 +203,17 @@ impl MonitoringQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which items to list; all when absent.")] filter: Option<AlertFilter>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -261,12 +266,17 @@ impl MonitoringQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which items to list; all when absent.")] filter: Option<EventFilter>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,

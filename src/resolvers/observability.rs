@@ -6,7 +6,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Double, Text, Timestamptz};
+use diesel::sql_types::{Double, Integer, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
@@ -64,8 +64,8 @@ pub struct MetricPoint {
     #[diesel(sql_type = Double)]
     pub max: f64,
     /// Number of samples.
-    #[diesel(sql_type = BigInt)]
-    pub samples: i64,
+    #[diesel(sql_type = Integer)]
+    pub samples: i32,
 }
 
 /// The value column each series aggregates.
@@ -84,22 +84,22 @@ impl Series {
             // Averaged over every sample in the bucket (all cores, or the total row, as stored).
             Self::Cpu => {
                 "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(usage_percent) AS avg, \
-                 min(usage_percent) AS min, max(usage_percent) AS max, count(*) AS samples \
+                 min(usage_percent) AS min, max(usage_percent) AS max, count(*)::int4 AS samples \
                  FROM cpu_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 GROUP BY 1 ORDER BY 1"
             }
             Self::Memory => {
                 "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(used_bytes)::float8 AS avg, \
-                 min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*) AS samples \
+                 min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*)::int4 AS samples \
                  FROM memory_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 GROUP BY 1 ORDER BY 1"
             }
             Self::Disk => {
                 "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(used_bytes)::float8 AS avg, \
-                 min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*) AS samples \
+                 min(used_bytes)::float8 AS min, max(used_bytes)::float8 AS max, count(*)::int4 AS samples \
                  FROM disk_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 AND mount = $5 GROUP BY 1 ORDER BY 1"
             }
             Self::Named => {
                 "SELECT date_bin($1::interval, ts, TIMESTAMPTZ '2000-01-01') AS time, avg(value) AS avg, \
-                 min(value) AS min, max(value) AS max, count(*) AS samples \
+                 min(value) AS min, max(value) AS max, count(*)::int4 AS samples \
                  FROM timeseries_metrics WHERE device_id = $2 AND ts >= $3 AND ts < $4 AND name = $5 GROUP BY 1 ORDER BY 1"
             }
         }
@@ -182,9 +182,9 @@ impl From<LogRow> for LogEntry {
 /// Which log lines to list.
 #[derive(InputObject, Default)]
 pub struct LogFilter {
-    /// Only lines at or after this time.
+    /// Only lines at or after this time (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
     pub from: Option<DateTime<Utc>>,
-    /// Only lines before this time.
+    /// Only lines before this time (RFC 3339, e.g. `2027-01-31T00:00:00Z`).
     pub to: Option<DateTime<Utc>>,
     /// Only lines of this device.
     pub device_id: Option<ID>,
@@ -224,8 +224,10 @@ impl ObservabilityQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Global id of the device.")] device_id: ID,
-        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
-        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(desc = "Start of the range (inclusive; RFC 3339, e.g. `2027-01-31T00:00:00Z`).")]
+        from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive; RFC 3339, e.g. `2027-02-01T00:00:00Z`).")]
+        to: DateTime<Utc>,
         #[graphql(
             desc = "Width of the buckets the samples are averaged into.",
             default_with = "MetricBucket::FiveMinutes"
@@ -241,8 +243,10 @@ impl ObservabilityQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Global id of the device.")] device_id: ID,
-        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
-        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(desc = "Start of the range (inclusive; RFC 3339, e.g. `2027-01-31T00:00:00Z`).")]
+        from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive; RFC 3339, e.g. `2027-02-01T00:00:00Z`).")]
+        to: DateTime<Utc>,
         #[graphql(
             desc = "Width of the buckets the samples are averaged into.",
             default_with = "MetricBucket::FiveMinutes"
@@ -259,8 +263,10 @@ impl ObservabilityQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Global id of the device.")] device_id: ID,
         #[graphql(desc = "Mount point (`/`, `/var`...).")] mount: String,
-        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
-        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(desc = "Start of the range (inclusive; RFC 3339, e.g. `2027-01-31T00:00:00Z`).")]
+        from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive; RFC 3339, e.g. `2027-02-01T00:00:00Z`).")]
+        to: DateTime<Utc>,
         #[graphql(
             desc = "Width of the buckets the samples are averaged into.",
             default_with = "MetricBucket::FiveMinutes"
@@ -278,8 +284,10 @@ impl ObservabilityQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Global id of the device.")] device_id: ID,
         #[graphql(desc = "Name of the metric.")] name: String,
-        #[graphql(desc = "Start of the range (inclusive).")] from: DateTime<Utc>,
-        #[graphql(desc = "End of the range (exclusive).")] to: DateTime<Utc>,
+        #[graphql(desc = "Start of the range (inclusive; RFC 3339, e.g. `2027-01-31T00:00:00Z`).")]
+        from: DateTime<Utc>,
+        #[graphql(desc = "End of the range (exclusive; RFC 3339, e.g. `2027-02-01T00:00:00Z`).")]
+        to: DateTime<Utc>,
         #[graphql(
             desc = "Width of the buckets the samples are averaged into.",
             default_with = "MetricBucket::FiveMinutes"
@@ -295,12 +303,17 @@ impl ObservabilityQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Which items to list; all when absent.")] filter: Option<LogFilter>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,
@@ -355,12 +368,17 @@ impl ObservabilityQuery {
     async fn users(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, walking forward from `after` (at most ENCLAVE_MAX_PAGE_SIZE).")]
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
         first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-        #[graphql(desc = "Page size, walking backward from `before`.")] last: Option<i32>,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
         #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
             String,
         >,

@@ -4,6 +4,8 @@
 //! (sort key as text, id), opaque to clients. `first/after` walks forward, `last/before`
 //! backward; the page size is capped by `ENCLAVE_MAX_PAGE_SIZE` and checked before any SQL
 //! runs. A page is fetched with one extra row to know whether another page follows.
+//! Without `first` and `last` a page has [`DEFAULT_PAGE_SIZE`] items; `first: 0` (or
+//! `last: 0`) returns no edges but still answers `pageInfo` and `totalCount`.
 
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, CursorType, Edge};
@@ -79,8 +81,8 @@ impl Window {
         let size = |n: i32, name: &str| -> ApiResult<usize> {
             usize::try_from(n)
                 .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| ApiError::bad_input(format!("{name} must be between 1 and {max}")))
+                .filter(|n| *n <= max)
+                .ok_or_else(|| ApiError::bad_input(format!("{name} must be between 0 and {max}")))
         };
         match (first, after, last, before) {
             (_, Some(_), _, Some(_)) => Err(ApiError::bad_input("give either after or before, not both")),
@@ -222,7 +224,15 @@ mod tests {
             Some(10)
         );
         assert!(Window::new(Some(100_000_000), None, None, None, 100).is_err());
-        assert!(Window::new(Some(0), None, None, None, 100).is_err());
+        assert_eq!(
+            Window::new(Some(0), None, None, None, 100).map(|w| w.size).ok(),
+            Some(0)
+        );
+        assert_eq!(
+            Window::new(None, None, Some(0), None, 100).map(|w| w.size).ok(),
+            Some(0)
+        );
+        assert!(Window::new(Some(101), None, None, None, 100).is_err());
         assert!(Window::new(Some(-1), None, None, None, 100).is_err());
         assert!(Window::new(Some(1), None, Some(1), None, 100).is_err());
         let backward = Window::new(None, None, Some(5), None, 100).expect("last");

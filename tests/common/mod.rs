@@ -181,7 +181,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if std::env::var_os("ENCLAVE_KEEP_TEST_DB").is_some() {
+        if keep_test_databases() {
             eprintln!("keeping test database {}", self.name);
             return;
         }
@@ -195,6 +195,14 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// `ENCLAVE_KEEP_TEST_DB`, read like every boolean variable (`1`/`0`, `yes`/`no`, ...).
+fn keep_test_databases() -> bool {
+    std::env::var("ENCLAVE_KEEP_TEST_DB")
+        .ok()
+        .and_then(|v| enclave::config::parse_bool(&v))
+        .unwrap_or(false)
 }
 
 fn next_name() -> String {

@@ -10,7 +10,7 @@ const config: CodegenConfig = {
       plugins: ["typescript", "typescript-operations", "typed-document-node"],
       config: {
         strictScalars: true,
-        scalars: { DateTime: "string", JSON: "unknown" },
+        scalars: { DateTime: "string", BigInt: "string", JSON: "unknown" },
         enumsAsTypes: true,
       },
     },
