@@ -9,7 +9,10 @@ use std::sync::atomic::AtomicBool;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::TestDb;
+use common::app::{TestApp, error_code};
+use enclave::auth::Role;
 use http_body_util::BodyExt;
+use serde_json::json;
 use tower::ServiceExt;
 
 async fn call(app: axum::Router, request: Request<Body>) -> (StatusCode, String) {
@@ -265,4 +268,49 @@ fn every_type_field_argument_and_enum_value_of_the_sdl_is_documented() {
         }
     }
     assert!(missing.is_empty(), "undocumented in the SDL: {missing:#?}");
+}
+
+const ME: &str = "{ me { role } }";
+
+/// A tenant with an admin and the admin's session token.
+async fn tenant_with_token(t: &TestApp, slug: &str) -> (uuid::Uuid, String) {
+    let tenant = t.tenant(slug, &[]).await;
+    let admin = t.user(slug, &format!("admin@{slug}.example"), Role::Admin).await;
+    (tenant.id, t.session(slug, &admin).await)
+}
+
+#[tokio::test]
+async fn an_exhausted_pool_answers_503_with_retry_after_and_unavailable() {
+    let t = TestApp::with(|db, _| {
+        db.pool_size = 1;
+        db.pool_timeout_ms = 300;
+    })
+    .await;
+    let (_, token) = tenant_with_token(&t, "acme").await;
+    let bearer = format!("Bearer {token}");
+    let held = t.app.pool.get().await.expect("the pool's only connection");
+    for accept in ["application/json", "application/graphql-response+json"] {
+        let (status, headers, body) = t
+            .exchange(
+                &[("authorization", &bearer), ("accept", accept)],
+                json!({ "query": ME }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{accept}: {body}");
+        assert_eq!(error_code(&body), Some("UNAVAILABLE"), "{body}");
+        assert_eq!(body["errors"][0]["extensions"]["retryAfter"], 1, "{body}");
+        assert!(body["data"]["me"].is_null(), "{body}");
+        assert_eq!(
+            headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()),
+            Some("1"),
+            "{accept}"
+        );
+    }
+    drop(held);
+    let (status, headers, body) = t
+        .exchange(&[("authorization", &bearer)], json!({ "query": ME }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["me"]["role"], "ADMIN", "{body}");
+    assert!(headers.get(header::RETRY_AFTER).is_none());
 }

@@ -606,7 +606,7 @@ fn invalid_credentials() -> ApiError {
 
 /// Active tenants where `email` is a member (platform data, read outside any tenant).
 async fn member_tenants(app: &App, email: &str) -> ApiResult<Vec<Arc<TenantEntry>>> {
-    let mut conn = app.pool.get().await.map_err(ApiError::internal)?;
+    let mut conn = app.pool.get().await?;
     let ids: Vec<Uuid> = tenant_memberships::table
         .filter(tenant_memberships::email.eq(email))
         .select(tenant_memberships::tenant_id)
