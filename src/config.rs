@@ -9,6 +9,7 @@
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
 //! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
 //! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | most distinct tenants a pooled connection serves before it is replaced; requests go to connections that have served their tenant (0: no bound) |
+//! | `ENCLAVE_POOL_TENANT_SHARE` | `50` | most of the request pool (percent of its connections, at least one) one tenant holds at once; further requests of that tenant wait |
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
@@ -56,6 +57,13 @@ pub struct DatabaseConfig {
     #[arg(long, env = "ENCLAVE_POOL_TENANTS_PER_CONNECTION", default_value_t = 100)]
     pub pool_tenants_per_connection: u32,
 
+    /// Most of the request pool one tenant holds at once, in percent of its connections
+    /// (at least one connection): further requests of that tenant wait for one of its own
+    /// connections (at most the pool timeout) instead of taking the last free ones.
+    #[arg(long, env = "ENCLAVE_POOL_TENANT_SHARE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub pool_tenant_share: u32,
+
     /// `statement_timeout` of every tenant transaction, in milliseconds.
     #[arg(long, env = "ENCLAVE_STATEMENT_TIMEOUT_MS", default_value_t = 15000)]
     pub statement_timeout_ms: u64,
@@ -78,6 +86,7 @@ impl DatabaseConfig {
             pool_size: 16,
             pool_timeout_ms: 5000,
             pool_tenants_per_connection: 100,
+            pool_tenant_share: 50,
             statement_timeout_ms: 15000,
             migration_concurrency: 4,
             migration_lock_timeout_ms: 10000,

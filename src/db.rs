@@ -211,6 +211,7 @@ pub fn build_pool(config: &DatabaseConfig, statements: &StatementCounter) -> Poo
         manager,
         config.pool_size,
         tenants_per_connection,
+        config.pool_tenant_share,
         config.pool_timeout(),
         Duration::from_secs(300),
     )

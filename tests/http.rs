@@ -314,3 +314,34 @@ async fn an_exhausted_pool_answers_503_with_retry_after_and_unavailable() {
     assert_eq!(body["data"]["me"]["role"], "ADMIN", "{body}");
     assert!(headers.get(header::RETRY_AFTER).is_none());
 }
+
+#[tokio::test]
+async fn one_tenant_cannot_take_the_last_connections_of_the_pool() {
+    let t = TestApp::with(|db, _| {
+        db.pool_size = 2;
+        db.pool_tenant_share = 50;
+        db.pool_timeout_ms = 300;
+    })
+    .await;
+    let (acme, acme_token) = tenant_with_token(&t, "acme").await;
+    let (_, globex_token) = tenant_with_token(&t, "globex").await;
+    // acme holds one connection of two: its whole share.
+    let held = t
+        .app
+        .pool
+        .get_for(Some(acme))
+        .await
+        .expect("a connection for acme");
+    let response = t.gql(Some(&acme_token), ME, json!({})).await;
+    assert_eq!(
+        error_code(&response),
+        Some("UNAVAILABLE"),
+        "acme took the last connection: {response}"
+    );
+    // The other tenant still gets the free connection.
+    let response = t.gql(Some(&globex_token), ME, json!({})).await;
+    assert_eq!(response["data"]["me"]["role"], "ADMIN", "{response}");
+    drop(held);
+    let response = t.gql(Some(&acme_token), ME, json!({})).await;
+    assert_eq!(response["data"]["me"]["role"], "ADMIN", "{response}");
+}

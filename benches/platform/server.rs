@@ -41,6 +41,9 @@ impl Server {
                 "ENCLAVE_POOL_TENANTS_PER_CONNECTION",
                 launch.tenants_per_connection.to_string(),
             )
+            // The pinned-tenant reference sends every request to one tenant: let it use the
+            // whole pool, as before the per-tenant share existed.
+            .env("ENCLAVE_POOL_TENANT_SHARE", "100")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
