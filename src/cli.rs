@@ -296,7 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = crate::start(&database, &auth, &limits, sets).await?;
             let tenants = crate::demo::prepare(&app).await?;
             print_demo(&tenants, &server);
-            crate::listen(app, &server, shutdown_signal()).await
+            crate::listen(app, &server, auth.dev, shutdown_signal()).await
         }
         Command::Schema => {
             print!("{}", resolvers::sdl());

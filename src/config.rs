@@ -6,6 +6,10 @@
 //! | --- | --- | --- |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/enclave` | PostgreSQL to use; the database is created when missing |
 //! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | address the HTTP server binds (only after migrations succeeded) |
+//! | `ENCLAVE_HEADER_READ_TIMEOUT_MS` | `10000` | longest time a client may take to send a request's headers before its connection is closed (also ends idle keep-alive connections) |
+//! | `ENCLAVE_REQUEST_TIMEOUT_MS` | `30000` | longest time one HTTP request may take, body upload included (then 503 UNAVAILABLE) |
+//! | `ENCLAVE_METRICS_LISTEN` | — | address of a separate listener serving only `/metrics` (off by default) |
+//! | `ENCLAVE_METRICS_TOKEN` | — | serves `/metrics` on the main listener too, to `Authorization: Bearer <token>` only; without it or `ENCLAVE_METRICS_LISTEN`, no `/metrics` |
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
 //! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
 //! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | most distinct tenants a pooled connection serves before it is replaced; requests go to connections that have served their tenant (0: no bound) |
@@ -15,7 +19,7 @@
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
 //! | `ENCLAVE_ROOT_KEY` | — | root key set `<id>:private:<hex>[,<id>:public:<hex>…]` (see `auth::keys`) |
 //! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
-//! | `ENCLAVE_DEV` | `false` | development mode: generate `.enclave-dev-root-key` when no key is configured |
+//! | `ENCLAVE_DEV` | `false` | development mode: generate `.enclave-dev-root-key` when no key is configured; GraphQL errors suggest field names ("Did you mean …") |
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
 //! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
@@ -108,6 +112,51 @@ pub struct ServerConfig {
     /// Address and port to listen on.
     #[arg(long, env = "ENCLAVE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Longest time a client may take to send a request's headers, in milliseconds; the
+    /// connection is closed after it (against clients that trickle their headers). An
+    /// idle keep-alive connection is closed after as long.
+    #[arg(long, env = "ENCLAVE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+
+    /// Longest time one HTTP request may take, body upload and execution included, in
+    /// milliseconds; a request that takes longer is answered 503 UNAVAILABLE (its
+    /// transaction is rolled back).
+    #[arg(long, env = "ENCLAVE_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+
+    /// Address of a separate listener that serves only `/metrics` (bind it to a private
+    /// interface). Off by default.
+    #[arg(long, env = "ENCLAVE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Bearer token that unlocks `/metrics` on the main listener. Without it (or
+    /// `ENCLAVE_METRICS_LISTEN`) `/metrics` is not served at all.
+    #[arg(long, env = "ENCLAVE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+impl ServerConfig {
+    /// Listens on `listen` with every other setting at its default.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            metrics_listen: None,
+            metrics_token: None,
+        }
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
 }
 
 /// Keys, sessions and login settings.
@@ -123,7 +172,9 @@ pub struct AuthConfig {
     pub root_key_file: Option<std::path::PathBuf>,
 
     /// Development mode: without a configured key, create one in
-    /// `.enclave-dev-root-key` (or `ENCLAVE_ROOT_KEY_FILE`) and use it. Never in production.
+    /// `.enclave-dev-root-key` (or `ENCLAVE_ROOT_KEY_FILE`) and use it; GraphQL errors
+    /// suggest field names ("Did you mean …", off otherwise: they help explore the schema
+    /// without a token). Never in production.
     #[arg(long, env = "ENCLAVE_DEV")]
     pub dev: bool,
 

@@ -267,7 +267,7 @@ async fn a_tenant_migration_failing_half_way_rolls_that_tenant_back_and_stops_st
         "CREATE TABLE widgets (id int); CREATE TABLE conflict_marker (id int);",
     );
     let listen = free_port();
-    let server = enclave::config::ServerConfig { listen };
+    let server = enclave::config::ServerConfig::new(listen);
     let auth = enclave::config::AuthConfig::with_key(enclave::auth::keys::RootKeys::generate(1).1);
     let error = enclave::serve(
         &db.config(),
@@ -317,7 +317,7 @@ async fn serve_refuses_to_start_without_a_root_key() {
     let db = TestDb::missing().await;
     let mut auth = enclave::config::AuthConfig::with_key(String::new());
     auth.root_key = None;
-    let server = enclave::config::ServerConfig { listen: free_port() };
+    let server = enclave::config::ServerConfig::new(free_port());
     let error = enclave::serve(
         &db.config(),
         &auth,
