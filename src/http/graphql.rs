@@ -5,12 +5,14 @@
 //! succeeded; otherwise roll back and return no data) and make sure every error carries
 //! a code (and INTERNAL ones a request id).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::{ErrorExtensionValues, ParseRequestError, Response, ServerError, Value};
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use axum::extract::State;
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use tracing::Instrument as _;
@@ -19,6 +21,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::credentials::scope_for;
 use super::operation::{self, OperationShape};
+use crate::auth::throttle::ClientAddress;
 use crate::auth::token::{Credential, Operation};
 use crate::resolvers::access;
 use crate::resolvers::errors::{ApiError, Code};
@@ -45,8 +48,11 @@ pub async fn handle(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> HttpResponse {
+    // Requests served without a peer address (in-process) share one throttle bucket.
+    let address = ClientAddress::from_peer(peer.map(|Extension(ConnectInfo(peer))| peer));
     let request_id = Uuid::new_v4();
     let span = tracing::info_span!("graphql", %request_id);
     let media = MediaType::accepted(&headers);
@@ -65,7 +71,7 @@ pub async fn handle(
             return respond(refused(error, request_id), media, Some(StatusCode::BAD_REQUEST));
         }
     };
-    execute(state, method, headers, media, request, request_id)
+    execute(state, method, headers, media, request, request_id, address)
         .instrument(span)
         .await
 }
@@ -77,6 +83,7 @@ async fn execute(
     media: MediaType,
     request: GraphQLRequest,
     request_id: Uuid,
+    address: ClientAddress,
 ) -> HttpResponse {
     let mut request = request.into_inner();
     let shape = operation::shape(&request.query, request.operation_name.as_deref());
@@ -104,7 +111,8 @@ async fn execute(
     let kind = shape.as_ref().map(|s| s.kind);
     request = request
         .data(scope.clone())
-        .data(Arc::new(Loaders::new(scope.clone())));
+        .data(Arc::new(Loaders::new(scope.clone())))
+        .data(address);
     let mut response = state.schema.execute(request).await;
     let commit = kind != Some(Operation::Mutation) || response.errors.is_empty();
     match scope.finish(commit).await {

@@ -6,8 +6,11 @@
 //! configured default tenant (`ENCLAVE_DEFAULT_TENANT`); the only tenant besides the
 //! platform. Otherwise it checks the credentials in every tenant where the email is a
 //! member: one match logs in directly, several return a selection, each choice an opaque
-//! server-signed value for `selectTenant`. Failures never say whether the email exists,
-//! and repeated failures are slowed down.
+//! server-signed value for `selectTenant`. Failures never say whether the email exists.
+//!
+//! Every attempt is reserved with the login throttle (`auth::throttle`: per email + client
+//! address, email, address and overall) before any password is checked, and Argon2 work
+//! is bounded to one login per CPU at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +22,11 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use super::context::{app, scope};
-use super::errors::{ApiError, ApiResult, Code};
+use super::errors::{ApiError, ApiResult, Code, retry_secs};
 use super::ids;
 use super::platform::Tenant;
 use crate::app::App;
-use crate::auth::throttle::Verdict;
+use crate::auth::throttle::{self, ClientAddress};
 use crate::auth::token::{self, Claims, Credential};
 use crate::auth::users::{self, UserRecord};
 use crate::auth::{Role, password, sessions};
@@ -306,16 +309,25 @@ impl IdentityMutation {
         let Ok(email) = users::normalize_email(&email) else {
             return Err(invalid_credentials());
         };
-        let throttle_keys = vec![format!("email/{email}")];
-        match app.throttle.check(&throttle_keys) {
-            Verdict::Refuse(retry) => {
-                return Err(ApiError::new(
-                    Code::RateLimited,
-                    format!("too many failed logins; retry in {} s", retry.as_secs().max(1)),
-                ));
-            }
-            Verdict::Proceed(delay) => tokio::time::sleep(delay).await,
-        }
+        let address = ctx
+            .data_opt::<ClientAddress>()
+            .copied()
+            .unwrap_or(ClientAddress::Unknown);
+        // Counted as a failure from here on, unless it succeeds (or never verifies).
+        let attempt = app.throttle.reserve(&email, address).map_err(|retry| {
+            ApiError::rate_limited(
+                format!("too many failed logins; retry in {} s", retry_secs(retry)),
+                retry,
+            )
+        })?;
+        tokio::time::sleep(attempt.delay()).await;
+        let Some(slot) = app.throttle.verification_slot().await else {
+            attempt.refund();
+            return Err(ApiError::rate_limited(
+                "the server is busy checking passwords; retry in a second",
+                throttle::BUSY_RETRY_AFTER,
+            ));
+        };
 
         let fixed = scope
             .host_tenant
@@ -347,39 +359,36 @@ impl IdentityMutation {
                 valid.push((tenant, user));
             }
         }
-        match valid.len() {
-            0 => {
-                app.throttle.record_failure(&throttle_keys);
-                Err(invalid_credentials())
-            }
-            1 => {
-                app.throttle.record_success(&throttle_keys[0]);
-                let Some((tenant, user)) = valid.pop() else {
-                    return Err(invalid_credentials());
-                };
-                start_session(app, tenant, &user).await
-            }
-            _ => {
-                app.throttle.record_success(&throttle_keys[0]);
-                let expires = Utc::now() + CHOICE_TTL;
-                let choices = valid
-                    .iter()
-                    .map(|(tenant, user)| {
-                        let choice = token::mint_choice(&app.keys, tenant.id, user.id, expires)
-                            .map_err(ApiError::internal)?;
-                        Ok(TenantChoice {
-                            slug: tenant.slug.to_string(),
-                            name: tenant.name.clone(),
-                            choice,
-                        })
-                    })
-                    .collect::<ApiResult<Vec<_>>>()?;
-                Ok(LoginPayload {
-                    choices,
-                    ..LoginPayload::default()
-                })
-            }
+        drop(slot);
+        if valid.is_empty() {
+            // The attempt stays counted as a failure.
+            drop(attempt);
+            return Err(invalid_credentials());
         }
+        attempt.succeeded();
+        if valid.len() == 1 {
+            let Some((tenant, user)) = valid.pop() else {
+                return Err(invalid_credentials());
+            };
+            return start_session(app, tenant, &user).await;
+        }
+        let expires = Utc::now() + CHOICE_TTL;
+        let choices = valid
+            .iter()
+            .map(|(tenant, user)| {
+                let choice =
+                    token::mint_choice(&app.keys, tenant.id, user.id, expires).map_err(ApiError::internal)?;
+                Ok(TenantChoice {
+                    slug: tenant.slug.to_string(),
+                    name: tenant.name.clone(),
+                    choice,
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(LoginPayload {
+            choices,
+            ..LoginPayload::default()
+        })
     }
 
     /// Completes a login that returned several tenants.
