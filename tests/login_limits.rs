@@ -1,6 +1,7 @@
 //! Password guessing limits of `login`, through the real HTTP endpoint and a real
-//! PostgreSQL: concurrent guesses cannot pass the throttle's cap, and a server whose
-//! verification slots are all busy answers RATE_LIMITED instead of queueing.
+//! PostgreSQL: concurrent guesses cannot pass the throttle's cap, a login costs the same
+//! number of Argon2 verifications whatever the email, and a server whose verification
+//! slots are all busy answers RATE_LIMITED instead of queueing.
 //!
 //! Verifications are counted by the process-wide counter of `auth::password`, so the tests
 //! of this file run one at a time (each holds [`SERIAL`]).
@@ -12,6 +13,7 @@ use common::app::{PASSWORD, TestApp, error_code};
 use enclave::auth::Role;
 use enclave::auth::password;
 use enclave::auth::throttle::PAIR_REFUSE_AFTER;
+use enclave::resolvers::identity::LOGIN_FAN_OUT;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -77,6 +79,68 @@ async fn two_hundred_concurrent_guesses_get_no_more_verifications_than_the_cap()
     t.user("acme", "other@acme.example", Role::Viewer).await;
     let (response, _) = login_cost(&t, None, "other@acme.example", PASSWORD).await;
     assert!(response["data"]["login"]["token"].is_string(), "{response}");
+}
+
+#[tokio::test]
+async fn a_login_costs_the_same_verifications_whatever_the_email() {
+    let _serial = SERIAL.lock().await;
+    let t = TestApp::new().await;
+    for slug in ["acme", "globex", "initech", "umbrella"] {
+        t.tenant(slug, &[&format!("{slug}.example.com")]).await;
+    }
+    t.user("acme", "solo@example.com", Role::Admin).await;
+    for slug in ["acme", "globex", "initech"] {
+        t.user(slug, "three@example.com", Role::Admin).await;
+    }
+    for slug in ["acme", "globex", "initech", "umbrella"] {
+        t.user(slug, "four@example.com", Role::Admin).await;
+    }
+    let fan_out = LOGIN_FAN_OUT as u64;
+
+    // Without a vanity domain: always the fan-out, whatever the email.
+    let (unknown, cost) = login_cost(&t, None, "nobody@example.com", "wrong password").await;
+    assert_eq!(cost, fan_out, "unknown email");
+    for email in ["solo@example.com", "three@example.com", "four@example.com"] {
+        let (wrong, cost) = login_cost(&t, None, email, "wrong password").await;
+        assert_eq!(cost, fan_out, "{email}, wrong password");
+        // Same answer as for an unknown email.
+        assert_eq!(wrong["errors"], unknown["errors"], "{email}");
+        assert!(wrong["data"].is_null(), "{wrong}");
+    }
+    let (solo, cost) = login_cost(&t, None, "solo@example.com", PASSWORD).await;
+    assert_eq!(cost, fan_out);
+    assert_eq!(solo["data"]["login"]["tenant"]["slug"], "acme", "{solo}");
+    let (three, cost) = login_cost(&t, None, "three@example.com", PASSWORD).await;
+    assert_eq!(cost, fan_out);
+    assert_eq!(
+        three["data"]["login"]["choices"].as_array().map(Vec::len),
+        Some(3),
+        "{three}"
+    );
+    // In more tenants than the fan-out: the first three by slug, never more work.
+    let (four, cost) = login_cost(&t, None, "four@example.com", PASSWORD).await;
+    assert_eq!(cost, fan_out);
+    let slugs: Vec<&str> = four["data"]["login"]["choices"]
+        .as_array()
+        .expect("choices")
+        .iter()
+        .filter_map(|c| c["slug"].as_str())
+        .collect();
+    assert_eq!(slugs.len(), 3, "{four}");
+    assert!(!slugs.contains(&"umbrella"), "{four}");
+    // …and the fourth tenant through its own domain.
+    let (umbrella, cost) = login_cost(&t, Some("umbrella.example.com"), "four@example.com", PASSWORD).await;
+    assert_eq!(cost, 1);
+    assert_eq!(
+        umbrella["data"]["login"]["tenant"]["slug"], "umbrella",
+        "{umbrella}"
+    );
+
+    // With a vanity domain: exactly one, member or not.
+    for email in ["nobody@example.com", "solo@example.com", "three@example.com"] {
+        let (_, cost) = login_cost(&t, Some("globex.example.com"), email, "wrong password").await;
+        assert_eq!(cost, 1, "{email} on a vanity domain");
+    }
 }
 
 #[tokio::test]

@@ -4,13 +4,17 @@
 //!
 //! Login resolves the tenant, in order: the vanity domain the request arrived on; the
 //! configured default tenant (`ENCLAVE_DEFAULT_TENANT`); the only tenant besides the
-//! platform. Otherwise it checks the credentials in every tenant where the email is a
-//! member: one match logs in directly, several return a selection, each choice an opaque
-//! server-signed value for `selectTenant`. Failures never say whether the email exists.
+//! platform. Otherwise it checks the credentials in the tenants where the email is a
+//! member, at most [`LOGIN_FAN_OUT`] of them (the first by slug; members of more tenants
+//! log in on their tenant's vanity domain): one match logs in directly, several return a
+//! selection, each choice an opaque server-signed value for `selectTenant`.
 //!
-//! Every attempt is reserved with the login throttle (`auth::throttle`: per email + client
-//! address, email, address and overall) before any password is checked, and Argon2 work
-//! is bounded to one login per CPU at a time.
+//! Failures never say whether the email exists, by their answer or by their cost: a login
+//! with a fixed tenant runs exactly one Argon2 verification, one without runs exactly
+//! [`LOGIN_FAN_OUT`], padding with decoy verifications, whatever the email and however
+//! many tenants it belongs to. Every attempt is reserved with the login throttle
+//! (`auth::throttle`: per email + client address, email, address and overall) before any
+//! password is checked, and Argon2 work is bounded to one login per CPU at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,10 @@ use crate::schema::public::tenant_memberships;
 use crate::schema::tenant::{api_tokens, tokens, users as users_table};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::transaction::Access;
+
+/// Password verifications of every login without a fixed tenant (see the module doc):
+/// the most tenants such a login can find the email in.
+pub const LOGIN_FAN_OUT: usize = 3;
 
 /// Longest lifetime of an API token.
 const MAX_API_TOKEN_DAYS: i64 = 366;
@@ -297,7 +305,11 @@ pub struct IdentityMutation;
 
 #[Object]
 impl IdentityMutation {
-    /// Logs in with email and password; see the module doc for how the tenant is chosen.
+    /// Logs in with email and password. The tenant is the vanity domain's, else the
+    /// configured default tenant, else the only tenant; otherwise the credentials are
+    /// checked in at most 3 of the email's tenants (the first by slug): members of more
+    /// tenants log in on their tenant's own domain. Repeated failures are slowed down,
+    /// then refused with RATE_LIMITED.
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -341,23 +353,37 @@ impl IdentityMutation {
                 [only] => Some(only.clone()),
                 _ => None,
             });
-        let candidates = match fixed {
-            Some(tenant) => vec![tenant],
-            None => member_tenants(app, &email).await?,
-        };
-        let candidates: Vec<_> = candidates.into_iter().filter(|t| t.is_active()).collect();
-        if candidates.is_empty() {
-            // Spend the time of a verification anyway: timing must not tell unknown emails apart.
-            let password = password.clone();
-            tokio::task::spawn_blocking(move || password::verify(&password, None))
-                .await
-                .map_err(ApiError::internal)?;
-        }
-        let mut valid = Vec::new();
-        for tenant in candidates {
-            if let Some(user) = check_credentials(app, &tenant, &email, &password).await? {
-                valid.push((tenant, user));
+        let (candidates, verifications) = match fixed {
+            Some(tenant) => (vec![tenant].into_iter().filter(|t| t.is_active()).collect(), 1),
+            None => {
+                let mut tenants: Vec<_> = member_tenants(app, &email)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.is_active())
+                    .collect();
+                tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
+                tenants.truncate(LOGIN_FAN_OUT);
+                (tenants, LOGIN_FAN_OUT)
             }
+        };
+        let mut valid = Vec::new();
+        for tenant in &candidates {
+            if let Some(user) = check_credentials(app, tenant, &email, &password).await? {
+                valid.push((tenant.clone(), user));
+            }
+        }
+        // Decoys up to the fixed count: timing must not tell how many tenants (if any)
+        // the email belongs to.
+        let decoys = verifications.saturating_sub(candidates.len());
+        if decoys > 0 {
+            let password = password.clone();
+            tokio::task::spawn_blocking(move || {
+                for _ in 0..decoys {
+                    password::verify(&password, None);
+                }
+            })
+            .await
+            .map_err(ApiError::internal)?;
         }
         drop(slot);
         if valid.is_empty() {
