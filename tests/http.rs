@@ -460,6 +460,11 @@ async fn a_request_taking_longer_than_the_request_timeout_gets_503() {
     let body = response.into_body().collect().await.expect("body").to_bytes();
     let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(error_code(&body), Some("UNAVAILABLE"), "{body}");
+    // Cut by the request's own limit, not by the (much longer) pool timeout.
+    assert_eq!(
+        body["errors"][0]["message"], "the request took too long; retry later",
+        "{body}"
+    );
     drop(held);
     let (status, body) = call(router, request()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
