@@ -370,7 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let tenants = crate::demo::prepare(&app, &options).await?;
             print_demo(&tenants, &server);
-            crate::listen(app, &server, shutdown_signal()).await
+            crate::listen(app, &server, auth.dev, shutdown_signal()).await
         }
         Command::Schema => {
             print!("{}", resolvers::sdl());

@@ -9,15 +9,20 @@
 //! | `ENCLAVE_AUTHENTICATOR_URL` | `DATABASE_URL` with user `<role namespace>_authenticator`, no password | how request connections log in: as the *authenticator*, a role that owns nothing and can read nothing until a tenant transaction switches to the tenant's role (created by Enclave when not configured) |
 //! | `ENCLAVE_LOCK_TIMEOUT_MS` | `5000` | `lock_timeout` of request connections |
 //! | `ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS` | `60000` | `idle_in_transaction_session_timeout` of request connections |
+//! | `ENCLAVE_HEADER_READ_TIMEOUT_MS` | `10000` | longest time a client may take to send a request's headers before its connection is closed (also ends idle keep-alive connections) |
+//! | `ENCLAVE_REQUEST_TIMEOUT_MS` | `30000` | longest time one HTTP request may take, body upload included (then 503 UNAVAILABLE) |
+//! | `ENCLAVE_METRICS_LISTEN` | — | address of a separate listener serving only `/metrics` (off by default) |
+//! | `ENCLAVE_METRICS_TOKEN` | — | serves `/metrics` on the main listener too, to `Authorization: Bearer <token>` only; without it or `ENCLAVE_METRICS_LISTEN`, no `/metrics` |
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
 //! | `ENCLAVE_POOL_TIMEOUT_MS` | `5000` | longest wait for a pooled connection before a request fails |
 //! | `ENCLAVE_POOL_TENANTS_PER_CONNECTION` | `100` | most distinct tenants a pooled connection serves before it is replaced; requests go to connections that have served their tenant (0: no bound) |
+//! | `ENCLAVE_POOL_TENANT_SHARE` | `50` | most of the request pool (percent of its connections, at least one) one tenant holds at once; further requests of that tenant wait |
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
 //! | `ENCLAVE_ROOT_KEY` | — | root key set `<id>:private:<hex>[,<id>:public:<hex>…]` (see `auth::keys`) |
 //! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
-//! | `ENCLAVE_DEV` | `false` | development mode: without a configured key, use (creating it if missing) the per-user dev key file |
+//! | `ENCLAVE_DEV` | `false` | development mode: without a configured key, use (creating it if missing) the per-user dev key file; GraphQL errors suggest field names ("Did you mean …") |
 //! | `ENCLAVE_DEV_KEY_FILE` | `$XDG_DATA_HOME/enclave/dev-root-key`, else `$HOME/.local/share/enclave/dev-root-key` | the development key file (one per user, read by every command in development mode) |
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
@@ -98,7 +103,12 @@ pub struct DatabaseConfig {
     /// NOINHERIT and is granted every tenant role (see README, "Security"). Unset: Enclave
     /// creates `<role namespace>_authenticator` and logs in as it without a password on the
     /// same server and database as `DATABASE_URL`.
-    #[arg(long, global = true, env = "ENCLAVE_AUTHENTICATOR_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_AUTHENTICATOR_URL",
+        hide_env_values = true
+    )]
     pub authenticator_url: Option<String>,
 
     /// `lock_timeout` of request connections, in milliseconds.
@@ -133,6 +143,13 @@ pub struct DatabaseConfig {
         default_value_t = 100
     )]
     pub pool_tenants_per_connection: u32,
+
+    /// Most of the request pool one tenant holds at once, in percent of its connections
+    /// (at least one connection): further requests of that tenant wait for one of its own
+    /// connections (at most the pool timeout) instead of taking the last free ones.
+    #[arg(long, global = true, env = "ENCLAVE_POOL_TENANT_SHARE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub pool_tenant_share: u32,
 
     /// `statement_timeout` of every tenant transaction, in milliseconds.
     #[arg(
@@ -169,6 +186,7 @@ impl DatabaseConfig {
             pool_size: 16,
             pool_timeout_ms: 5000,
             pool_tenants_per_connection: 100,
+            pool_tenant_share: 50,
             statement_timeout_ms: 15000,
             migration_concurrency: 4,
             migration_lock_timeout_ms: 10000,
@@ -191,6 +209,30 @@ pub struct ServerConfig {
     /// resolved when the server binds (`localhost:8080`, `[::1]:8080`, `0.0.0.0:8080`).
     #[arg(long, env = "ENCLAVE_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: String,
+
+    /// Longest time a client may take to send a request's headers, in milliseconds; the
+    /// connection is closed after it (against clients that trickle their headers). An
+    /// idle keep-alive connection is closed after as long.
+    #[arg(long, env = "ENCLAVE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+
+    /// Longest time one HTTP request may take, body upload and execution included, in
+    /// milliseconds; a request that takes longer is answered 503 UNAVAILABLE (its
+    /// transaction is rolled back).
+    #[arg(long, env = "ENCLAVE_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+
+    /// Address of a separate listener that serves only `/metrics` (bind it to a private
+    /// interface). Off by default.
+    #[arg(long, env = "ENCLAVE_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// Bearer token that unlocks `/metrics` on the main listener. Without it (or
+    /// `ENCLAVE_METRICS_LISTEN`) `/metrics` is not served at all.
+    #[arg(long, env = "ENCLAVE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Checks the shape `host:port` (the host is resolved only when binding).
@@ -209,11 +251,23 @@ fn parse_listen(raw: &str) -> Result<String, String> {
 }
 
 impl ServerConfig {
-    /// Configuration listening on `listen`.
+    /// Listens on `listen` (`host:port`) with every other setting at its default.
     pub fn on(listen: impl Into<String>) -> Self {
         Self {
             listen: listen.into(),
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            metrics_listen: None,
+            metrics_token: None,
         }
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 }
 
@@ -231,7 +285,8 @@ pub struct AuthConfig {
 
     /// Development mode: without a configured key, use the per-user development key file
     /// (`--dev-key-file`), creating it when missing. Never in production. Accepts 1/0,
-    /// true/false, yes/no, on/off.
+    /// true/false, yes/no, on/off. Also makes GraphQL errors suggest field names
+    /// ("Did you mean …", off otherwise: they help explore the schema without a token).
     #[arg(long, global = true, env = "ENCLAVE_DEV", action = clap::ArgAction::SetTrue,
           value_parser = Boolish { var: "ENCLAVE_DEV" })]
     pub dev: bool,

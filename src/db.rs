@@ -362,6 +362,7 @@ pub fn build_request_pool(
         manager(connect, request_settings(config), Some(statements)),
         config.pool_size,
         tenants_per_connection,
+        config.pool_tenant_share,
         config.pool_timeout(),
         Duration::from_secs(300),
     )

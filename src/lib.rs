@@ -91,16 +91,29 @@ pub async fn migrate_database(
     Ok((installation, report))
 }
 
-/// The application router (what `serve` listens with).
+/// The application router with the default options (no `/metrics`, no field
+/// suggestions in errors).
 pub fn build_app(app: Arc<App>, ready: Arc<AtomicBool>) -> axum::Router {
-    http::router(http::AppState {
-        schema: resolvers::schema_builder(app.clone())
-            .extension(http::ws::Gate)
-            .extension(http::privileges::Establish)
-            .finish(),
+    build_app_with(app, ready, &http::HttpOptions::default())
+}
+
+/// The application router (what `listen` serves).
+pub fn build_app_with(app: Arc<App>, ready: Arc<AtomicBool>, options: &http::HttpOptions) -> axum::Router {
+    http::router(app_state(app, ready, options), options)
+}
+
+fn app_state(app: Arc<App>, ready: Arc<AtomicBool>, options: &http::HttpOptions) -> http::AppState {
+    let mut schema = resolvers::schema_builder(app.clone())
+        .extension(http::ws::Gate)
+        .extension(http::privileges::Establish);
+    if !options.suggestions {
+        schema = schema.disable_suggestions();
+    }
+    http::AppState {
+        schema: schema.finish(),
         app,
         ready,
-    })
+    }
 }
 
 /// Loads the keys (refusing to start without one), migrates, then listens until
@@ -115,7 +128,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = start(database, auth, limits, migration_sets).await?;
-    listen(app, server, shutdown).await
+    listen(app, server, auth.dev, shutdown).await
 }
 
 /// Everything before listening: keys, migrations, the shared state.
@@ -141,31 +154,60 @@ pub async fn start(
     App::new(database, auth, keys, installation, limits.clone()).await
 }
 
-/// Serves `app` on `server.listen` until `shutdown` resolves, keeping the tenant
-/// directory fresh meanwhile.
+/// Serves `app` on `server.listen` (and `/metrics` on `server.metrics_listen`, if set)
+/// until `shutdown` resolves, keeping the tenant directory fresh meanwhile. `dev`
+/// (`ENCLAVE_DEV`) turns on field suggestions in GraphQL errors.
 pub async fn listen(
     app: Arc<App>,
     server: &ServerConfig,
+    dev: bool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let refresher = app.directory.spawn_refresher();
-    let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
+    let options = http::HttpOptions::from_config(server, dev);
     let ready = Arc::new(AtomicBool::new(false));
-    let router = build_app(app, ready.clone());
+    let state = app_state(app.clone(), ready.clone(), &options);
+    let router = http::router(state.clone(), &options);
     // `listen` may be a host name: bind resolves it (trying each address in turn).
     let listener = tokio::net::TcpListener::bind(server.listen.as_str())
         .await
         .with_context(|| format!("cannot listen on {} (ENCLAVE_LISTEN)", server.listen))?;
+    let metrics_listener = match server.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for /metrics"))?,
+        ),
+        None => None,
+    };
+    let refresher = app.directory.spawn_refresher();
+    let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
     ready.store(true, Ordering::Release);
     let address = listener
         .local_addr()
         .map_or_else(|_| server.listen.clone(), |a| a.to_string());
     tracing::info!(%address, listen = %server.listen, "listening");
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed");
+    let header_timeout = server.header_read_timeout();
+    let main = http::serve::serve(listener, router, header_timeout, until_stopped(stopped.clone()));
+    let metrics = async {
+        let Some(listener) = metrics_listener else {
+            return Ok(());
+        };
+        tracing::info!(address = ?server.metrics_listen, "serving /metrics");
+        let router = http::metrics_router(state, &options);
+        http::serve::serve(listener, router, header_timeout, until_stopped(stopped.clone())).await
+    };
+    let (served, metrics_served) = tokio::join!(main, metrics);
+    signal.abort();
     refresher.abort();
     change_listener.abort();
-    served
+    served.context("HTTP server failed")?;
+    metrics_served.context("metrics server failed")
 }

@@ -24,6 +24,12 @@
 //! step 4 once its requests queue deeper than the slots that can take them.
 //! Requests without a tenant (platform queries, which touch only `public`) take any idle
 //! slot. With no idle slot a request waits, for at most the pool timeout.
+//!
+//! Fairness: one tenant holds at most its share of the slots at once
+//! (`ENCLAVE_POOL_TENANT_SHARE`, a percentage of the pool, at least one slot). A request of
+//! a tenant that already holds its share waits for one of its own slots to be released
+//! (for at most the pool timeout, then UNAVAILABLE) even when other slots are idle: a
+//! tenant flooding the server cannot take the last connections the other tenants need.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -54,6 +60,8 @@ struct Shared {
     table: Mutex<Table>,
     released: Notify,
     tenants_per_connection: Option<usize>,
+    /// Most slots one tenant holds at once (at least 1).
+    tenant_slots: usize,
     timeout: Duration,
 }
 
@@ -67,6 +75,8 @@ struct Table {
 #[derive(Debug, Default, Clone)]
 struct Route {
     busy: bool,
+    /// The tenant the slot is busy for (`None` when idle or busy for platform queries).
+    current: Option<Uuid>,
     /// The connection the `tenants` were served by; a slot whose connection was replaced
     /// (broken, idle for too long, retired) starts over.
     connection: Option<u64>,
@@ -82,18 +92,26 @@ enum Choice {
 }
 
 /// Steps 1 to 4 of the module doc over the slots' routes; `waiting` requests of the same
-/// tenant are already waiting.
+/// tenant are already waiting; a tenant already busy on `tenant_slots` slots waits.
 fn choose(
     routes: &[Route],
     tenant: Option<Uuid>,
     limit: Option<usize>,
     patient: bool,
     waiting: usize,
+    tenant_slots: usize,
 ) -> Choice {
     let idle = || routes.iter().enumerate().filter(|(_, route)| !route.busy);
     let Some(tenant) = tenant else {
         return idle().next().map_or(Choice::Wait, |(slot, _)| Choice::Take(slot));
     };
+    let held = routes
+        .iter()
+        .filter(|route| route.busy && route.current == Some(tenant))
+        .count();
+    if held >= tenant_slots {
+        return Choice::Wait;
+    }
     if let Some((slot, _)) = idle().find(|(_, route)| route.tenants.contains(&tenant)) {
         return Choice::Take(slot);
     }
@@ -116,6 +134,13 @@ fn choose(
         .map_or(Choice::Wait, |(slot, _)| Choice::Replace(slot))
 }
 
+/// Most slots one tenant may hold at once: `share` percent of `size`, rounded down, at
+/// least one.
+fn tenant_slots(size: usize, share: u32) -> usize {
+    let share = usize::try_from(share.clamp(1, 100)).unwrap_or(100);
+    (size * share / 100).max(1)
+}
+
 /// Connections and their use, summed over the slots (for `/metrics`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolState {
@@ -128,12 +153,14 @@ pub struct PoolState {
 
 impl Pool {
     /// `size` slots whose connections come from `manager`; a connection is replaced once it
-    /// would serve more than `tenants_per_connection` tenants (`None`: never). Waiting for
+    /// would serve more than `tenants_per_connection` tenants (`None`: never); one tenant
+    /// holds at most `tenant_share` percent of the slots at once (at least one). Waiting for
     /// a connection is bounded by `timeout`. Connections are opened on first use.
     pub fn new(
         manager: AsyncDieselConnectionManager<AsyncPgConnection>,
         size: u32,
         tenants_per_connection: Option<usize>,
+        tenant_share: u32,
         timeout: Duration,
         idle_timeout: Duration,
     ) -> Self {
@@ -159,6 +186,7 @@ impl Pool {
             }),
             released: Notify::new(),
             tenants_per_connection,
+            tenant_slots: tenant_slots(size, tenant_share),
             timeout,
         }))
     }
@@ -184,10 +212,19 @@ impl Pool {
                 let mut table = shared.table();
                 let waiting = tenant.map_or(0, |t| table.waiting.get(&t).copied().unwrap_or(0));
                 let limit = shared.tenants_per_connection;
-                let choice = choose(&table.routes, tenant, limit, patient, waiting);
+                let choice = choose(
+                    &table.routes,
+                    tenant,
+                    limit,
+                    patient,
+                    waiting,
+                    shared.tenant_slots,
+                );
                 let queued = match (&choice, tenant) {
                     (Choice::Take(slot) | Choice::Replace(slot), _) => {
-                        table.routes[*slot].busy = true;
+                        let route = &mut table.routes[*slot];
+                        route.busy = true;
+                        route.current = tenant;
                         None
                     }
                     (Choice::Wait, Some(tenant)) => {
@@ -285,7 +322,11 @@ struct Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.shared.table().routes[self.slot].busy = false;
+        let mut table = self.shared.table();
+        let route = &mut table.routes[self.slot];
+        route.busy = false;
+        route.current = None;
+        drop(table);
         self.shared.released.notify_waiters();
     }
 }
@@ -375,9 +416,13 @@ impl ManageConnection for SharedManager {
 mod tests {
     use super::*;
 
+    /// No tenant share: a tenant may hold every slot.
+    const ANY: usize = usize::MAX;
+
     fn route(busy: bool, tenants: &[Uuid]) -> Route {
         Route {
             busy,
+            current: None,
             connection: Some(1),
             tenants: tenants.iter().copied().collect(),
         }
@@ -387,7 +432,7 @@ mod tests {
     fn a_tenant_goes_to_the_idle_slot_that_has_served_it() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let routes = [route(false, &[b]), route(false, &[a]), route(false, &[])];
-        assert_eq!(choose(&routes, Some(a), Some(2), true, 0), Choice::Take(1));
+        assert_eq!(choose(&routes, Some(a), Some(2), true, 0, ANY), Choice::Take(1));
     }
 
     #[test]
@@ -395,18 +440,21 @@ mod tests {
         let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
         let routes = [route(false, &[a, b]), route(true, &[]), route(false, &[c])];
         let new = Some(Uuid::new_v4());
-        assert_eq!(choose(&routes, new, Some(3), true, 0), Choice::Take(2));
+        assert_eq!(choose(&routes, new, Some(3), true, 0, ANY), Choice::Take(2));
     }
 
     #[test]
     fn a_tenant_waits_for_its_busy_slot_then_replaces_a_full_one() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let routes = [route(true, &[a]), route(false, &[b])];
-        assert_eq!(choose(&routes, Some(a), Some(1), true, 0), Choice::Wait);
-        assert_eq!(choose(&routes, Some(a), Some(1), false, 0), Choice::Replace(1));
+        assert_eq!(choose(&routes, Some(a), Some(1), true, 0, ANY), Choice::Wait);
+        assert_eq!(
+            choose(&routes, Some(a), Some(1), false, 0, ANY),
+            Choice::Replace(1)
+        );
         // A tenant that no slot has served or has room for does not wait.
         let new = Some(Uuid::new_v4());
-        assert_eq!(choose(&routes, new, Some(1), true, 0), Choice::Replace(1));
+        assert_eq!(choose(&routes, new, Some(1), true, 0, ANY), Choice::Replace(1));
     }
 
     #[test]
@@ -414,30 +462,69 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let routes = [route(true, &[a]), route(false, &[b])];
         let new = Some(Uuid::new_v4());
-        assert_eq!(choose(&routes, new, Some(2), true, 0), Choice::Take(1));
+        assert_eq!(choose(&routes, new, Some(2), true, 0, ANY), Choice::Take(1));
         let full = [route(true, &[a]), route(false, &[a, b])];
-        assert_eq!(choose(&full, new, Some(2), true, 0), Choice::Wait);
+        assert_eq!(choose(&full, new, Some(2), true, 0, ANY), Choice::Wait);
     }
 
     #[test]
     fn a_hot_tenant_spreads_over_slots_with_room_then_over_full_ones() {
         let a = Uuid::new_v4();
         let routes = [route(true, &[a]), route(false, &[Uuid::new_v4()])];
-        assert_eq!(choose(&routes, Some(a), Some(2), true, 0), Choice::Take(1));
-        assert_eq!(choose(&routes, Some(a), None, true, 0), Choice::Take(1));
+        assert_eq!(choose(&routes, Some(a), Some(2), true, 0, ANY), Choice::Take(1));
+        assert_eq!(choose(&routes, Some(a), None, true, 0, ANY), Choice::Take(1));
         // One request already waits for the only slot that has served it: the next one
         // takes the full idle slot.
-        assert_eq!(choose(&routes, Some(a), Some(1), true, 0), Choice::Wait);
-        assert_eq!(choose(&routes, Some(a), Some(1), true, 1), Choice::Replace(1));
+        assert_eq!(choose(&routes, Some(a), Some(1), true, 0, ANY), Choice::Wait);
+        assert_eq!(
+            choose(&routes, Some(a), Some(1), true, 1, ANY),
+            Choice::Replace(1)
+        );
     }
 
     #[test]
     fn with_every_slot_busy_a_request_waits() {
         let a = Uuid::new_v4();
         let routes = [route(true, &[a]), route(true, &[])];
-        assert_eq!(choose(&routes, Some(a), Some(1), false, 3), Choice::Wait);
-        assert_eq!(choose(&routes, None, Some(1), false, 0), Choice::Wait);
+        assert_eq!(choose(&routes, Some(a), Some(1), false, 3, ANY), Choice::Wait);
+        assert_eq!(choose(&routes, None, Some(1), false, 0, ANY), Choice::Wait);
         let idle = [route(true, &[]), route(false, &[a])];
-        assert_eq!(choose(&idle, None, Some(1), false, 0), Choice::Take(1));
+        assert_eq!(choose(&idle, None, Some(1), false, 0, ANY), Choice::Take(1));
+    }
+
+    fn busy_for(tenant: Uuid) -> Route {
+        Route {
+            busy: true,
+            current: Some(tenant),
+            connection: Some(1),
+            tenants: [tenant].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn a_tenant_holding_its_share_waits_while_others_take_the_idle_slots() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let routes = [busy_for(a), busy_for(a), route(false, &[a]), route(false, &[])];
+        // Two slots of four is a's share: a waits although its warm slot 2 is idle…
+        assert_eq!(choose(&routes, Some(a), Some(10), false, 0, 2), Choice::Wait);
+        assert_eq!(choose(&routes, Some(a), Some(10), true, 5, 2), Choice::Wait);
+        // …while another tenant and platform queries take the idle slots.
+        assert_eq!(choose(&routes, Some(b), Some(10), false, 0, 2), Choice::Take(3));
+        assert_eq!(choose(&routes, None, Some(10), false, 0, 2), Choice::Take(2));
+        // Below its share, a takes its warm slot as before.
+        assert_eq!(choose(&routes, Some(a), Some(10), false, 0, 3), Choice::Take(2));
+        // Slots busy for other tenants do not count against a.
+        let others = [busy_for(b), busy_for(b), route(false, &[a])];
+        assert_eq!(choose(&others, Some(a), Some(10), false, 0, 1), Choice::Take(2));
+    }
+
+    #[test]
+    fn the_tenant_share_is_a_percentage_of_the_slots_and_at_least_one() {
+        assert_eq!(tenant_slots(16, 50), 8);
+        assert_eq!(tenant_slots(16, 100), 16);
+        assert_eq!(tenant_slots(10, 33), 3);
+        assert_eq!(tenant_slots(1, 50), 1);
+        assert_eq!(tenant_slots(3, 0), 1);
+        assert_eq!(tenant_slots(4, 250), 4);
     }
 }

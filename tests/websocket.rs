@@ -18,7 +18,13 @@ async fn serve(t: &TestApp) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     let router = t.router.clone();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    // Enclave's own server loop, as `serve` runs it: upgrades must go through it.
+    tokio::spawn(enclave::http::serve::serve(
+        listener,
+        router,
+        std::time::Duration::from_secs(10),
+        std::future::pending(),
+    ));
     address
 }
 

@@ -16,6 +16,9 @@ pub struct Server {
     pub address: String,
 }
 
+/// The token the benchmarked server serves `/metrics` to.
+const METRICS_TOKEN: &str = "bench-metrics";
+
 /// How to start it.
 pub struct Launch<'a> {
     pub database_url: &'a str,
@@ -41,6 +44,11 @@ impl Server {
                 "ENCLAVE_POOL_TENANTS_PER_CONNECTION",
                 launch.tenants_per_connection.to_string(),
             )
+            // `/metrics` is read with this token (it is off without one).
+            .env("ENCLAVE_METRICS_TOKEN", METRICS_TOKEN)
+            // The pinned-tenant reference sends every request to one tenant: let it use the
+            // whole pool, as before the per-tenant share existed.
+            .env("ENCLAVE_POOL_TENANT_SHARE", "100")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
@@ -69,7 +77,11 @@ impl Server {
     /// A plain HTTP/1.0 GET: status and body.
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
         let mut stream = TcpStream::connect(&self.address)?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.address)?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nAuthorization: Bearer {METRICS_TOKEN}\r\n\r\n",
+            self.address
+        )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         let status = response

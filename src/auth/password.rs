@@ -1,6 +1,9 @@
-//! Password hashing with Argon2id (the `argon2` crate's defaults, PHC string format).
+//! Password hashing with Argon2id (the `argon2` crate's defaults, PHC string format),
+//! and a process-wide count of verifications: logins must cost the same number of them
+//! whatever the email (see `resolvers::identity`), and tests prove it with [`verifications`].
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
@@ -11,6 +14,14 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// A hash to verify against when the email is unknown, so that an unknown email costs as
 /// much as a wrong password and timing does not reveal which emails exist.
 static DECOY_HASH: LazyLock<Option<String>> = LazyLock::new(|| hash(&uuid::Uuid::new_v4().to_string()).ok());
+
+/// Argon2 verifications run by this process (real and decoy alike).
+static VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many Argon2 verifications this process has run so far (real and decoy alike).
+pub fn verifications() -> u64 {
+    VERIFICATIONS.load(Ordering::Relaxed)
+}
 
 /// Why a password was refused when setting it.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +55,7 @@ pub fn verify(password: &str, stored: Option<&str>) -> bool {
     let matches = candidate
         .and_then(|h| PasswordHash::new(h).ok())
         .is_some_and(|parsed| {
+            VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
             Argon2::default()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()
@@ -63,5 +75,15 @@ mod tests {
         assert!(!verify("wrong horse battery", Some(&stored)));
         assert!(!verify("correct horse battery", None));
         assert!(matches!(hash_new("short"), Err(PasswordError::TooShort)));
+    }
+
+    #[test]
+    fn every_verification_is_counted_decoys_included() {
+        let stored = hash_new("correct horse battery").expect("hash");
+        let before = verifications();
+        verify("wrong horse battery", Some(&stored));
+        verify("correct horse battery", None);
+        // Other tests of this binary may verify meanwhile: at least these two counted.
+        assert!(verifications() - before >= 2);
     }
 }

@@ -5,13 +5,15 @@
 //! succeeded; otherwise roll back and return no data) and make sure every error carries
 //! a code (and INTERNAL ones a request id).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::{ErrorExtensionValues, ParseRequestError, Response, ServerError, Value};
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -20,6 +22,7 @@ use super::AppState;
 use super::credentials::scope_for;
 use super::operation::{self, OperationShape};
 use crate::auth::Role;
+use crate::auth::throttle::ClientAddress;
 use crate::auth::token::Operation;
 use crate::resolvers::access;
 use crate::resolvers::errors::{ApiError, Code};
@@ -45,8 +48,11 @@ pub async fn handle(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> HttpResponse {
+    // Requests served without a peer address (in-process) share one throttle bucket.
+    let address = ClientAddress::from_peer(peer.map(|Extension(ConnectInfo(peer))| peer));
     let request_id = Uuid::new_v4();
     let span = tracing::info_span!("graphql", %request_id);
     let media = MediaType::accepted(&headers);
@@ -79,7 +85,7 @@ pub async fn handle(
             return respond(refused(error, request_id), media, Some(StatusCode::BAD_REQUEST));
         }
     };
-    execute(state, method, headers, media, request, request_id)
+    execute(state, method, headers, media, request, request_id, address)
         .instrument(span)
         .await
 }
@@ -91,6 +97,7 @@ async fn execute(
     media: MediaType,
     request: GraphQLRequest,
     request_id: Uuid,
+    address: ClientAddress,
 ) -> HttpResponse {
     let mut request = request.into_inner();
     let shape = operation::shape(&request.query, request.operation_name.as_deref());
@@ -121,7 +128,8 @@ async fn execute(
     }
     request = request
         .data(scope.clone())
-        .data(Arc::new(Loaders::new(scope.clone())));
+        .data(Arc::new(Loaders::new(scope.clone())))
+        .data(address);
     let mut response = state.schema.execute(request).await;
     let commit = kind != Some(Operation::Mutation) || response.errors.is_empty();
     match scope.finish(commit).await {
@@ -190,12 +198,15 @@ impl MediaType {
 /// Serializes a response with the negotiated content type and status. A request error
 /// (no data, errors without a path: refused or invalid before execution) is 4xx under
 /// `application/graphql-response+json`; `status` forces one (405, 413, 400 for bodies
-/// that are no GraphQL request at all).
+/// that are no GraphQL request at all). An error telling the client to come back later
+/// sets the status under both media types, with a `Retry-After` header: UNAVAILABLE is
+/// 503 (the server is overloaded), RATE_LIMITED 429 (this caller sends too much).
 fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> HttpResponse {
     let request_error = response.data == Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let status = status.unwrap_or(match media {
+    let retry = retry_status(&response);
+    let status = status.or(retry.map(|(status, _)| status)).unwrap_or(match media {
         MediaType::GraphqlResponse if request_error => {
             match response
                 .errors
@@ -215,7 +226,33 @@ fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> 
     let body = serde_json::to_vec(&response).unwrap_or_else(|_| {
         b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec()
     });
-    (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response()
+    let mut http = (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
+    if let Some((_, secs)) = retry {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    http
+}
+
+/// The status and `Retry-After` (seconds) of a response whose errors ask the client to
+/// come back later: 503 when any error is UNAVAILABLE, else 429 when any is RATE_LIMITED.
+fn retry_status(response: &Response) -> Option<(StatusCode, u64)> {
+    let (mut unavailable, mut limited) = (None::<u64>, None::<u64>);
+    for extensions in response.errors.iter().filter_map(|e| e.extensions.as_ref()) {
+        let secs = match extensions.get("retryAfter") {
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(1).max(1),
+            _ => 1,
+        };
+        let slot = match extensions.get("code") {
+            Some(Value::String(code)) if code == Code::Unavailable.as_str() => &mut unavailable,
+            Some(Value::String(code)) if code == Code::RateLimited.as_str() => &mut limited,
+            _ => continue,
+        };
+        *slot = Some(slot.map_or(secs, |s| s.max(secs)));
+    }
+    unavailable
+        .map(|secs| (StatusCode::SERVICE_UNAVAILABLE, secs))
+        .or(limited.map(|secs| (StatusCode::TOO_MANY_REQUESTS, secs)))
 }
 
 /// Limits that need no caller: document size, and self-committing mutations alone.
@@ -279,9 +316,13 @@ fn refused(error: ApiError, request_id: Uuid) -> Response {
 }
 
 pub(super) fn server_error(error: ApiError) -> ServerError {
+    let retry = error.retry_after_secs();
     let mut server_error = ServerError::new(error.message, None);
     let mut extensions = ErrorExtensionValues::default();
     extensions.set("code", error.code.as_str());
+    if let Some(secs) = retry {
+        extensions.set("retryAfter", secs);
+    }
     server_error.extensions = Some(extensions);
     server_error
 }

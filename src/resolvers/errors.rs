@@ -2,8 +2,15 @@
 //! codes of DESIGN §4 in `extensions.code`. Messages are written for clients and never
 //! carry SQL, constraint, relation or schema names; anything unexpected becomes INTERNAL,
 //! with the detail logged under the request id (which the HTTP layer adds to the error).
+//!
+//! Two codes tell the client to come back later, with `extensions.retryAfter` (seconds)
+//! and, over HTTP, a `Retry-After` header: RATE_LIMITED (429: this caller is sending too
+//! much, e.g. failed logins) and UNAVAILABLE (503: the server is overloaded, e.g. no
+//! database connection became free within the pool timeout). Neither means the request
+//! was wrong; the same request may succeed when retried.
 
 use std::fmt;
+use std::time::Duration;
 
 use async_graphql::ErrorExtensions as _;
 
@@ -13,16 +20,28 @@ use crate::tenancy::provision::TenancyError;
 use crate::tenancy::scope::ScopeError;
 use crate::tenancy::transaction::TxError;
 
+/// How long a client is asked to wait after the pool was exhausted.
+pub const POOL_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// `extensions.code` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    /// No valid credentials (HTTP 401 under `application/graphql-response+json`).
     Unauthenticated,
+    /// Valid credentials, not allowed (403).
     Forbidden,
     NotFound,
     BadUserInput,
     Conflict,
+    /// The tenant is suspended.
     TenantUnavailable,
+    /// This caller sent too much (failed logins, password checks): retry after
+    /// `extensions.retryAfter` seconds (HTTP 429 with `Retry-After`).
     RateLimited,
+    /// The server is overloaded (no database connection became free in time): retry after
+    /// `extensions.retryAfter` seconds (HTTP 503 with `Retry-After`).
+    Unavailable,
+    /// A bug or a broken dependency; `extensions.requestId` finds the log line.
     Internal,
 }
 
@@ -36,6 +55,7 @@ impl Code {
             Self::Conflict => "CONFLICT",
             Self::TenantUnavailable => "TENANT_UNAVAILABLE",
             Self::RateLimited => "RATE_LIMITED",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -47,6 +67,9 @@ impl Code {
 pub struct ApiError {
     pub code: Code,
     pub message: String,
+    /// When the client may retry (RATE_LIMITED, UNAVAILABLE): `extensions.retryAfter`
+    /// and the `Retry-After` header, in whole seconds (at least 1).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -54,7 +77,29 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// RATE_LIMITED, retry after `retry_after`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Self {
+        Self::new(Code::RateLimited, message).retry_after(retry_after)
+    }
+
+    /// UNAVAILABLE, retry after `retry_after`.
+    pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> Self {
+        Self::new(Code::Unavailable, message).retry_after(retry_after)
+    }
+
+    /// Sets when the client may retry.
+    pub fn retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// `retry_after` in whole seconds, rounded up, at least 1.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after.map(retry_secs)
     }
 
     pub fn unauthenticated(message: impl Into<String>) -> Self {
@@ -73,6 +118,14 @@ impl ApiError {
         Self::new(Code::BadUserInput, message)
     }
 
+    /// UNAVAILABLE for a request that found no free database connection in time.
+    pub fn pool_exhausted() -> Self {
+        Self::unavailable(
+            "the server is busy: no database connection became free in time; retry later",
+            POOL_RETRY_AFTER,
+        )
+    }
+
     /// Logs `detail` (for operators) and returns a generic INTERNAL error (for clients).
     pub fn internal(detail: impl fmt::Display) -> Self {
         tracing::error!(%detail, "internal error");
@@ -80,9 +133,21 @@ impl ApiError {
     }
 }
 
+/// Whole seconds, rounded up, at least 1 (the unit of `Retry-After`).
+pub fn retry_secs(duration: Duration) -> u64 {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    secs.max(1)
+}
+
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
-        async_graphql::Error::new(error.message).extend_with(|_, e| e.set("code", error.code.as_str()))
+        let retry = error.retry_after_secs();
+        async_graphql::Error::new(error.message).extend_with(|_, e| {
+            e.set("code", error.code.as_str());
+            if let Some(secs) = retry {
+                e.set("retryAfter", secs);
+            }
+        })
     }
 }
 
@@ -118,13 +183,26 @@ impl From<TxError> for ApiError {
             TxError::CredentialRevoked => Self::unauthenticated("the token has been revoked or has expired"),
             TxError::PoolTimeout(waited) => {
                 tracing::warn!(?waited, "no pooled connection became free in time");
-                Self::new(
-                    Code::Internal,
-                    "the server is busy: no database connection became free in time; retry later",
-                )
+                Self::pool_exhausted()
+            }
+            TxError::PlatformPoolTimeout => {
+                tracing::warn!("no platform connection became free in time");
+                Self::pool_exhausted()
             }
             TxError::Database(e) => e.into(),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for ApiError {
+    fn from(error: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
+        match error {
+            bb8::RunError::TimedOut => {
+                tracing::warn!("no pooled connection became free in time");
+                Self::pool_exhausted()
+            }
+            bb8::RunError::User(e) => Self::internal(e),
         }
     }
 }
@@ -344,6 +422,7 @@ mod tests {
             Code::Forbidden,
             Code::RateLimited,
             Code::TenantUnavailable,
+            Code::Unavailable,
         ] {
             let error = graphql(ApiError::new(code, "x"));
             let extensions = serde_json::to_value(&error.extensions).expect("serialize");
@@ -359,5 +438,18 @@ mod tests {
             ApiError::from(TxError::CredentialRevoked).code,
             Code::Unauthenticated
         );
+    }
+
+    #[test]
+    fn pool_exhaustion_is_unavailable_with_a_retry_after() {
+        let error = ApiError::from(TxError::PoolTimeout(Duration::from_secs(5)));
+        assert_eq!(error.code, Code::Unavailable);
+        let extensions = serde_json::to_value(&graphql(error).extensions).expect("serialize");
+        assert_eq!(extensions["code"], "UNAVAILABLE");
+        assert_eq!(extensions["retryAfter"], 1);
+        let limited = graphql(ApiError::rate_limited("slow down", Duration::from_millis(2500)));
+        let extensions = serde_json::to_value(&limited.extensions).expect("serialize");
+        assert_eq!(extensions["code"], "RATE_LIMITED");
+        assert_eq!(extensions["retryAfter"], 3);
     }
 }

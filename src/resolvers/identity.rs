@@ -4,10 +4,17 @@
 //!
 //! Login resolves the tenant, in order: the vanity domain the request arrived on; the
 //! configured default tenant (`ENCLAVE_DEFAULT_TENANT`); the only tenant besides the
-//! platform. Otherwise it checks the credentials in every tenant where the email is a
-//! member: one match logs in directly, several return a selection, each choice an opaque
-//! server-signed value for `selectTenant`. Failures never say whether the email exists,
-//! and repeated failures are slowed down.
+//! platform. Otherwise it checks the credentials in the tenants where the email is a
+//! member, at most [`LOGIN_FAN_OUT`] of them (the first by slug; members of more tenants
+//! log in on their tenant's vanity domain): one match logs in directly, several return a
+//! selection, each choice an opaque server-signed value for `selectTenant`.
+//!
+//! Failures never say whether the email exists, by their answer or by their cost: a login
+//! with a fixed tenant runs exactly one Argon2 verification, one without runs exactly
+//! [`LOGIN_FAN_OUT`], padding with decoy verifications, whatever the email and however
+//! many tenants it belongs to. Every attempt is reserved with the login throttle
+//! (`auth::throttle`: per email + client address, email, address and overall) before any
+//! password is checked, and Argon2 work is bounded to one login per CPU at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +26,11 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use super::context::{app, scope};
-use super::errors::{ApiError, ApiResult, Code};
+use super::errors::{ApiError, ApiResult, Code, retry_secs};
 use super::ids;
 use super::platform::Tenant;
 use crate::app::App;
-use crate::auth::throttle::Verdict;
+use crate::auth::throttle::{self, ClientAddress};
 use crate::auth::token::{self, Claims, Credential};
 use crate::auth::users::{self, UserRecord};
 use crate::auth::{Role, password, sessions};
@@ -31,6 +38,10 @@ use crate::schema::tenant::{api_tokens, tokens, users as users_table};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::scope::Actor;
 use crate::tenancy::transaction::Access;
+
+/// Password verifications of every login without a fixed tenant (see the module doc):
+/// the most tenants such a login can find the email in.
+pub const LOGIN_FAN_OUT: usize = 3;
 
 /// Longest lifetime of an API token.
 const MAX_API_TOKEN_DAYS: i64 = 366;
@@ -297,7 +308,11 @@ pub struct IdentityMutation;
 
 #[Object]
 impl IdentityMutation {
-    /// Logs in with email and password; see the module doc for how the tenant is chosen.
+    /// Logs in with email and password. The tenant is the vanity domain's, else the
+    /// configured default tenant, else the only tenant; otherwise the credentials are
+    /// checked in at most 3 of the email's tenants (the first by slug): members of more
+    /// tenants log in on their tenant's own domain. Repeated failures are slowed down,
+    /// then refused with RATE_LIMITED.
     async fn login(
         &self,
         ctx: &Context<'_>,
@@ -309,16 +324,25 @@ impl IdentityMutation {
         let Ok(email) = users::normalize_email(&email) else {
             return Err(invalid_credentials());
         };
-        let throttle_keys = vec![format!("email/{email}")];
-        match app.throttle.check(&throttle_keys) {
-            Verdict::Refuse(retry) => {
-                return Err(ApiError::new(
-                    Code::RateLimited,
-                    format!("too many failed logins; retry in {} s", retry.as_secs().max(1)),
-                ));
-            }
-            Verdict::Proceed(delay) => tokio::time::sleep(delay).await,
-        }
+        let address = ctx
+            .data_opt::<ClientAddress>()
+            .copied()
+            .unwrap_or(ClientAddress::Unknown);
+        // Counted as a failure from here on, unless it succeeds (or never verifies).
+        let attempt = app.throttle.reserve(&email, address).map_err(|retry| {
+            ApiError::rate_limited(
+                format!("too many failed logins; retry in {} s", retry_secs(retry)),
+                retry,
+            )
+        })?;
+        tokio::time::sleep(attempt.delay()).await;
+        let Some(slot) = app.throttle.verification_slot().await else {
+            attempt.refund();
+            return Err(ApiError::rate_limited(
+                "the server is busy checking passwords; retry in a second",
+                throttle::BUSY_RETRY_AFTER,
+            ));
+        };
 
         let fixed = scope
             .host_tenant
@@ -332,57 +356,68 @@ impl IdentityMutation {
                 [only] => Some(only.clone()),
                 _ => None,
             });
-        let candidates = match fixed {
-            Some(tenant) => vec![tenant],
-            None => member_tenants(app, &email).await?,
+        let (candidates, verifications) = match fixed {
+            Some(tenant) => (vec![tenant].into_iter().filter(|t| t.is_active()).collect(), 1),
+            None => {
+                let mut tenants: Vec<_> = member_tenants(app, &email)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.is_active())
+                    .collect();
+                tenants.sort_by(|a, b| a.slug.cmp(&b.slug));
+                tenants.truncate(LOGIN_FAN_OUT);
+                (tenants, LOGIN_FAN_OUT)
+            }
         };
-        let candidates: Vec<_> = candidates.into_iter().filter(|t| t.is_active()).collect();
-        if candidates.is_empty() {
-            // Spend the time of a verification anyway: timing must not tell unknown emails apart.
-            let password = password.clone();
-            tokio::task::spawn_blocking(move || password::verify(&password, None))
-                .await
-                .map_err(ApiError::internal)?;
-        }
         let mut valid = Vec::new();
-        for tenant in candidates {
-            if let Some(user) = check_credentials(app, &tenant, &email, &password).await? {
-                valid.push((tenant, user));
+        for tenant in &candidates {
+            if let Some(user) = check_credentials(app, tenant, &email, &password).await? {
+                valid.push((tenant.clone(), user));
             }
         }
-        match valid.len() {
-            0 => {
-                app.throttle.record_failure(&throttle_keys);
-                Err(invalid_credentials())
-            }
-            1 => {
-                app.throttle.record_success(&throttle_keys[0]);
-                let Some((tenant, user)) = valid.pop() else {
-                    return Err(invalid_credentials());
-                };
-                start_session(app, tenant, &user).await
-            }
-            _ => {
-                app.throttle.record_success(&throttle_keys[0]);
-                let expires = Utc::now() + CHOICE_TTL;
-                let choices = valid
-                    .iter()
-                    .map(|(tenant, user)| {
-                        let choice = token::mint_choice(&app.keys, tenant.id, user.id, expires)
-                            .map_err(ApiError::internal)?;
-                        Ok(TenantChoice {
-                            slug: tenant.slug.to_string(),
-                            name: tenant.name.clone(),
-                            choice,
-                        })
-                    })
-                    .collect::<ApiResult<Vec<_>>>()?;
-                Ok(LoginPayload {
-                    choices,
-                    ..LoginPayload::default()
+        // Decoys up to the fixed count: timing must not tell how many tenants (if any)
+        // the email belongs to.
+        let decoys = verifications.saturating_sub(candidates.len());
+        if decoys > 0 {
+            let password = password.clone();
+            tokio::task::spawn_blocking(move || {
+                for _ in 0..decoys {
+                    password::verify(&password, None);
+                }
+            })
+            .await
+            .map_err(ApiError::internal)?;
+        }
+        drop(slot);
+        if valid.is_empty() {
+            // The attempt stays counted as a failure.
+            drop(attempt);
+            return Err(invalid_credentials());
+        }
+        attempt.succeeded();
+        if valid.len() == 1 {
+            let Some((tenant, user)) = valid.pop() else {
+                return Err(invalid_credentials());
+            };
+            return start_session(app, tenant, &user).await;
+        }
+        let expires = Utc::now() + CHOICE_TTL;
+        let choices = valid
+            .iter()
+            .map(|(tenant, user)| {
+                let choice =
+                    token::mint_choice(&app.keys, tenant.id, user.id, expires).map_err(ApiError::internal)?;
+                Ok(TenantChoice {
+                    slug: tenant.slug.to_string(),
+                    name: tenant.name.clone(),
+                    choice,
                 })
-            }
-        }
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(LoginPayload {
+            choices,
+            ..LoginPayload::default()
+        })
     }
 
     /// Completes a login that returned several tenants.

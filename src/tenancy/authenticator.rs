@@ -73,14 +73,28 @@ async fn facts(conn: &mut AsyncPgConnection, role: &str) -> diesel::QueryResult<
     .optional()
 }
 
+/// Key of the advisory lock that serialises [`ensure`] across processes starting at once
+/// (concurrent `CREATE ROLE`, `GRANT` or `REVOKE` on the same catalog rows fail).
+const LOCK_KEY: i64 = 0x656e_636c_6175_7468; // "enclauth"
+
 /// Creates (when not configured) and checks the authenticator, grants it every tenant role
 /// and hardens the database; see the module doc. Fails with a message saying what to fix.
 pub async fn ensure(installation: &Installation) -> anyhow::Result<()> {
-    let role = &installation.authenticator;
     let mut conn = db::connect(&installation.database_url)
         .await
         .with_context(|| format!("cannot connect to {}", db::describe(&installation.database_url)))?;
-    let mut found = facts(&mut conn, role).await?;
+    // Released when the connection closes, at the end of this function.
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+        .execute(&mut conn)
+        .await
+        .context("cannot take the authenticator lock")?;
+    ensure_locked(&mut conn, installation).await
+}
+
+async fn ensure_locked(conn: &mut AsyncPgConnection, installation: &Installation) -> anyhow::Result<()> {
+    let role = &installation.authenticator;
+    let mut found = facts(conn, role).await?;
     if found.is_none() {
         if installation.authenticator_configured {
             bail!(
@@ -95,7 +109,7 @@ pub async fn ensure(installation: &Installation) -> anyhow::Result<()> {
                 quote_ident(role)
             ))
             .await;
-        found = facts(&mut conn, role).await?;
+        found = facts(conn, role).await?;
         if found.is_none() {
             created.with_context(|| {
                 format!(
@@ -132,8 +146,8 @@ pub async fn ensure(installation: &Installation) -> anyhow::Result<()> {
              nothing, is NOINHERIT and no superuser (see README, \"Security\")"
         );
     }
-    harden(&mut conn, facts.owner_is_superuser).await?;
-    grant_tenant_roles(&mut conn, installation).await
+    harden(conn, facts.owner_is_superuser).await?;
+    grant_tenant_roles(conn, installation).await
 }
 
 /// Removes `TEMPORARY` on the database from `PUBLIC`, and (as a superuser) the

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use enclave::app::App;
 use enclave::auth::Role;
 use enclave::auth::keys::RootKeys;
@@ -123,6 +123,13 @@ impl TestApp {
 
     /// POSTs a GraphQL request with extra headers; returns the status and JSON body.
     pub async fn call(&self, headers: &[(&str, &str)], body: Value) -> (StatusCode, Value) {
+        let (status, _, json) = self.exchange(headers, body).await;
+        (status, json)
+    }
+
+    /// POSTs a GraphQL request with extra headers; returns the status, the response
+    /// headers and the JSON body.
+    pub async fn exchange(&self, headers: &[(&str, &str)], body: Value) -> (StatusCode, HeaderMap, Value) {
         let mut request = Request::post("/graphql").header(header::CONTENT_TYPE, "application/json");
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -135,10 +142,11 @@ impl TestApp {
             .await
             .expect("router answers");
         let status = response.status();
+        let response_headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let json = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)));
-        (status, json)
+        (status, response_headers, json)
     }
 
     /// Runs `query` with `variables` as the bearer of `token`.
