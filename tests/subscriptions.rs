@@ -13,6 +13,7 @@ use enclave::auth::keys::RootKeys;
 use enclave::auth::token::{self, Operation};
 use enclave::resolvers::loaders::Loaders;
 use enclave::tenancy::scope::{Actor, Scope};
+use enclave::tenancy::transaction::Access;
 use futures_util::StreamExt;
 
 async fn subscriber(t: &TestApp, slug: &str) -> Arc<Scope> {
@@ -28,7 +29,12 @@ async fn subscriber(t: &TestApp, slug: &str) -> Arc<Scope> {
         tenant: t.entry(slug),
         attenuated: false,
     };
-    Arc::new(Scope::subscriber(uuid::Uuid::new_v4(), actor, session))
+    let tx = t.app.tenant_tx(
+        actor.tenant.clone(),
+        Access::ReadOnly,
+        Some(actor.claims.credential),
+    );
+    Arc::new(Scope::subscriber(uuid::Uuid::new_v4(), actor, session, tx))
 }
 
 #[tokio::test]
@@ -132,11 +138,13 @@ async fn a_subscription_ends_when_its_token_expires_or_is_revoked() {
         ),
     )
     .expect("attenuate");
-    let attenuated = Arc::new(Scope::subscriber(
-        uuid::Uuid::new_v4(),
-        scope.actor.clone().expect("actor"),
-        soon,
-    ));
+    let actor = scope.actor.clone().expect("actor");
+    let tx = t.app.tenant_tx(
+        actor.tenant.clone(),
+        Access::ReadOnly,
+        Some(actor.claims.credential),
+    );
+    let attenuated = Arc::new(Scope::subscriber(uuid::Uuid::new_v4(), actor, soon, tx));
     for (what, scope, revoke) in [
         ("expired attenuation", attenuated, false),
         ("revoked session", scope, true),
@@ -170,4 +178,50 @@ async fn a_subscription_ends_when_its_token_expires_or_is_revoked() {
         );
         assert!(stream.next().await.is_none(), "{what}: the stream ends");
     }
+}
+
+#[tokio::test]
+async fn a_delivered_alert_resolves_its_device_in_the_delivery_transaction() {
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    let listener = t.app.changes.spawn_listener(t.db.url.clone());
+    let schema = enclave::resolvers::build_schema(t.app.clone());
+    let scope = subscriber(&t, "acme").await;
+    let request = async_graphql::Request::new("subscription { alertChanges { title device { hostname } } }")
+        .data(Arc::new(Loaders::new(scope.clone())))
+        .data(scope);
+    let mut stream = Box::pin(schema.execute_stream(request));
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(early.is_err(), "nothing should arrive before a change");
+
+    let mut conn = t.db.conn().await;
+    for (hostname, title) in [("core-1", "first"), ("core-2", "second")] {
+        conn.batch_execute(&format!(
+            "WITH d AS (INSERT INTO tenant_acme.devices (hostname) VALUES ('{hostname}') RETURNING id) \
+             INSERT INTO tenant_acme.alerts (severity, title, device_id) SELECT 'major', '{title}', id FROM d"
+        ))
+        .await
+        .expect("device and alert");
+        let delivered = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("a change within 5 s")
+            .expect("the stream goes on");
+        assert!(delivered.errors.is_empty(), "{:?}", delivered.errors);
+        let value = delivered.data.into_json().expect("json");
+        assert_eq!(value["alertChanges"]["title"], title, "{value}");
+        assert_eq!(value["alertChanges"]["device"]["hostname"], hostname, "{value}");
+    }
+    // Waiting for the next change (as the WebSocket server always does), the subscription
+    // holds no transaction.
+    let idle = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(idle.is_err(), "no third change");
+    assert_eq!(
+        t.db.count(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'enclave' AND state LIKE 'idle in transaction%'"
+        )
+        .await,
+        0
+    );
+    listener.abort();
 }

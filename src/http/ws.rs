@@ -32,6 +32,7 @@ use crate::resolvers::errors::ApiError;
 use crate::resolvers::loaders::Loaders;
 use crate::tenancy::domain;
 use crate::tenancy::scope::Scope;
+use crate::tenancy::transaction::Access;
 
 /// What the connection was opened with; marks requests that came over the WebSocket.
 struct WebSocketCaller {
@@ -64,7 +65,12 @@ pub async fn handle(
                         .to_owned();
                     let actor = connection_actor(&app, &token, host_tenant.as_ref())
                         .map_err(|e| async_graphql::Error::new(e.message))?;
-                    let scope = Arc::new(Scope::subscriber(Uuid::new_v4(), actor, token.clone()));
+                    let tx = app.tenant_tx(
+                        actor.tenant.clone(),
+                        Access::ReadOnly,
+                        Some(actor.claims.credential),
+                    );
+                    let scope = Arc::new(Scope::subscriber(Uuid::new_v4(), actor, token.clone(), tx));
                     let mut data = Data::default();
                     data.insert(Arc::new(Loaders::new(scope.clone())));
                     data.insert(scope);

@@ -135,6 +135,14 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
         Ok(value)
     }
 
+    /// Forgets every cached value (the next loads query again).
+    fn clear(&self) {
+        if let Ok(mut state) = self.lock() {
+            state.loaded.clear();
+            state.open = Batch::new();
+        }
+    }
+
     fn lock(&self) -> ApiResult<std::sync::MutexGuard<'_, State<K, V>>> {
         self.state.lock().map_err(|_| poisoned())
     }
@@ -197,6 +205,40 @@ impl Loaders {
             gateway_agents: BatchLoader::default(),
             agent_checkers: BatchLoader::default(),
         }
+    }
+
+    /// Forgets everything loaded so far: a subscription reuses its loaders for every
+    /// delivery, each in a transaction of its own, and must not serve an earlier
+    /// delivery's rows.
+    pub fn clear(&self) {
+        // Destructured so that a new loader cannot be forgotten here.
+        let Self {
+            scope: _,
+            devices,
+            interfaces,
+            identifiers,
+            groups,
+            partitions,
+            group_devices,
+            open_alerts,
+            recent_events,
+            gateways,
+            agents,
+            gateway_agents,
+            agent_checkers,
+        } = self;
+        devices.clear();
+        interfaces.clear();
+        identifiers.clear();
+        groups.clear();
+        partitions.clear();
+        group_devices.clear();
+        open_alerts.clear();
+        recent_events.clear();
+        gateways.clear();
+        agents.clear();
+        gateway_agents.clear();
+        agent_checkers.clear();
     }
 
     pub async fn device(&self, id: Uuid) -> ApiResult<Option<DeviceRow>> {

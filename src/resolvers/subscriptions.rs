@@ -1,7 +1,9 @@
 //! Subscriptions (graphql-transport-ws on `/graphql/ws`): alert and event changes of the
 //! caller's tenant. Each change is re-read in a short tenant transaction of the
-//! subscriber, so a subscriber only ever receives rows of its own tenant. Payloads carry
-//! the changed object's own fields; its relations are for queries over HTTP.
+//! subscriber (its scope's delivery transaction), so a subscriber only ever receives rows
+//! of its own tenant; the delivered object's fields and relations
+//! (`alertChanges { device { hostname } }`) resolve inside that same transaction, which
+//! ends as soon as the delivery has been resolved, together with the loaders' cache.
 //!
 //! A subscription is re-authorized before every delivery and at least every
 //! [`REAUTHORIZE_EVERY`] while nothing happens: the token's checks (expiry, attenuations
@@ -20,14 +22,14 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::access;
-use super::context::{app, scope};
+use super::context::app;
 use super::errors::{ApiError, ApiResult};
+use super::loaders::Loaders;
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use crate::app::App;
 use crate::auth::token::Operation;
 use crate::schema::tenant::{alerts, events};
-use crate::tenancy::scope::Actor;
-use crate::tenancy::transaction::{Access, TenantTx};
+use crate::tenancy::scope::{Actor, Scope};
 
 /// Longest time a subscription goes without being re-authorized.
 pub const REAUTHORIZE_EVERY: Duration = Duration::from_secs(5);
@@ -44,8 +46,8 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ApiResult<Alert>> + use<>, ApiError> {
         let subscriber = subscriber(ctx, "alertChanges")?;
-        Ok(feed(subscriber, "alerts", |tx, id| async move {
-            let mut conn = tx.conn().await?;
+        Ok(feed(subscriber, "alerts", |scope, id| async move {
+            let mut conn = scope.conn().await?;
             let row = diesel_async::RunQueryDsl::first(
                 alerts::table.find(id).select(AlertRow::as_select()),
                 &mut *conn,
@@ -62,8 +64,8 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = ApiResult<Event>> + use<>, ApiError> {
         let subscriber = subscriber(ctx, "eventChanges")?;
-        Ok(feed(subscriber, "events", |tx, id| async move {
-            let mut conn = tx.conn().await?;
+        Ok(feed(subscriber, "events", |scope, id| async move {
+            let mut conn = scope.conn().await?;
             let row = diesel_async::RunQueryDsl::first(
                 events::table.find(id).select(EventRow::as_select()),
                 &mut *conn,
@@ -75,33 +77,44 @@ impl SubscriptionRoot {
     }
 }
 
-/// What a subscription needs to re-authorize itself.
+/// What a subscription needs to re-authorize itself and deliver.
 #[derive(Clone)]
 struct Subscriber {
     app: Arc<App>,
+    scope: Arc<Scope>,
+    loaders: Arc<Loaders>,
     actor: Actor,
     token: String,
     field: &'static str,
 }
 
 fn subscriber(ctx: &Context<'_>, field: &'static str) -> ApiResult<Subscriber> {
-    let scope = scope(ctx)?;
+    let scope = ctx
+        .data::<Arc<Scope>>()
+        .map_err(|_| ApiError::unauthenticated("authentication required"))?
+        .clone();
     let token = scope
         .subscription_token()
         .ok_or_else(|| ApiError::bad_input("subscriptions run over /graphql/ws"))?
         .to_owned();
+    let loaders = ctx
+        .data::<Arc<Loaders>>()
+        .map_err(|_| ApiError::internal("loaders missing from the subscription data"))?
+        .clone();
     Ok(Subscriber {
         app: app(ctx)?.clone(),
         actor: scope.actor()?.clone(),
+        scope,
+        loaders,
         token,
         field,
     })
 }
 
 impl Subscriber {
-    /// Re-authorizes the subscription (see the module doc) and returns the begun tenant
-    /// transaction it was checked in.
-    async fn authorized_tx(&self) -> ApiResult<TenantTx> {
+    /// Re-authorizes the subscription (see the module doc) and begins the scope's
+    /// delivery transaction it was checked in.
+    async fn begin_delivery(&self) -> ApiResult<()> {
         let app = &self.app;
         match app.directory.by_id(self.actor.tenant.id) {
             Some(tenant) if tenant.is_active() => {}
@@ -116,46 +129,64 @@ impl Subscriber {
         let (claims, _) =
             app.verified_tokens
                 .authorize(&self.token, &app.keys, Operation::Subscription, &fields)?;
-        let tx = app.tenant_tx(
-            self.actor.tenant.clone(),
-            Access::ReadOnly,
-            Some(claims.credential),
-        );
-        let current = tx.begin().await?;
+        let current = self.scope.begin_delivery().await?;
         let role = current.map_or(claims.role, |current| current.min(claims.role));
         if let Some(required) = access::required_role(Operation::Subscription, self.field)
             && role < required
         {
-            tx.finish(false).await?;
+            self.end_delivery().await?;
             return Err(ApiError::forbidden(format!(
                 "{} needs the {required} role",
                 self.field
             )));
         }
-        Ok(tx)
+        Ok(())
+    }
+
+    /// Ends the delivery transaction and forgets what the loaders cached in it.
+    async fn end_delivery(&self) -> ApiResult<()> {
+        self.loaders.clear();
+        self.scope.end_delivery().await?;
+        Ok(())
     }
 
     async fn reauthorize(&self) -> ApiResult<()> {
-        self.authorized_tx().await?.finish(true).await?;
-        Ok(())
+        self.begin_delivery().await?;
+        self.end_delivery().await
+    }
+}
+
+/// Abandons a delivery transaction still open when the subscription is dropped (the
+/// client stopped it while a delivery was being resolved).
+struct DeliveryGuard(Arc<Scope>);
+
+impl Drop for DeliveryGuard {
+    fn drop(&mut self) {
+        self.0.abandon();
     }
 }
 
 /// Changes of `table` in the subscriber's tenant schema, loaded by `load` inside the
-/// transaction that re-authorized them. Ends after an error (a revoked or expired token,
-/// a lost role, a suspended tenant) or when the feed closes.
+/// delivery transaction that re-authorized them, which stays open while the delivered
+/// object is resolved and ends when the stream is polled again. Ends after an error (a
+/// revoked or expired token, a lost role, a suspended tenant) or when the feed closes.
 fn feed<T, F, Fut>(subscriber: Subscriber, table: &'static str, load: F) -> impl Stream<Item = ApiResult<T>>
 where
-    F: Fn(Arc<TenantTx>, Uuid) -> Fut + Clone + Send + 'static,
+    F: Fn(Arc<Scope>, Uuid) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ApiResult<Option<T>>> + Send,
     T: Send + 'static,
 {
     let receiver = subscriber.app.changes.subscribe(&subscriber.actor.tenant.schema);
     let mut ticker = tokio::time::interval(REAUTHORIZE_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = Some((receiver, ticker, subscriber, load));
+    let guard = Arc::new(DeliveryGuard(subscriber.scope.clone()));
+    let state = Some((receiver, ticker, subscriber, load, guard));
     futures_util::stream::unfold(state, move |state| async move {
-        let (mut receiver, mut ticker, subscriber, load) = state?;
+        let (mut receiver, mut ticker, subscriber, load, guard) = state?;
+        // The previous delivery has been resolved and sent.
+        if let Err(error) = subscriber.end_delivery().await {
+            return Some((Err(error), None));
+        }
         loop {
             let change = tokio::select! {
                 change = receiver.recv() => change,
@@ -168,26 +199,26 @@ where
             };
             match change {
                 Ok(change) if change.table == table => {
-                    let tx = match subscriber.authorized_tx().await {
-                        Ok(tx) => Arc::new(tx),
-                        Err(error) => return Some((Err(error), None)),
-                    };
-                    let loaded = load(tx.clone(), change.id).await;
-                    let finished = tx.finish(true).await;
-                    match (loaded, finished) {
-                        (Ok(Some(item)), Ok(())) => {
-                            return Some((Ok(item), Some((receiver, ticker, subscriber, load))));
+                    if let Err(error) = subscriber.begin_delivery().await {
+                        return Some((Err(error), None));
+                    }
+                    match load(subscriber.scope.clone(), change.id).await {
+                        Ok(Some(item)) => {
+                            return Some((Ok(item), Some((receiver, ticker, subscriber, load, guard))));
                         }
-                        (Ok(None), Ok(())) => continue,
-                        (Err(error), _) => return Some((Err(error), None)),
-                        (_, Err(error)) => return Some((Err(error.into()), None)),
+                        Ok(None) => {
+                            if let Err(error) = subscriber.end_delivery().await {
+                                return Some((Err(error), None));
+                            }
+                        }
+                        Err(error) => return Some((Err(error), None)),
                     }
                 }
                 Ok(_) => continue,
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "a subscriber fell behind and missed changes");
                     let error = ApiError::internal(format!("subscriber missed {missed} changes"));
-                    return Some((Err(error), Some((receiver, ticker, subscriber, load))));
+                    return Some((Err(error), Some((receiver, ticker, subscriber, load, guard))));
                 }
                 Err(RecvError::Closed) => return None,
             }

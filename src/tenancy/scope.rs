@@ -81,17 +81,42 @@ impl Scope {
         }
     }
 
-    /// A subscriber: authenticated by `token`, but without a request transaction (a
-    /// subscription re-authorizes `token` and reads each change in a short transaction of
-    /// its own).
-    pub fn subscriber(request_id: Uuid, actor: Actor, token: String) -> Self {
+    /// A subscriber: authenticated by `token`. Its transaction `tx` (read-only, checking
+    /// the token's credential) is begun afresh for every delivery ([`Scope::begin_delivery`])
+    /// and ended after it ([`Scope::end_delivery`]), so that the fields of a delivered
+    /// object (`alertChanges { device { hostname } }`) resolve inside it, and a subscription
+    /// holds no connection between deliveries.
+    pub fn subscriber(request_id: Uuid, actor: Actor, token: String, tx: TenantTx) -> Self {
         Self {
             request_id,
             actor: Some(actor),
             host_tenant: None,
-            tx: None,
+            tx: Some(tx),
             role: OnceLock::new(),
             subscription_token: Some(token),
+        }
+    }
+
+    /// Begins a subscriber's transaction for one delivery and returns what the credential
+    /// may do now (see `TenantTx::begin`).
+    pub async fn begin_delivery(&self) -> Result<Option<Role>, ScopeError> {
+        let tx = self.tx.as_ref().ok_or(ScopeError::Unauthenticated)?;
+        tx.restart().await?;
+        Ok(tx.begin().await?)
+    }
+
+    /// Ends a subscriber's delivery transaction (no-op when none is open).
+    pub async fn end_delivery(&self) -> Result<(), ScopeError> {
+        if let Some(tx) = &self.tx {
+            tx.restart().await?;
+        }
+        Ok(())
+    }
+
+    /// Gives up an open transaction without a round trip (see `TenantTx::abandon`).
+    pub fn abandon(&self) {
+        if let Some(tx) = &self.tx {
+            tx.abandon();
         }
     }
 

@@ -279,4 +279,22 @@ impl TenantTx {
         }
         Ok(())
     }
+
+    /// Ends the transaction (commits; a subscriber's transactions are read-only) and lets
+    /// the next use begin a fresh one, with a fresh credential check. For subscriptions,
+    /// which run one short transaction per delivery.
+    pub async fn restart(&self) -> Result<(), TxError> {
+        self.finish(true).await?;
+        *self.state.lock().await = State::NotBegun;
+        Ok(())
+    }
+
+    /// Gives up an open transaction without a round trip (when its owner is dropped
+    /// mid-way): the connection goes back to the pool inside the transaction, which the
+    /// pool sees as broken and closes, so PostgreSQL rolls it back.
+    pub fn abandon(&self) {
+        if let Ok(mut state) = self.state.try_lock() {
+            *state = State::Finished;
+        }
+    }
 }
