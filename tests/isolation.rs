@@ -304,7 +304,12 @@ async fn interleaved_concurrent_requests_over_a_pool_of_two_see_only_their_own_r
 #[tokio::test]
 #[allow(clippy::disallowed_methods)] // inspects the raw request pool
 async fn an_aborted_request_never_returns_a_connection_inside_a_transaction() {
-    let t = TestApp::with(|database, _| database.pool_size = 1).await;
+    let t = TestApp::with(|database, _| {
+        database.pool_size = 1;
+        // Long enough that only the client check can end the abandoned backend's wait.
+        database.lock_timeout_ms = 60_000;
+    })
+    .await;
     t.tenant("acme", &[]).await;
     let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
     let token = t.session("acme", &admin).await;
@@ -324,7 +329,22 @@ async fn an_aborted_request_never_returns_a_connection_inside_a_transaction() {
         blocked.is_err(),
         "the request should still be waiting for the lock"
     );
-    // ...and the client is gone. Release the lock.
+    // ...and the client is gone. Its backend notices (client_connection_check_interval)
+    // and stops waiting even while the lock is still held: discarded backends do not
+    // pile up behind a slow statement.
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                   AND application_name = 'enclave' AND wait_event_type = 'Lock'";
+    for _ in 0..100 {
+        if t.db.count(waiting).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        t.db.count(waiting).await,
+        0,
+        "the abandoned backend is still waiting"
+    );
     locker.batch_execute("ROLLBACK").await.expect("unlock");
 
     // The next request gets a clean connection: no open transaction, the empty search_path,
