@@ -6,7 +6,8 @@
 //! may do now — the user's current role, disabled, revoked (see `tenancy::transaction`) —
 //! and every root field is checked again against that effective role. Mutations under
 //! impersonation are recorded before they run. Documents refused by validation (limits,
-//! unknown fields) never get here, so they cost no SQL.
+//! unknown fields) never get here, so they cost no SQL; nor do operations made only of
+//! fields anyone may call (`health`).
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use super::graphql::{check_roles, server_error};
 use super::operation::OperationShape;
 use crate::app::App;
 use crate::auth::token::{Credential, Operation};
+use crate::resolvers::access;
 use crate::resolvers::errors::ApiError;
 use crate::tenancy::impersonation;
 use crate::tenancy::scope::Scope;
@@ -53,6 +55,14 @@ async fn establish(ctx: &ExtensionContext<'_>) -> Result<(), ApiError> {
         return Ok(());
     };
     let Some(actor) = &scope.actor else { return Ok(()) };
+    // Fields anyone may call (`health`, `__typename`) need no privileges: no SQL for them.
+    if shape
+        .root_fields
+        .iter()
+        .all(|field| access::required_role(shape.kind, field).is_none())
+    {
+        return Ok(());
+    }
     let role = scope.establish().await?;
     check_roles(shape, role)?;
     if shape.kind == Operation::Mutation
