@@ -11,6 +11,7 @@
 //! | `ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS` | `60000` | `idle_in_transaction_session_timeout` of request connections |
 //! | `ENCLAVE_HEADER_READ_TIMEOUT_MS` | `10000` | longest time a client may take to send a request's headers before its connection is closed (also ends idle keep-alive connections) |
 //! | `ENCLAVE_REQUEST_TIMEOUT_MS` | `30000` | longest time one HTTP request may take, body upload included (then 503 UNAVAILABLE) |
+//! | `ENCLAVE_SHUTDOWN_GRACE_MS` | `10000` | on SIGTERM/SIGINT: `/readyz` 503 and no new connections at once, requests in flight get this long to finish, then the server exits |
 //! | `ENCLAVE_METRICS_LISTEN` | — | address of a separate listener serving only `/metrics` (off by default) |
 //! | `ENCLAVE_METRICS_TOKEN` | — | serves `/metrics` on the main listener too, to `Authorization: Bearer <token>` only; without it or `ENCLAVE_METRICS_LISTEN`, no `/metrics` |
 //! | `ENCLAVE_POOL_SIZE` | `16` | connections in the request pool |
@@ -229,6 +230,13 @@ pub struct ServerConfig {
     #[arg(long, env = "ENCLAVE_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
 
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish, in milliseconds;
+    /// `/readyz` answers 503 and no connection is accepted from the signal on, and the
+    /// server exits after this even if some are still running (their transactions roll
+    /// back).
+    #[arg(long, env = "ENCLAVE_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
     /// Bearer token that unlocks `/metrics` on the main listener. Without it (or
     /// `ENCLAVE_METRICS_LISTEN`) `/metrics` is not served at all.
     #[arg(long, env = "ENCLAVE_METRICS_TOKEN", hide_env_values = true)]
@@ -259,7 +267,12 @@ impl ServerConfig {
             request_timeout_ms: 30_000,
             metrics_listen: None,
             metrics_token: None,
+            shutdown_grace_ms: 10_000,
         }
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 
     pub fn header_read_timeout(&self) -> Duration {

@@ -182,8 +182,12 @@ pub async fn listen(
     let refresher = app.directory.spawn_refresher();
     let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let unready = ready.clone();
     let signal = tokio::spawn(async move {
         shutdown.await;
+        // Load balancers see the instance leave at once.
+        unready.store(false, Ordering::Release);
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = stop.send(true);
     });
     let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -204,7 +208,18 @@ pub async fn listen(
         let router = http::metrics_router(state, &options);
         http::serve::serve(listener, router, header_timeout, until_stopped(stopped.clone())).await
     };
-    let (served, metrics_served) = tokio::join!(main, metrics);
+    let grace = server.shutdown_grace();
+    let mut grace_stopped = stopped.clone();
+    let (served, metrics_served) = tokio::select! {
+        results = async { tokio::join!(main, metrics) } => results,
+        () = async {
+            let _ = grace_stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "requests still running after the shutdown grace period; exiting");
+            (Ok(()), Ok(()))
+        }
+    };
     signal.abort();
     refresher.abort();
     change_listener.abort();
