@@ -236,15 +236,30 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, coloured only when stderr is a terminal (never in a log file).
+/// Logs go to stderr: text, coloured only when stderr is a terminal (never in a log
+/// file), or one JSON object per line with `ENCLAVE_LOG_FORMAT=json` (each GraphQL
+/// request's line carries its span: request id, tenant, operation, outcome).
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match std::env::var("ENCLAVE_LOG_FORMAT").as_deref() {
+        Ok("json") => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        Ok("text") | Err(_) => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        Ok(other) => {
+            builder.with_ansi(std::io::stderr().is_terminal()).init();
+            tracing::warn!(
+                value = other,
+                "ENCLAVE_LOG_FORMAT must be text or json; using text"
+            );
+        }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

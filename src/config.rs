@@ -34,6 +34,7 @@
 //! | `ENCLAVE_MAX_FIELDS` | `1000` | most field selections (aliases included) per document |
 //! | `ENCLAVE_MAX_DIRECTIVES` | `50` | most directives per document |
 //! | `ENCLAVE_MAX_BODY_BYTES` | `1048576` | largest request body |
+//! | `ENCLAVE_LOG_FORMAT` | `text` | `json`: one JSON object per log line (read by the CLI before anything else); each GraphQL request logs a `graphql request` line with request id, tenant, operation, outcome, status, duration |
 //! | `RUST_LOG` | `info` | log filter (`tracing-subscriber` syntax) |
 //!
 //! Boolean variables and flags (`ENCLAVE_DEV`) accept `1`/`0`, `true`/`false`, `yes`/`no`

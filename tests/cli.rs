@@ -420,3 +420,65 @@ async fn the_server_listens_on_a_host_name() {
     serving.await.expect("join").expect("served");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test]
+async fn json_logs_carry_one_line_per_request_with_its_tenant_operation_and_outcome() {
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
+    let token = t.session("acme", &admin).await;
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let scratch = Scratch::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", scratch.path())
+        .env("DATABASE_URL", &t.db.url)
+        .env("ENCLAVE_ROOT_KEY", &t.key_spec)
+        .env("ENCLAVE_LISTEN", address.to_string())
+        .env("ENCLAVE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start enclave serve");
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = r#"{"query":"query Inventory { devices { totalCount } }","operationName":"Inventory"}"#;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut answer = String::new();
+    for _ in 0..200 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(address).await {
+            stream.write_all(request.as_bytes()).await.expect("send");
+            stream.read_to_string(&mut answer).await.expect("read");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("server output");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let log = stderr(&output);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let request_line = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "graphql request")
+        .unwrap_or_else(|| panic!("no request line in {log}"));
+    let span = &request_line["span"];
+    assert_eq!(span["tenant"], "acme", "{request_line}");
+    assert_eq!(span["operation"], "Inventory", "{request_line}");
+    assert_eq!(span["outcome"], "ok", "{request_line}");
+    assert!(span["request_id"].is_string(), "{request_line}");
+    assert_eq!(request_line["fields"]["status"], 200, "{request_line}");
+    assert!(request_line["fields"]["duration_us"].is_u64(), "{request_line}");
+}

@@ -51,10 +51,38 @@ pub async fn handle(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> HttpResponse {
+    let request_id = Uuid::new_v4();
+    let span = tracing::info_span!(
+        "graphql",
+        %request_id,
+        tenant = tracing::field::Empty,
+        operation = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let response = handle_in(state, method, headers, peer, request, request_id)
+        .instrument(span.clone())
+        .await;
+    // The access log: one line per request, with the fields recorded on the span.
+    tracing::info!(
+        parent: &span,
+        status = response.status().as_u16(),
+        duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "graphql request"
+    );
+    response
+}
+
+async fn handle_in(
+    state: AppState,
+    method: Method,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    request: Result<GraphQLRequest, GraphQLRejection>,
+    request_id: Uuid,
+) -> HttpResponse {
     // Requests served without a peer address (in-process) share one throttle bucket.
     let address = ClientAddress::from_peer(peer.map(|Extension(ConnectInfo(peer))| peer));
-    let request_id = Uuid::new_v4();
-    let span = tracing::info_span!("graphql", %request_id);
     let media = MediaType::accepted(&headers);
     if method == Method::POST && !is_json(&headers) {
         let error = ApiError::bad_input(
@@ -85,9 +113,7 @@ pub async fn handle(
             return respond(refused(error, request_id), media, Some(StatusCode::BAD_REQUEST));
         }
     };
-    execute(state, method, headers, media, request, request_id, address)
-        .instrument(span)
-        .await
+    execute(state, method, headers, media, request, request_id, address).await
 }
 
 async fn execute(
@@ -101,6 +127,14 @@ async fn execute(
 ) -> HttpResponse {
     let mut request = request.into_inner();
     let shape = operation::shape(&request.query, request.operation_name.as_deref());
+    let span = tracing::Span::current();
+    if let Some(name) = request.operation_name.as_deref().or_else(|| {
+        shape
+            .as_ref()
+            .and_then(|s| s.root_fields.first().map(String::as_str))
+    }) {
+        span.record("operation", name);
+    }
     if let Some(shape) = &shape {
         if method == Method::GET && shape.kind == Operation::Mutation {
             let error = ApiError::bad_input("mutations are not allowed over GET; use POST");
@@ -118,6 +152,9 @@ async fn execute(
         Ok(scope) => Arc::new(scope),
         Err(error) => return respond(refused(error, request_id), media, None),
     };
+    if let Some(actor) = &scope.actor {
+        span.record("tenant", actor.tenant.slug.as_str());
+    }
     if let Err(error) = check_caller(&scope, shape.as_ref()) {
         return respond(refused(error, request_id), media, None);
     }
@@ -140,6 +177,18 @@ async fn execute(
     finish_errors(&mut response, request_id);
     state.app.requests.record(!response.errors.is_empty());
     respond(response, media, None)
+}
+
+/// Records the request's outcome on its span: `ok`, or the first error's code.
+fn record_outcome(response: &Response) {
+    let outcome = match response.errors.first() {
+        None => "ok".to_owned(),
+        Some(error) => match error.extensions.as_ref().and_then(|x| x.get("code")) {
+            Some(Value::String(code)) => code.clone(),
+            _ => "error".to_owned(),
+        },
+    };
+    tracing::Span::current().record("outcome", outcome.as_str());
 }
 
 /// Whether a request body is declared `application/json` (any case, parameters such as
@@ -202,6 +251,7 @@ impl MediaType {
 /// sets the status under both media types, with a `Retry-After` header: UNAVAILABLE is
 /// 503 (the server is overloaded), RATE_LIMITED 429 (this caller sends too much).
 fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> HttpResponse {
+    record_outcome(&response);
     let request_error = response.data == Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
