@@ -527,3 +527,30 @@ async fn each_tenant_goes_back_to_the_connection_that_has_served_it() {
         "no reconnection"
     );
 }
+
+#[tokio::test]
+async fn requests_survive_backends_terminated_under_the_pool() {
+    let t = TestApp::with(|database, _| database.pool_size = 2).await;
+    t.tenant("acme", &[]).await;
+    let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
+    let token = t.session("acme", &admin).await;
+    for round in 0..3 {
+        let response = t.gql(Some(&token), "{ me { role } }", json!({})).await;
+        assert_eq!(
+            response["data"]["me"]["role"], "ADMIN",
+            "round {round}: {response}"
+        );
+        // Every request connection's backend goes away (a restart, an operator's kill).
+        let killed =
+            t.db.count(
+                "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'enclave' \
+                 AND pid <> pg_backend_pid() AND backend_type = 'client backend') AS killed",
+            )
+            .await;
+        assert!(killed >= 1, "round {round}: no request connection to kill");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let response = t.gql(Some(&token), "{ me { role } }", json!({})).await;
+    assert_eq!(response["data"]["me"]["role"], "ADMIN", "{response}");
+}

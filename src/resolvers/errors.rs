@@ -185,6 +185,10 @@ impl From<TxError> for ApiError {
                 tracing::warn!(?waited, "no pooled connection became free in time");
                 Self::pool_exhausted()
             }
+            TxError::Connect(detail) => {
+                tracing::warn!(%detail, "the database is unreachable");
+                Self::unavailable("the database is unavailable; retry later", POOL_RETRY_AFTER)
+            }
             TxError::PlatformPoolTimeout => {
                 tracing::warn!("no platform connection became free in time");
                 Self::pool_exhausted()

@@ -88,6 +88,33 @@ pub fn switch_sql(tenant: &TenantEntry) -> String {
     )
 }
 
+/// Whether `error` says the connection itself is gone (no SQLSTATE: closed socket; or the
+/// server's "terminating connection" / "cannot connect now" codes), as opposed to an error
+/// of the statement.
+fn connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("terminating connection") || message.contains("the database system is")
+        }
+        _ => false,
+    }
+}
+
+/// A lost connection is reported as such (UNAVAILABLE), other errors as they are.
+fn connection_error(error: diesel::result::Error) -> TxError {
+    if connection_lost(&error) {
+        TxError::Connect(error.to_string())
+    } else {
+        TxError::Database(error)
+    }
+}
+
 /// See the module doc.
 pub struct TenantTx {
     gateway: Gateway,
@@ -177,26 +204,37 @@ impl TenantTx {
                 *state = State::Refused(TxRefusal::CredentialRevoked);
                 return Err(TxError::CredentialRevoked);
             }
-            let mut conn = self
-                .gateway
-                .requests()
-                .get_for(Some(self.tenant.id))
-                .await
-                .map_err(|error| match error {
-                    RunError::TimedOut => TxError::PoolTimeout(self.gateway.pool_timeout()),
-                    RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
-                    RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
-                })?;
-            if let Err(error) =
-                AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await
-            {
-                // The batch may have failed after BEGIN (say, at SET LOCAL ROLE): the
-                // server-side transaction is then open and aborted, though diesel does not
-                // count it. Mark the connection broken so the pool closes it.
-                AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
-                *state = State::Refused(TxRefusal::Failed);
-                return Err(error.into());
-            }
+            let mut attempt = 0;
+            let mut conn = loop {
+                attempt += 1;
+                let mut conn = self
+                    .gateway
+                    .requests()
+                    .get_for(Some(self.tenant.id))
+                    .await
+                    .map_err(|error| match error {
+                        RunError::TimedOut => TxError::PoolTimeout(self.gateway.pool_timeout()),
+                        RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
+                        RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
+                    })?;
+                match AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await {
+                    Ok(()) => break conn,
+                    Err(error) => {
+                        // The batch may have failed after BEGIN (say, at SET LOCAL ROLE): the
+                        // server-side transaction is then open and aborted, though diesel does
+                        // not count it. Mark the connection broken so the pool closes it.
+                        AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
+                        // A pooled connection whose backend is gone (database restarted,
+                        // backend terminated) ran nothing: try once more on a fresh one.
+                        if attempt == 1 && connection_lost(&error) {
+                            tracing::warn!(%error, "a pooled connection was lost; retrying on a new one");
+                            continue;
+                        }
+                        *state = State::Refused(TxRefusal::Failed);
+                        return Err(connection_error(error));
+                    }
+                }
+            };
             let role = match self.credential_role(&mut conn).await {
                 Ok(Some(role)) => role,
                 Ok(None) => {
