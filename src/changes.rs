@@ -5,6 +5,8 @@
 //! subscribers lag, never another tenant's. A change names only its schema, table and row
 //! id; a subscription reads the row in its own tenant transaction, so it never sees
 //! another tenant's data. A tenant's channel is dropped once its last subscriber is gone.
+//! When the listening connection is lost (database restart), the listener reconnects with
+//! a back-off and then tells every subscriber that changes may have been missed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -32,15 +34,25 @@ pub struct Change {
     pub id: Uuid,
 }
 
+/// What a subscriber receives from the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedItem {
+    /// A row of the subscriber's tenant changed.
+    Changed(Change),
+    /// The listener lost its connection and is listening again: changes committed in
+    /// between were not seen.
+    MayHaveMissed,
+}
+
 /// The broadcast side of the feed: one channel per tenant schema with subscribers.
 #[derive(Debug, Clone, Default)]
 pub struct ChangeFeed {
-    channels: Arc<RwLock<HashMap<String, broadcast::Sender<Change>>>>,
+    channels: Arc<RwLock<HashMap<String, broadcast::Sender<FeedItem>>>>,
 }
 
 impl ChangeFeed {
     /// The changes of tenant schema `schema` from now on.
-    pub fn subscribe(&self, schema: &str) -> broadcast::Receiver<Change> {
+    pub fn subscribe(&self, schema: &str) -> broadcast::Receiver<FeedItem> {
         let mut channels = self.channels.write().unwrap_or_else(PoisonError::into_inner);
         channels
             .entry(schema.to_owned())
@@ -54,7 +66,7 @@ impl ChangeFeed {
         let delivered = {
             let channels = self.channels.read().unwrap_or_else(PoisonError::into_inner);
             match channels.get(&schema) {
-                Some(sender) => sender.send(change).is_ok(),
+                Some(sender) => sender.send(FeedItem::Changed(change)).is_ok(),
                 None => return,
             }
         };
@@ -63,6 +75,15 @@ impl ChangeFeed {
             if channels.get(&schema).is_some_and(|s| s.receiver_count() == 0) {
                 channels.remove(&schema);
             }
+        }
+    }
+
+    /// Tells every subscriber that changes may have been missed.
+    fn mark_gap(&self) {
+        let channels = self.channels.read().unwrap_or_else(PoisonError::into_inner);
+        for sender in channels.values() {
+            // Nobody listening is not an error.
+            let _ = sender.send(FeedItem::MayHaveMissed);
         }
     }
 
@@ -76,9 +97,11 @@ impl ChangeFeed {
         let feed = self.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
+            let mut first = true;
             loop {
                 let started = std::time::Instant::now();
-                if let Err(error) = listen(&database_url, &feed).await {
+                let reconnected = !std::mem::replace(&mut first, false);
+                if let Err(error) = listen(&database_url, &feed, reconnected).await {
                     // Changes committed while reconnecting are not delivered.
                     tracing::warn!(%error, "change feed listener failed; reconnecting");
                 }
@@ -92,9 +115,15 @@ impl ChangeFeed {
     }
 }
 
-async fn listen(database_url: &str, feed: &ChangeFeed) -> anyhow::Result<()> {
+/// Listens on one connection until it fails. Once listening again after a failure
+/// (`reconnected`), subscribers are told they may have missed changes.
+async fn listen(database_url: &str, feed: &ChangeFeed, reconnected: bool) -> anyhow::Result<()> {
     let mut conn = db::connect(database_url).await?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    if reconnected {
+        tracing::info!("change feed listening again; subscribers are told they may have missed changes");
+        feed.mark_gap();
+    }
     let mut notifications = std::pin::pin!(conn.notifications_stream());
     while let Some(notification) = notifications.next().await {
         match serde_json::from_str::<Change>(&notification?.payload) {

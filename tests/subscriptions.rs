@@ -225,3 +225,50 @@ async fn a_delivered_alert_resolves_its_device_in_the_delivery_transaction() {
     );
     listener.abort();
 }
+
+#[tokio::test]
+async fn subscribers_are_told_when_the_change_feed_reconnects_and_keep_receiving() {
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    let listener = t.app.changes.spawn_listener(t.db.url.clone());
+    let schema = enclave::resolvers::build_schema(t.app.clone());
+    let scope = subscriber(&t, "acme").await;
+    let request = async_graphql::Request::new("subscription { alertChanges { title } }")
+        .data(Arc::new(Loaders::new(scope.clone())))
+        .data(scope);
+    let mut stream = Box::pin(schema.execute_stream(request));
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(early.is_err(), "nothing should arrive before a change");
+
+    // The listening backend goes away (a database restart, an operator's kill).
+    let killed =
+        t.db.count(
+            "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%') AS killed",
+        )
+        .await;
+    assert_eq!(killed, 1, "the listener's backend");
+    let notice = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("a notice within 10 s")
+        .expect("the stream goes on");
+    let code = notice.errors[0]
+        .extensions
+        .as_ref()
+        .and_then(|e| e.get("code"))
+        .map(|c| c.to_string());
+    assert_eq!(code.as_deref(), Some("\"UNAVAILABLE\""), "{:?}", notice.errors);
+
+    t.db.conn()
+        .await
+        .batch_execute("INSERT INTO tenant_acme.alerts (severity, title) VALUES ('major', 'after the gap')")
+        .await
+        .expect("alert");
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("a change within 5 s")
+        .expect("the stream goes on");
+    let value = next.data.into_json().expect("json");
+    assert_eq!(value["alertChanges"]["title"], "after the gap", "{value}");
+    listener.abort();
+}

@@ -28,6 +28,7 @@ use super::loaders::Loaders;
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use crate::app::App;
 use crate::auth::token::Operation;
+use crate::changes::FeedItem;
 use crate::schema::tenant::{alerts, events};
 use crate::tenancy::scope::{Actor, Scope};
 
@@ -198,7 +199,14 @@ where
                 }
             };
             match change {
-                Ok(change) if change.table == table => {
+                Ok(FeedItem::MayHaveMissed) => {
+                    let error = ApiError::new(
+                        super::errors::Code::Unavailable,
+                        "the change feed was interrupted; changes may have been missed (re-read with a query)",
+                    );
+                    return Some((Err(error), Some((receiver, ticker, subscriber, load, guard))));
+                }
+                Ok(FeedItem::Changed(change)) if change.table == table => {
                     if let Err(error) = subscriber.begin_delivery().await {
                         return Some((Err(error), None));
                     }
