@@ -37,6 +37,22 @@ async fn subscriber(t: &TestApp, slug: &str) -> Arc<Scope> {
     Arc::new(Scope::subscriber(uuid::Uuid::new_v4(), actor, session, tx))
 }
 
+/// Starts `query` as `scope`'s subscription and checks that nothing arrives before a change
+/// (which also lets the subscription start).
+async fn open<'a>(
+    schema: &'a enclave::resolvers::EnclaveSchema,
+    scope: Arc<Scope>,
+    query: &str,
+) -> futures_util::stream::BoxStream<'a, async_graphql::Response> {
+    let request = async_graphql::Request::new(query)
+        .data(Arc::new(Loaders::new(scope.clone())))
+        .data(scope);
+    let mut stream = schema.execute_stream(request).boxed();
+    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(early.is_err(), "nothing should arrive before a change");
+    stream
+}
+
 #[tokio::test]
 async fn alert_changes_reach_only_the_subscribers_of_their_tenant() {
     let t = TestApp::new().await;
@@ -44,14 +60,12 @@ async fn alert_changes_reach_only_the_subscribers_of_their_tenant() {
     t.tenant("globex", &[]).await;
     let listener = t.app.changes.spawn_listener(t.db.url.clone());
     let schema = enclave::resolvers::build_schema(t.app.clone());
-    let scope = subscriber(&t, "acme").await;
-    let request = async_graphql::Request::new("subscription { alertChanges { title status } }")
-        .data(Arc::new(Loaders::new(scope.clone())))
-        .data(scope);
-    let mut stream = Box::pin(schema.execute_stream(request));
-    // Let the subscription and the listener start.
-    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
-    assert!(early.is_err(), "nothing should arrive before a change");
+    let mut stream = open(
+        &schema,
+        subscriber(&t, "acme").await,
+        "subscription { alertChanges { title status } }",
+    )
+    .await;
 
     let mut conn = t.db.conn().await;
     conn.batch_execute(
@@ -92,13 +106,12 @@ async fn another_tenants_alert_storm_does_not_make_a_subscriber_lag() {
     t.tenant("globex", &[]).await;
     let listener = t.app.changes.spawn_listener(t.db.url.clone());
     let schema = enclave::resolvers::build_schema(t.app.clone());
-    let scope = subscriber(&t, "acme").await;
-    let request = async_graphql::Request::new("subscription { alertChanges { title } }")
-        .data(Arc::new(Loaders::new(scope.clone())))
-        .data(scope);
-    let mut stream = Box::pin(schema.execute_stream(request));
-    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
-    assert!(early.is_err(), "nothing should arrive before a change");
+    let mut stream = open(
+        &schema,
+        subscriber(&t, "acme").await,
+        "subscription { alertChanges { title } }",
+    )
+    .await;
 
     // More changes of globex than any buffer holds, then one of acme.
     let mut conn = t.db.conn().await;
@@ -149,12 +162,7 @@ async fn a_subscription_ends_when_its_token_expires_or_is_revoked() {
         ("expired attenuation", attenuated, false),
         ("revoked session", scope, true),
     ] {
-        let request = async_graphql::Request::new("subscription { alertChanges { title } }")
-            .data(Arc::new(Loaders::new(scope.clone())))
-            .data(scope);
-        let mut stream = Box::pin(schema.execute_stream(request));
-        let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
-        assert!(early.is_err(), "{what}: nothing should arrive yet");
+        let mut stream = open(&schema, scope, "subscription { alertChanges { title } }").await;
         if revoke {
             t.db.conn()
                 .await
@@ -186,13 +194,12 @@ async fn a_delivered_alert_resolves_its_device_in_the_delivery_transaction() {
     t.tenant("acme", &[]).await;
     let listener = t.app.changes.spawn_listener(t.db.url.clone());
     let schema = enclave::resolvers::build_schema(t.app.clone());
-    let scope = subscriber(&t, "acme").await;
-    let request = async_graphql::Request::new("subscription { alertChanges { title device { hostname } } }")
-        .data(Arc::new(Loaders::new(scope.clone())))
-        .data(scope);
-    let mut stream = Box::pin(schema.execute_stream(request));
-    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
-    assert!(early.is_err(), "nothing should arrive before a change");
+    let mut stream = open(
+        &schema,
+        subscriber(&t, "acme").await,
+        "subscription { alertChanges { title device { hostname } } }",
+    )
+    .await;
 
     let mut conn = t.db.conn().await;
     for (hostname, title) in [("core-1", "first"), ("core-2", "second")] {
@@ -232,13 +239,12 @@ async fn subscribers_are_told_when_the_change_feed_reconnects_and_keep_receiving
     t.tenant("acme", &[]).await;
     let listener = t.app.changes.spawn_listener(t.db.url.clone());
     let schema = enclave::resolvers::build_schema(t.app.clone());
-    let scope = subscriber(&t, "acme").await;
-    let request = async_graphql::Request::new("subscription { alertChanges { title } }")
-        .data(Arc::new(Loaders::new(scope.clone())))
-        .data(scope);
-    let mut stream = Box::pin(schema.execute_stream(request));
-    let early = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
-    assert!(early.is_err(), "nothing should arrive before a change");
+    let mut stream = open(
+        &schema,
+        subscriber(&t, "acme").await,
+        "subscription { alertChanges { title } }",
+    )
+    .await;
 
     // The listening backend goes away (a database restart, an operator's kill).
     let killed =

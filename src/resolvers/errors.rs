@@ -199,18 +199,6 @@ impl From<TxError> for ApiError {
     }
 }
 
-impl From<bb8::RunError<diesel_async::pooled_connection::PoolError>> for ApiError {
-    fn from(error: bb8::RunError<diesel_async::pooled_connection::PoolError>) -> Self {
-        match error {
-            bb8::RunError::TimedOut => {
-                tracing::warn!("no pooled connection became free in time");
-                Self::pool_exhausted()
-            }
-            bb8::RunError::User(e) => Self::internal(e),
-        }
-    }
-}
-
 impl From<ScopeError> for ApiError {
     fn from(error: ScopeError) -> Self {
         match error {

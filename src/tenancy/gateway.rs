@@ -19,15 +19,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bb8::{PooledConnection, RunError};
+use bb8::PooledConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::SimpleAsyncConnection as _;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolError};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use uuid::Uuid;
 
 use super::Installation;
 use super::directory::TenantEntry;
-use super::transaction::{Access, TenantTx, TxError};
+use super::transaction::{Access, TenantTx, TxError, pool_error};
 use crate::auth::token::Credential;
 use crate::config::DatabaseConfig;
 use crate::db::{self, PlatformPool, StatementCounter};
@@ -97,11 +97,11 @@ impl Gateway {
 
     /// An owner connection for Enclave's own platform work; private to `tenancy`.
     pub(in crate::tenancy) async fn platform_unchecked(&self) -> Result<PlatformConn, TxError> {
-        self.0.platform.get_owned().await.map_err(|error| match error {
-            RunError::TimedOut => TxError::PlatformPoolTimeout,
-            RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
-            RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
-        })
+        self.0
+            .platform
+            .get_owned()
+            .await
+            .map_err(|error| pool_error(error, TxError::PlatformPoolTimeout))
     }
 
     pub(in crate::tenancy) fn requests(&self) -> &Pool {

@@ -106,6 +106,15 @@ fn connection_lost(error: &diesel::result::Error) -> bool {
     }
 }
 
+/// Why a pool gave no connection; `timed_out` is the error for a wait that ran out.
+pub(in crate::tenancy) fn pool_error(error: RunError<PoolError>, timed_out: TxError) -> TxError {
+    match error {
+        RunError::TimedOut => timed_out,
+        RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
+        RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
+    }
+}
+
 /// A lost connection is reported as such (UNAVAILABLE), other errors as they are.
 fn connection_error(error: diesel::result::Error) -> TxError {
     if connection_lost(&error) {
@@ -212,11 +221,7 @@ impl TenantTx {
                     .requests()
                     .get_for(Some(self.tenant.id))
                     .await
-                    .map_err(|error| match error {
-                        RunError::TimedOut => TxError::PoolTimeout(self.gateway.pool_timeout()),
-                        RunError::User(PoolError::ConnectionError(e)) => TxError::Connect(e.to_string()),
-                        RunError::User(PoolError::QueryError(e)) => TxError::Database(e),
-                    })?;
+                    .map_err(|error| pool_error(error, TxError::PoolTimeout(self.gateway.pool_timeout())))?;
                 match AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await {
                     Ok(()) => break conn,
                     Err(error) => {
