@@ -12,6 +12,7 @@ use enclave::tenancy::provision::{self, NewTenant};
 use std::sync::Arc;
 
 const PUBLIC_TABLES: &[&str] = &[
+    "edge_root_cas",
     "enclave_schema_migrations",
     "enclave_schema_state",
     "impersonation_logs",
