@@ -27,6 +27,8 @@
 //! | `ENCLAVE_EDGE_KEY` | — | 64 hex digits: the key that encrypts the edge certificate authorities' private keys at rest (`serve` and `demo` refuse to start without it, except in development mode) |
 //! | `ENCLAVE_EDGE_KEY_FILE` | — (dev mode: `dev-edge-key` next to the development key file) | file holding the edge key |
 //! | `ENCLAVE_EDGE_DOMAIN` | `enclave` | last labels of component certificate CNs: `<component-id>.<tenant-slug>.<domain>` |
+//! | `ENCLAVE_EDGE_LISTEN` | `127.0.0.1:8443` | `host:port` of the mutual-TLS listener where edge components report |
+//! | `ENCLAVE_EDGE_ENDPOINT` | `https://<ENCLAVE_EDGE_LISTEN>` | the edge URL written into onboarding packages (`config.json`) |
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
 //! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
@@ -328,6 +330,15 @@ pub struct EdgeConfig {
     /// Last labels of every component certificate's CN: `<component>.<tenant>.<domain>`.
     #[arg(long, global = true, env = "ENCLAVE_EDGE_DOMAIN", default_value = "enclave")]
     pub edge_domain: String,
+
+    /// Address and port of the mutual-TLS edge listener (`enclave serve`).
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_LISTEN", default_value = "127.0.0.1:8443", value_parser = parse_listen)]
+    pub edge_listen: String,
+
+    /// URL components are told to report to (`edgeEndpoint` of their package)
+    /// [default: https://<ENCLAVE_EDGE_LISTEN>].
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_ENDPOINT")]
+    pub edge_endpoint: Option<String>,
 }
 
 impl EdgeConfig {
@@ -337,7 +348,16 @@ impl EdgeConfig {
             edge_key: Some(edge_key),
             edge_key_file: None,
             edge_domain: "enclave".to_owned(),
+            edge_listen: "127.0.0.1:8443".to_owned(),
+            edge_endpoint: None,
         }
+    }
+
+    /// `ENCLAVE_EDGE_ENDPOINT`, else `https://<ENCLAVE_EDGE_LISTEN>`.
+    pub fn endpoint(&self) -> String {
+        self.edge_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", self.edge_listen))
     }
 }
 
@@ -368,8 +388,7 @@ impl AuthConfig {
             default_tenant: None,
             edge: EdgeConfig {
                 edge_key: None,
-                edge_key_file: None,
-                edge_domain: "enclave".to_owned(),
+                ..EdgeConfig::with_key(String::new())
             },
         }
     }

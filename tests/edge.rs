@@ -1,12 +1,27 @@
 //! The edge: certificate authorities stored per tenant with sealed keys, created in the
-//! provisioning transaction or at startup for tenants that have none.
+//! provisioning transaction or at startup for tenants that have none; one-time onboarding
+//! packages (GraphQL and `GET /onboarding/<token>`).
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use common::TestDb;
-use common::app::TestApp;
+use common::app::{TestApp, error_code};
+use diesel_async::SimpleAsyncConnection as _;
+use enclave::auth::Role;
 use enclave::config::AuthConfig;
 use enclave::tenancy::provision::{self, NewTenant};
+use http_body_util::BodyExt as _;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
 
 fn new_tenant(slug: &str) -> NewTenant {
     NewTenant {
@@ -104,4 +119,291 @@ async fn existing_tenants_get_a_ca_at_startup_and_the_root_is_kept() {
     auth.edge.edge_key = Some(other);
     let refused = enclave::edge::prepare(&installation, &auth).await;
     assert!(refused.is_err(), "a wrong edge key must not start");
+}
+
+/// An onboarding package's files, by name.
+type Files = BTreeMap<String, String>;
+
+async fn get(app: &TestApp, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    let request = Request::get(path).body(Body::empty()).expect("request");
+    let response = app.router.clone().oneshot(request).await.expect("router answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, content_type, bytes)
+}
+
+fn unpack(bytes: &[u8]) -> Files {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files = Files::new();
+    for entry in archive.entries().expect("tar entries") {
+        let mut entry = entry.expect("tar entry");
+        let name = entry.path().expect("path").to_string_lossy().into_owned();
+        let mut contents = String::new();
+        entry.read_to_string(&mut contents).expect("UTF-8 file");
+        files.insert(name, contents);
+    }
+    files
+}
+
+fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM certificates")
+}
+
+/// A tenant with an admin (token) and an edge site (id).
+async fn tenant_with_site(app: &TestApp, slug: &str) -> (String, String) {
+    app.tenant(slug, &[]).await;
+    let admin = app.user(slug, &format!("admin@{slug}.test"), Role::Admin).await;
+    let token = app.session(slug, &admin).await;
+    let site = app
+        .gql(
+            Some(&token),
+            "mutation($name: String!) { createEdgeSite(input: {name: $name}) { edgeSite { id } } }",
+            json!({ "name": format!("{slug} site") }),
+        )
+        .await;
+    let site = site["data"]["createEdgeSite"]["edgeSite"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("edge site: {site}"))
+        .to_owned();
+    (token, site)
+}
+
+const CREATE: &str = "mutation($site: ID!, $kind: EdgeComponentKind!) { \
+    createOnboardingPackage(input: {kind: $kind, name: \"core agent\", edgeSiteId: $site}) { \
+    package { id kind name status expiresAt componentId } downloadToken } }";
+
+async fn create_package(app: &TestApp, token: &str, site: &str, kind: &str) -> Value {
+    let created = app
+        .gql(Some(token), CREATE, json!({ "site": site, "kind": kind }))
+        .await;
+    assert!(created["errors"].is_null(), "{created}");
+    created["data"]["createOnboardingPackage"].clone()
+}
+
+#[tokio::test]
+async fn an_onboarding_package_downloads_once_with_a_verifiable_certificate_and_no_stored_key() {
+    let app = TestApp::new().await;
+    let (token, site) = tenant_with_site(&app, "acme").await;
+    let created = create_package(&app, &token, &site, "AGENT").await;
+    let package = &created["package"];
+    assert_eq!(package["status"], "ISSUED");
+    assert_eq!(package["kind"], "AGENT");
+    let component_id = package["componentId"].as_str().expect("component id").to_owned();
+    let download = created["downloadToken"].as_str().expect("token").to_owned();
+    // Only the token's hash is stored.
+    assert_eq!(
+        app.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM tenant_acme.onboarding_packages p WHERE p::text LIKE '%{download}%'"
+            ))
+            .await,
+        0
+    );
+
+    let (status, content_type, bytes) = get(&app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("application/gzip"));
+    let files = unpack(&bytes);
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "ca-chain.pem",
+            "component-key.pem",
+            "component.pem",
+            "config.json"
+        ]
+    );
+    let config: Value = serde_json::from_str(&files["config.json"]).expect("config.json");
+    assert_eq!(config["tenant"], "acme");
+    assert_eq!(config["componentId"], component_id.as_str());
+    assert_eq!(config["kind"], "agent");
+    assert_eq!(config["natsPrefix"], "acme");
+    assert!(
+        config["edgeEndpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("https://"))
+    );
+
+    // The chain is tenant CA then root; the certificate verifies against the stored root.
+    let chain = certs(&files["ca-chain.pem"]);
+    assert_eq!(chain.len(), 2);
+    let leaf = certs(&files["component.pem"]).remove(0);
+    let mut roots = rustls::RootCertStore::empty();
+    let root_pem = app
+        .db
+        .names("SELECT certificate_pem AS name FROM public.edge_root_cas")
+        .await
+        .remove(0);
+    roots.add(certs(&root_pem).remove(0)).expect("root");
+    assert_eq!(chain[1], certs(&root_pem)[0]);
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .expect("verifier");
+    verifier
+        .verify_client_cert(&leaf, &chain[..1], UnixTime::now())
+        .expect("the component certificate chains to the root");
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).expect("certificate");
+    let cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .expect("CN")
+        .to_owned();
+    assert_eq!(cn, format!("{component_id}.acme.enclave"));
+    // The key matches the certificate.
+    let key = rcgen::KeyPair::from_pem(&files["component-key.pem"]).expect("key");
+    assert_eq!(
+        rcgen::PublicKeyData::subject_public_key_info(&key),
+        parsed.public_key().raw
+    );
+
+    // Recorded, never the key.
+    assert_eq!(
+        app.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM tenant_acme.edge_components \
+                 WHERE component_id = '{component_id}' AND common_name = '{cn}'"
+            ))
+            .await,
+        1
+    );
+    for table in [
+        "edge_components",
+        "onboarding_packages",
+        "onboarding_events",
+        "tenant_cas",
+    ] {
+        assert_eq!(
+            app.db
+                .count(&format!(
+                    "SELECT count(*) AS n FROM tenant_acme.{table} t WHERE t::text LIKE '%PRIVATE KEY%'"
+                ))
+                .await,
+            0,
+            "{table} holds no private key"
+        );
+    }
+
+    // Once only; unknown tokens are 404; neither reveals anything.
+    let (status, _, body) = get(&app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(!String::from_utf8_lossy(&body).contains("acme"));
+    let (status, _, body) = get(&app, "/onboarding/not-a-token").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!String::from_utf8_lossy(&body).contains("acme"));
+
+    // The package's life, in GraphQL.
+    let listed = app
+        .gql(
+            Some(&token),
+            "{ onboardingPackages { edges { node { status componentId } } } \
+               onboardingEvents(first: 10) { edges { node { event detail } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(listed["errors"].is_null(), "{listed}");
+    assert_eq!(
+        listed["data"]["onboardingPackages"]["edges"][0]["node"]["status"],
+        "DELIVERED"
+    );
+    let events: Vec<&str> = listed["data"]["onboardingEvents"]["edges"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["node"]["event"].as_str())
+        .collect();
+    assert_eq!(events, ["FAILED", "DOWNLOADED", "ISSUED"]);
+}
+
+#[tokio::test]
+async fn expired_packages_are_gone_and_only_admins_create_packages() {
+    let app = TestApp::new().await;
+    let (token, site) = tenant_with_site(&app, "acme").await;
+    let created = create_package(&app, &token, &site, "POLLER").await;
+    let download = created["downloadToken"].as_str().expect("token").to_owned();
+    app.db
+        .conn()
+        .await
+        .batch_execute("UPDATE tenant_acme.onboarding_packages SET expires_at = now() - interval '1 minute'")
+        .await
+        .expect("expire");
+    let (status, _, _) = get(&app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.onboarding_packages WHERE status = 'expired'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.edge_components")
+            .await,
+        0
+    );
+
+    let viewer = app.user("acme", "viewer@acme.test", Role::Viewer).await;
+    let viewer = app.session("acme", &viewer).await;
+    let refused = app
+        .gql(Some(&viewer), CREATE, json!({ "site": site, "kind": "AGENT" }))
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let refused = app
+        .gql(
+            Some(&viewer),
+            "{ onboardingPackages { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.onboarding_packages")
+            .await,
+        1,
+        "the refused mutation wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_download_token_finds_its_own_tenant_only() {
+    let app = TestApp::new().await;
+    let (acme_token, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex_token, globex_site) = tenant_with_site(&app, "globex").await;
+    let acme = create_package(&app, &acme_token, &acme_site, "AGENT").await;
+    let globex = create_package(&app, &globex_token, &globex_site, "CHECKER").await;
+    for (slug, created) in [("globex", &globex), ("acme", &acme)] {
+        let download = created["downloadToken"].as_str().expect("token");
+        let (status, _, bytes) = get(&app, &format!("/onboarding/{download}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let files = unpack(&bytes);
+        let config: Value = serde_json::from_str(&files["config.json"]).expect("config");
+        assert_eq!(config["tenant"], slug);
+    }
+    // A site of another tenant is not found.
+    let refused = app
+        .gql(
+            Some(&acme_token),
+            CREATE,
+            json!({ "site": globex_site, "kind": "AGENT" }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
 }

@@ -18,6 +18,7 @@ const PUBLIC_TABLES: &[&str] = &[
     "impersonation_logs",
     "nats_operators",
     "nats_platform_tokens",
+    "onboarding_tokens",
     "platform_jobs",
     "tenant_domains",
     "tenant_memberships",

@@ -210,6 +210,7 @@ fn tenant_purpose(slug: &str) -> String {
 pub struct EdgeAuthority {
     key: EdgeKey,
     domain: String,
+    endpoint: String,
     root: StoredCa,
     root_key: KeyPair,
 }
@@ -279,9 +280,21 @@ impl EdgeAuthority {
         Ok(Self {
             key,
             domain,
+            endpoint: "https://127.0.0.1:8443".to_owned(),
             root,
             root_key,
         })
+    }
+
+    /// Sets the URL packages tell components to report to.
+    pub fn with_endpoint(mut self, endpoint: String) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// The URL packages tell components to report to (`ENCLAVE_EDGE_ENDPOINT`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// The root CA's stored form.

@@ -2,10 +2,12 @@
 //! onboarded and report over mutual TLS, the tenant taken from the certificate.
 //!
 //! - `keys`: the edge key that seals certificate-authority keys at rest;
-//! - `ca`: the platform root CA, each tenant's intermediate CA, component certificates.
+//! - `ca`: the platform root CA, each tenant's intermediate CA, component certificates;
+//! - `onboarding`: one-time onboarding packages and their download.
 
 pub mod ca;
 pub mod keys;
+pub mod onboarding;
 
 use std::sync::Arc;
 
@@ -38,7 +40,8 @@ pub async fn prepare(installation: &Installation, auth: &AuthConfig) -> anyhow::
         .context("cannot connect to prepare the edge CAs")?;
     let authority = EdgeAuthority::load_or_init(&mut conn, key, auth.edge.edge_domain.clone())
         .await
-        .context("cannot load or create the edge root CA")?;
+        .context("cannot load or create the edge root CA")?
+        .with_endpoint(auth.edge.endpoint());
     let created = authority
         .ensure_tenant_cas(&mut conn)
         .await

@@ -1,0 +1,318 @@
+//! Edge onboarding in the API (tenant admins): one-time onboarding packages and their
+//! events. The download itself is `GET /onboarding/<token>` (see `crate::edge::onboarding`).
+
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::context::{actor, app, scope};
+use super::enums::{EdgeComponentKind, OnboardingEventKind, OnboardingPackageStatus};
+use super::errors::{ApiError, ApiResult, Code};
+use super::ids;
+use super::monitoring::{cursor_time, time_cursor};
+use super::pagination::{Window, fetch_page, keyset};
+use crate::edge::ca::ComponentKind;
+use crate::edge::onboarding::{self, TOKEN_HOURS};
+use crate::schema::tenant::{edge_sites, onboarding_events, onboarding_packages};
+
+impl EdgeComponentKind {
+    fn component(self) -> ComponentKind {
+        match self {
+            Self::Agent => ComponentKind::Agent,
+            Self::Poller => ComponentKind::Poller,
+            Self::Checker => ComponentKind::Checker,
+            Self::Collector => ComponentKind::Collector,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = onboarding_packages, check_for_backend(Pg))]
+pub struct OnboardingPackageRow {
+    pub id: Uuid,
+    pub edge_site_id: Uuid,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub component_id: Option<String>,
+}
+
+/// A one-time package that onboards one edge component.
+#[derive(SimpleObject, Clone)]
+pub struct OnboardingPackage {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// What the component is.
+    pub kind: EdgeComponentKind,
+    /// Name given at creation.
+    pub name: String,
+    /// The component id its certificate names (`<componentId>.<tenant>.<edge domain>`).
+    pub component_id: String,
+    /// Where it is in its life.
+    pub status: OnboardingPackageStatus,
+    /// When its download token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The edge site it belongs to.
+    #[graphql(owned)]
+    pub edge_site_id: ID,
+}
+
+impl From<OnboardingPackageRow> for OnboardingPackage {
+    fn from(row: OnboardingPackageRow) -> Self {
+        Self {
+            id: ids::encode("OnboardingPackage", row.id),
+            kind: EdgeComponentKind::from_stored(row.kind.as_deref().unwrap_or("agent")),
+            name: row.name.unwrap_or_default(),
+            component_id: row.component_id.unwrap_or_default(),
+            status: OnboardingPackageStatus::from_stored(&row.status),
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+            edge_site_id: ids::encode("EdgeSite", row.edge_site_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = onboarding_events, check_for_backend(Pg))]
+pub struct OnboardingEventRow {
+    pub id: Uuid,
+    pub onboarding_package_id: Uuid,
+    pub event: String,
+    pub detail: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// One step of an onboarding package's life.
+#[derive(SimpleObject, Clone)]
+pub struct OnboardingEvent {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// The package.
+    #[graphql(owned)]
+    pub package_id: ID,
+    /// What happened.
+    pub event: OnboardingEventKind,
+    /// Details for people.
+    pub detail: String,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl From<OnboardingEventRow> for OnboardingEvent {
+    fn from(row: OnboardingEventRow) -> Self {
+        Self {
+            id: ids::encode("OnboardingEvent", row.id),
+            package_id: ids::encode("OnboardingPackage", row.onboarding_package_id),
+            event: OnboardingEventKind::from_stored(&row.event),
+            detail: row.detail,
+            occurred_at: row.occurred_at,
+        }
+    }
+}
+
+/// Input of `createOnboardingPackage`.
+#[derive(InputObject)]
+pub struct CreateOnboardingPackageInput {
+    /// What the component is.
+    pub kind: EdgeComponentKind,
+    /// A name for people (1 to 200 characters).
+    pub name: String,
+    /// The edge site the component belongs to.
+    pub edge_site_id: ID,
+}
+
+/// A new onboarding package and its download token.
+#[derive(SimpleObject)]
+pub struct CreateOnboardingPackagePayload {
+    /// The package.
+    pub package: OnboardingPackage,
+    /// Download it once at `GET /onboarding/<downloadToken>` within 24 hours. Shown only
+    /// here: the server keeps only its hash.
+    pub download_token: String,
+}
+
+/// Edge onboarding queries.
+#[derive(Default)]
+pub struct EdgeQuery;
+
+#[Object]
+impl EdgeQuery {
+    /// Onboarding packages, newest first (tenant admins).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn onboarding_packages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<super::pagination::Cursor, OnboardingPackage, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = onboarding_packages::table
+            .select(OnboardingPackageRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(
+            query,
+            &window,
+            onboarding_packages::created_at,
+            onboarding_packages::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &OnboardingPackageRow| time_cursor(r.created_at, r.id),
+            OnboardingPackage::from,
+            EmptyFields
+        )
+    }
+
+    /// Onboarding events, newest first, optionally of one package (tenant admins).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn onboarding_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this package's events; all when absent.")] package_id: Option<ID>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<super::pagination::Cursor, OnboardingEvent, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let package = ids::decode_optional("OnboardingPackage", package_id.as_ref())?;
+        let mut query = onboarding_events::table
+            .select(OnboardingEventRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(package) = package {
+            query = query.filter(onboarding_events::onboarding_package_id.eq(package));
+        }
+        let query = keyset!(
+            query,
+            &window,
+            onboarding_events::occurred_at,
+            onboarding_events::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &OnboardingEventRow| time_cursor(r.occurred_at, r.id),
+            OnboardingEvent::from,
+            EmptyFields
+        )
+    }
+}
+
+/// Edge onboarding mutations.
+#[derive(Default)]
+pub struct EdgeMutation;
+
+#[Object]
+impl EdgeMutation {
+    /// Creates a one-time onboarding package for an edge component (tenant admins). Its
+    /// download token is in the payload only.
+    async fn create_onboarding_package(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: CreateOnboardingPackageInput,
+    ) -> ApiResult<CreateOnboardingPackagePayload> {
+        let app = app(ctx)?;
+        if app.installation.edge.is_none() {
+            return Err(ApiError::new(
+                Code::Unavailable,
+                "edge onboarding is not configured on this server (ENCLAVE_EDGE_KEY)",
+            ));
+        }
+        let name = input.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::bad_input("name must have 1 to 200 characters"));
+        }
+        let site = ids::decode("EdgeSite", &input.edge_site_id)?;
+        let actor = actor(ctx)?;
+        let scope = scope(ctx)?;
+        {
+            let mut conn = scope.conn().await?;
+            let found: i64 = edge_sites::table
+                .filter(edge_sites::id.eq(site))
+                .count()
+                .get_result(&mut conn)
+                .await?;
+            if found == 0 {
+                return Err(ApiError::not_found("no such edge site"));
+            }
+        }
+        let kind = input.kind.component();
+        let component_id = onboarding::new_component_id(kind).map_err(ApiError::internal)?;
+        let (token, hash) = onboarding::new_token().map_err(ApiError::internal)?;
+        let expires_at = Utc::now() + chrono::Duration::hours(TOKEN_HOURS);
+        app.directory
+            .record_onboarding_token(&app.db, &actor.tenant, &hash, expires_at)
+            .await?;
+        let mut conn = scope.conn().await?;
+        let row = diesel::insert_into(onboarding_packages::table)
+            .values((
+                onboarding_packages::edge_site_id.eq(site),
+                onboarding_packages::token_hash.eq(&hash),
+                onboarding_packages::expires_at.eq(expires_at),
+                // An impersonating platform admin is no user of this tenant.
+                onboarding_packages::created_by.eq(actor
+                    .claims
+                    .impersonator
+                    .is_none()
+                    .then_some(actor.claims.user_id)),
+                onboarding_packages::kind.eq(kind.as_str()),
+                onboarding_packages::name.eq(&name),
+                onboarding_packages::component_id.eq(&component_id),
+            ))
+            .returning(OnboardingPackageRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        onboarding::record_event(
+            &mut conn,
+            row.id,
+            "issued",
+            &format!("package for {kind} {component_id}"),
+        )
+        .await?;
+        Ok(CreateOnboardingPackagePayload {
+            package: row.into(),
+            download_token: token,
+        })
+    }
+}
