@@ -182,6 +182,17 @@ pub async fn listen(
         ),
         None => None,
     };
+    // The edge listener (mutual TLS), when the edge is configured; bound after migrations
+    // like the main listener, stopped with it.
+    let edge_server = match app.installation.edge.clone() {
+        Some(authority) => {
+            let edge_listener = tokio::net::TcpListener::bind(authority.listen())
+                .await
+                .with_context(|| format!("cannot listen on {} (ENCLAVE_EDGE_LISTEN)", authority.listen()))?;
+            Some(edge::listener::start(app.clone(), edge_listener, authority.listen()).await?)
+        }
+        None => None,
+    };
     let refresher = app.directory.spawn_refresher();
     let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -210,6 +221,9 @@ pub async fn listen(
     let (served, metrics_served) = tokio::join!(main, metrics);
     signal.abort();
     refresher.abort();
+    if let Some(edge_server) = edge_server {
+        edge_server.stop();
+    }
     change_listener.abort();
     served.context("HTTP server failed")?;
     metrics_served.context("metrics server failed")

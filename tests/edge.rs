@@ -407,3 +407,319 @@ async fn a_download_token_finds_its_own_tenant_only() {
         .await;
     assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
 }
+
+// ---------------------------------------------------------------- the mTLS endpoint
+
+/// A TLS 1.3 client with `chain` as trust (its last certificate: the root) and the given
+/// client certificate and key (PEM).
+fn client_config(chain_pem: &str, cert_pem: &str, key_pem: &str) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let root = certs(chain_pem).pop().expect("root in the chain");
+    roots.add(root).expect("root");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs(cert_pem), key)
+        .expect("client certificate")
+}
+
+/// POSTs `body` to `path` over mutual TLS; `Err` when the connection is refused.
+async fn post(
+    address: std::net::SocketAddr,
+    config: &rustls::ClientConfig,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config.clone()));
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.map_err(|e| e.to_string())?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    Ok((status, json))
+}
+
+async fn download_package(app: &TestApp, token: &str, site: &str, kind: &str) -> Files {
+    let created = create_package(app, token, site, kind).await;
+    let download = created["downloadToken"].as_str().expect("token");
+    let (status, _, bytes) = get(app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::OK);
+    unpack(&bytes)
+}
+
+async fn edge_server(app: &TestApp) -> enclave::edge::listener::EdgeServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    enclave::edge::listener::start(app.app.clone(), listener, "127.0.0.1:0")
+        .await
+        .expect("edge listener")
+}
+
+fn titles(response: &Value, list: &str, field: &str) -> Vec<String> {
+    response["data"][list]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{response}"))
+        .iter()
+        .filter_map(|e| e["node"][field].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_package_reports_over_mutual_tls_into_its_own_tenant_only() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, _) = tenant_with_site(&app, "globex").await;
+    let files = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let server = edge_server(&app).await;
+    let config = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+
+    let (status, beat) = post(
+        server.address,
+        &config,
+        "/edge/v1/heartbeat",
+        &json!({"status": "ok"}),
+    )
+    .await
+    .expect("heartbeat");
+    assert_eq!(status, 200, "{beat}");
+    assert_eq!(beat["tenant"], "acme");
+    let devices = json!({"devices": [{"hostname": "edge-router-1", "ip": "10.1.2.3", "vendor": "Acme"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/devices", &devices)
+        .await
+        .expect("devices");
+    assert_eq!((status, answer["created"].as_u64()), (200, Some(1)), "{answer}");
+    let alerts =
+        json!({"alerts": [{"title": "Link down", "severity": "major", "deviceHostname": "edge-router-1"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/alerts", &alerts)
+        .await
+        .expect("alerts");
+    assert_eq!(status, 200, "{answer}");
+
+    // All or nothing, with the failing record's index.
+    let bad = json!({"alerts": [{"title": "Fine", "severity": "minor"},
+                                {"title": "Orphan", "severity": "minor", "deviceHostname": "nowhere"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/alerts", &bad)
+        .await
+        .expect("bad batch answered");
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "BAD_REQUEST");
+    assert_eq!(answer["error"]["index"], 1);
+    let bad = json!({"alerts": [{"title": "Loud", "severity": "apocalyptic"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/alerts", &bad)
+        .await
+        .expect("bad batch answered");
+    assert_eq!(
+        (status, answer["error"]["index"].as_u64()),
+        (400, Some(0)),
+        "{answer}"
+    );
+
+    let query = "{ alerts { edges { node { title } } } devices { edges { node { hostname } } } }";
+    let seen = app.gql(Some(&acme), query, json!({})).await;
+    assert_eq!(titles(&seen, "alerts", "title"), ["Link down"], "{seen}");
+    assert!(titles(&seen, "devices", "hostname").contains(&"edge-router-1".to_owned()));
+    let other = app.gql(Some(&globex), query, json!({})).await;
+    assert!(titles(&other, "alerts", "title").is_empty(), "{other}");
+    assert!(!titles(&other, "devices", "hostname").contains(&"edge-router-1".to_owned()));
+
+    // First connection recorded.
+    let components = app
+        .gql(
+            Some(&acme),
+            "{ edgeComponents { edges { node { id lastSeen } } } onboardingPackages { edges { node { status } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        components["data"]["edgeComponents"]["edges"][0]["node"]["lastSeen"].is_string(),
+        "{components}"
+    );
+    assert_eq!(
+        components["data"]["onboardingPackages"]["edges"][0]["node"]["status"],
+        "ACTIVATED"
+    );
+}
+
+#[tokio::test]
+async fn foreign_self_signed_and_misnamed_certificates_are_refused() {
+    let (_, edge_key) = enclave::edge::keys::EdgeKey::generate().expect("key");
+    let spec = edge_key.clone();
+    let app = TestApp::with(move |_, auth| auth.edge.edge_key = Some(spec)).await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, globex_site) = tenant_with_site(&app, "globex").await;
+    let acme_files = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let globex_files = download_package(&app, &globex, &globex_site, "POLLER").await;
+    let server = edge_server(&app).await;
+    let genuine = client_config(
+        &acme_files["ca-chain.pem"],
+        &acme_files["component.pem"],
+        &acme_files["component-key.pem"],
+    );
+    let beat = json!({});
+    assert_eq!(
+        post(server.address, &genuine, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+
+    // globex's CA key, unsealed as the server would.
+    let ca_pem = app
+        .db
+        .names("SELECT certificate_pem AS name FROM tenant_globex.tenant_cas")
+        .await
+        .remove(0);
+    let sealed = app
+        .db
+        .names("SELECT key_sealed AS name FROM tenant_globex.tenant_cas")
+        .await
+        .remove(0);
+    let key = enclave::edge::keys::EdgeKey::parse(&edge_key).expect("key");
+    let ca_key = rcgen::KeyPair::from_pem(
+        &String::from_utf8(key.open("tenant-ca:globex", &sealed).expect("unseal")).expect("PEM"),
+    )
+    .expect("CA key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, &ca_key).expect("issuer");
+    let forge = |claim: &str, with_dns: bool, issuer: Option<&rcgen::Issuer<'_, &rcgen::KeyPair>>| {
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("agent-x.{claim}.enclave"));
+        params.subject_alt_names = vec![rcgen::SanType::URI(
+            rcgen::string::Ia5String::try_from(format!("enclave://{claim}/agent/agent-x")).expect("URI"),
+        )];
+        if with_dns {
+            params.subject_alt_names.push(rcgen::SanType::DnsName(
+                rcgen::string::Ia5String::try_from(format!("agent-x.{claim}.enclave")).expect("DNS"),
+            ));
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = issuer.is_some();
+        let cert = match issuer {
+            Some(issuer) => params.signed_by(&leaf_key, issuer).expect("sign"),
+            None => params.self_signed(&leaf_key).expect("self-sign"),
+        };
+        (cert.pem(), leaf_key.serialize_pem())
+    };
+    // Control: the same forgery naming globex passes the handshake and the name checks, and
+    // is refused only because globex never issued that certificate (unknown serial).
+    let (cert, key) = forge("globex", true, Some(&issuer));
+    let config = client_config(&globex_files["ca-chain.pem"], &format!("{cert}{ca_pem}"), &key);
+    let answered = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+    assert_eq!(answered.map(|(status, _)| status), Ok(403));
+    // Signed by globex's CA, claiming acme: refused with or without a DNS name.
+    for with_dns in [true, false] {
+        let (cert, key) = forge("acme", with_dns, Some(&issuer));
+        let config = client_config(&globex_files["ca-chain.pem"], &format!("{cert}{ca_pem}"), &key);
+        let refused = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+        assert!(
+            refused.is_err(),
+            "a globex certificate claiming acme was accepted: {refused:?}"
+        );
+    }
+    // Self-signed: refused.
+    let (cert, key) = forge("acme", true, None);
+    let config = client_config(&acme_files["ca-chain.pem"], &cert, &key);
+    let refused = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+    assert!(
+        refused.is_err(),
+        "a self-signed certificate was accepted: {refused:?}"
+    );
+    // No alert or device reached acme through any of them; the genuine one still works.
+    assert_eq!(
+        app.db.count("SELECT count(*) AS n FROM tenant_acme.alerts").await,
+        0
+    );
+    assert_eq!(
+        post(server.address, &genuine, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_component_is_refused_on_its_next_request() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let files = download_package(&app, &acme, &acme_site, "COLLECTOR").await;
+    let server = edge_server(&app).await;
+    let config = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+    let beat = json!({});
+    assert_eq!(
+        post(server.address, &config, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+    let listed = app
+        .gql(
+            Some(&acme),
+            "{ edgeComponents { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let id = listed["data"]["edgeComponents"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
+    let revoked = app
+        .gql(
+            Some(&acme),
+            "mutation($id: ID!) { revokeEdgeComponent(input: {id: $id}) { edgeComponent { revokedAt } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(
+        revoked["data"]["revokeEdgeComponent"]["edgeComponent"]["revokedAt"].is_string(),
+        "{revoked}"
+    );
+    let (status, answer) = post(server.address, &config, "/edge/v1/heartbeat", &beat)
+        .await
+        .expect("answered");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("REVOKED")),
+        "{answer}"
+    );
+    let alerts = json!({"alerts": [{"title": "After revocation", "severity": "info"}]});
+    let (status, _) = post(server.address, &config, "/edge/v1/alerts", &alerts)
+        .await
+        .expect("answered");
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.db.count("SELECT count(*) AS n FROM tenant_acme.alerts").await,
+        0
+    );
+}

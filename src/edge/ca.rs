@@ -211,6 +211,7 @@ pub struct EdgeAuthority {
     key: EdgeKey,
     domain: String,
     endpoint: String,
+    listen: String,
     root: StoredCa,
     root_key: KeyPair,
 }
@@ -281,9 +282,45 @@ impl EdgeAuthority {
             key,
             domain,
             endpoint: "https://127.0.0.1:8443".to_owned(),
+            listen: "127.0.0.1:8443".to_owned(),
             root,
             root_key,
         })
+    }
+
+    /// A certificate for the edge listener itself, signed by the root (which every
+    /// package's `ca-chain.pem` holds), valid for `names` (DNS names or IP addresses).
+    /// Returns the certificate and key, PEM; made at every start, never stored.
+    pub fn issue_server_certificate(&self, names: Vec<String>) -> Result<(String, String), EdgeError> {
+        let issuer = Issuer::from_ca_cert_pem(&self.root.certificate_pem, &self.root_key)?;
+        let key = KeyPair::generate()?;
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::new(names)?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(
+            DnType::CommonName,
+            format!("Enclave edge endpoint {}", self.domain),
+        );
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = (now + days(COMPONENT_DAYS)).min(to_time(self.root.not_after));
+        params.serial_number = Some(random_serial()?);
+        params.use_authority_key_identifier_extension = true;
+        let certificate = params.signed_by(&key, &issuer)?;
+        Ok((certificate.pem(), key.serialize_pem()))
+    }
+
+    /// Sets the address of the edge listener (`ENCLAVE_EDGE_LISTEN`).
+    pub fn with_listen(mut self, listen: String) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// The address of the edge listener (`ENCLAVE_EDGE_LISTEN`).
+    pub fn listen(&self) -> &str {
+        &self.listen
     }
 
     /// Sets the URL packages tell components to report to.
@@ -481,6 +518,21 @@ fn new_root(key: &EdgeKey) -> Result<StoredCa, EdgeError> {
         not_before: to_chrono(params.not_before),
         not_after: to_chrono(params.not_after),
     })
+}
+
+/// Hex of a certificate's authority key identifier (the issuing CA's subject key
+/// identifier), if it has one.
+pub fn authority_key_identifier(der: &[u8]) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der).ok()?;
+    parsed
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| hex(k.0))
+            }
+            _ => None,
+        })
 }
 
 /// A component certificate with its fresh key; the key is handed out, never stored.

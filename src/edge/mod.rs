@@ -3,10 +3,14 @@
 //!
 //! - `keys`: the edge key that seals certificate-authority keys at rest;
 //! - `ca`: the platform root CA, each tenant's intermediate CA, component certificates;
-//! - `onboarding`: one-time onboarding packages and their download.
+//! - `onboarding`: one-time onboarding packages and their download;
+//! - `listener`: the mutual-TLS listener, where the tenant is taken from the certificate;
+//! - `ingest`: its JSON endpoints under `/edge/v1/`.
 
 pub mod ca;
+pub mod ingest;
 pub mod keys;
+pub mod listener;
 pub mod onboarding;
 
 use std::sync::Arc;
@@ -41,7 +45,8 @@ pub async fn prepare(installation: &Installation, auth: &AuthConfig) -> anyhow::
     let authority = EdgeAuthority::load_or_init(&mut conn, key, auth.edge.edge_domain.clone())
         .await
         .context("cannot load or create the edge root CA")?
-        .with_endpoint(auth.edge.endpoint());
+        .with_endpoint(auth.edge.endpoint())
+        .with_listen(auth.edge.edge_listen.clone());
     let created = authority
         .ensure_tenant_cas(&mut conn)
         .await

@@ -17,7 +17,7 @@ use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Window, fetch_page, keyset};
 use crate::edge::ca::ComponentKind;
 use crate::edge::onboarding::{self, TOKEN_HOURS};
-use crate::schema::tenant::{edge_sites, onboarding_events, onboarding_packages};
+use crate::schema::tenant::{edge_components, edge_sites, onboarding_events, onboarding_packages};
 
 impl EdgeComponentKind {
     fn component(self) -> ComponentKind {
@@ -120,6 +120,79 @@ impl From<OnboardingEventRow> for OnboardingEvent {
     }
 }
 
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = edge_components, check_for_backend(Pg))]
+pub struct EdgeComponentRow {
+    pub id: Uuid,
+    pub onboarding_package_id: Option<Uuid>,
+    pub kind: String,
+    pub component_id: String,
+    pub name: String,
+    pub common_name: String,
+    pub serial: String,
+    pub not_after: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An onboarded edge component: one issued certificate.
+#[derive(SimpleObject, Clone)]
+pub struct EdgeComponent {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// What the component is.
+    pub kind: EdgeComponentKind,
+    /// Its id in its certificate's CN.
+    pub component_id: String,
+    /// Name given to its onboarding package.
+    pub name: String,
+    /// Its certificate's CN.
+    pub common_name: String,
+    /// Its certificate's serial number (hex).
+    pub serial: String,
+    /// When its certificate expires (renew by onboarding again).
+    pub not_after: DateTime<Utc>,
+    /// When it was revoked; its certificate is refused from then on.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Its last request to the edge endpoint.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// When its certificate was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<EdgeComponentRow> for EdgeComponent {
+    fn from(row: EdgeComponentRow) -> Self {
+        Self {
+            id: ids::encode("EdgeComponent", row.id),
+            kind: EdgeComponentKind::from_stored(&row.kind),
+            component_id: row.component_id,
+            name: row.name,
+            common_name: row.common_name,
+            serial: row.serial,
+            not_after: row.not_after,
+            revoked_at: row.revoked_at,
+            last_seen: row.last_seen,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Input of `revokeEdgeComponent`.
+#[derive(InputObject)]
+pub struct RevokeEdgeComponentInput {
+    /// The component to revoke.
+    pub id: ID,
+}
+
+/// A component after `revokeEdgeComponent`.
+#[derive(SimpleObject)]
+pub struct RevokeEdgeComponentPayload {
+    /// The component as it is now.
+    pub edge_component: EdgeComponent,
+}
+
 /// Input of `createOnboardingPackage`.
 #[derive(InputObject)]
 pub struct CreateOnboardingPackageInput {
@@ -186,6 +259,49 @@ impl EdgeQuery {
             query,
             |r: &OnboardingPackageRow| time_cursor(r.created_at, r.id),
             OnboardingPackage::from,
+            EmptyFields
+        )
+    }
+
+    /// Onboarded edge components (issued certificates), newest first (tenant admins).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn edge_components(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<super::pagination::Cursor, EdgeComponent, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = edge_components::table
+            .select(EdgeComponentRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(
+            query,
+            &window,
+            edge_components::created_at,
+            edge_components::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &EdgeComponentRow| time_cursor(r.created_at, r.id),
+            EdgeComponent::from,
             EmptyFields
         )
     }
@@ -313,6 +429,51 @@ impl EdgeMutation {
         Ok(CreateOnboardingPackagePayload {
             package: row.into(),
             download_token: token,
+        })
+    }
+
+    /// Revokes an edge component's certificate: its next request to the edge endpoint is
+    /// refused (tenant admins). Revoking again changes nothing.
+    async fn revoke_edge_component(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: RevokeEdgeComponentInput,
+    ) -> ApiResult<RevokeEdgeComponentPayload> {
+        let id = ids::decode("EdgeComponent", &input.id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let row: Option<EdgeComponentRow> = edge_components::table
+            .find(id)
+            .select(EdgeComponentRow::as_select())
+            .for_update()
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let row = row.ok_or_else(|| ApiError::not_found("no such edge component"))?;
+        if row.revoked_at.is_some() {
+            return Ok(RevokeEdgeComponentPayload {
+                edge_component: row.into(),
+            });
+        }
+        let row = diesel::update(edge_components::table.find(id))
+            .set(edge_components::revoked_at.eq(diesel::dsl::now))
+            .returning(EdgeComponentRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        if let Some(package) = row.onboarding_package_id {
+            diesel::update(onboarding_packages::table.find(package))
+                .set(onboarding_packages::status.eq("revoked"))
+                .execute(&mut conn)
+                .await?;
+            onboarding::record_event(
+                &mut conn,
+                package,
+                "revoked",
+                &format!("certificate {} revoked", row.serial),
+            )
+            .await?;
+        }
+        Ok(RevokeEdgeComponentPayload {
+            edge_component: row.into(),
         })
     }
 }

@@ -182,6 +182,38 @@ impl TenantDirectory {
         Ok(tenant.and_then(|id| self.by_id(id)))
     }
 
+    /// Every tenant's active edge CA: (tenant id, subject key identifier, certificate PEM).
+    /// One read per tenant schema, on the platform pool: for the edge listener's trust map,
+    /// refreshed in the background, never per request.
+    pub async fn edge_cas(
+        &self,
+        gateway: &super::gateway::Gateway,
+    ) -> Result<Vec<(Uuid, String, String)>, super::transaction::TxError> {
+        #[derive(QueryableByName)]
+        struct CaRow {
+            #[diesel(sql_type = Text)]
+            key_identifier: String,
+            #[diesel(sql_type = Text)]
+            certificate_pem: String,
+        }
+        let mut conn = gateway.platform_unchecked().await?;
+        let mut found = Vec::new();
+        for tenant in self.all() {
+            let rows: Vec<CaRow> = diesel::sql_query(format!(
+                "SELECT key_identifier, certificate_pem FROM {}.tenant_cas \
+                 WHERE revoked_at IS NULL AND key_identifier IS NOT NULL AND not_after > now()",
+                db::quote_ident(&tenant.slug.schema_name())
+            ))
+            .load(&mut conn)
+            .await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|row| (tenant.id, row.key_identifier, row.certificate_pem)),
+            );
+        }
+        Ok(found)
+    }
+
     /// Re-reads every tenant and domain (one query) and swaps the snapshot.
     pub async fn reload(&self, conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
         let rows: Vec<Row> = diesel::sql_query(
