@@ -723,3 +723,108 @@ async fn a_revoked_component_is_refused_on_its_next_request() {
         0
     );
 }
+
+#[tokio::test]
+async fn the_demo_hands_out_a_working_onboarding_download_per_tenant() {
+    let app = TestApp::new().await;
+    let tenants = enclave::demo::prepare(&app.app, &Default::default())
+        .await
+        .expect("demo");
+    assert_eq!(tenants.len(), 2);
+    for demo in &tenants {
+        let download = demo.onboarding_token.as_deref().expect("an onboarding token");
+        let (status, _, bytes) = get(&app, &format!("/onboarding/{download}")).await;
+        assert_eq!(status, StatusCode::OK, "{}", demo.slug);
+        let config: Value = serde_json::from_str(&unpack(&bytes)["config.json"]).expect("config");
+        assert_eq!(config["tenant"], demo.slug.as_str());
+    }
+}
+
+#[tokio::test]
+async fn components_of_different_tenants_cannot_complete_a_handshake_with_each_other() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, globex_site) = tenant_with_site(&app, "globex").await;
+    let poller = download_package(&app, &acme, &acme_site, "POLLER").await;
+    let agent = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let foreign = download_package(&app, &globex, &globex_site, "AGENT").await;
+
+    // A poller serving its agents: trusts its own tenant's CA only (not the root), and
+    // requires a client certificate.
+    let serve = |files: &Files| {
+        let chain = certs(&files["ca-chain.pem"]);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(chain[0].clone()).expect("tenant CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .expect("verifier");
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(files["component-key.pem"].as_bytes())
+            .expect("key");
+        let mut cert_chain = certs(&files["component.pem"]);
+        cert_chain.push(chain[0].clone());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(cert_chain, key)
+            .expect("server config")
+    };
+    // Agents reach the poller by the DNS name in its certificate (its CN).
+    let poller_leaf = certs(&poller["component.pem"]).remove(0);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&poller_leaf).expect("cert");
+    let poller_cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .expect("CN")
+        .to_owned();
+    let handshake = |server: rustls::ServerConfig, client: &Files| {
+        let poller_name = poller_cn.clone();
+        let client_config = client_config(
+            &client["ca-chain.pem"],
+            &client["component.pem"],
+            &client["component-key.pem"],
+        );
+        async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+            let server_side = tokio::spawn(async move {
+                let mut tls = acceptor.accept(server_io).await.map_err(|e| e.to_string())?;
+                let mut byte = [0u8; 1];
+                tls.read_exact(&mut byte).await.map_err(|e| e.to_string())?;
+                tls.write_all(&byte).await.map_err(|e| e.to_string())?;
+                tls.flush().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            });
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+            let name = rustls_pki_types::ServerName::try_from(poller_name).expect("name");
+            let client_side = async {
+                let mut tls = connector
+                    .connect(name, client_io)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tls.write_all(b"x").await.map_err(|e| e.to_string())?;
+                tls.flush().await.map_err(|e| e.to_string())?;
+                let mut byte = [0u8; 1];
+                tls.read_exact(&mut byte).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            };
+            let client_result = client_side.await;
+            let server_result = server_side.await.expect("server task");
+            client_result.and(server_result)
+        }
+    };
+    assert_eq!(
+        handshake(serve(&poller), &agent).await,
+        Ok(()),
+        "same tenant: connects"
+    );
+    let refused = handshake(serve(&poller), &foreign).await;
+    assert!(
+        refused.is_err(),
+        "another tenant's agent was accepted by the poller"
+    );
+}

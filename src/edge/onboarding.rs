@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::ca::{self, ComponentKind, EdgeError};
 use crate::app::App;
 use crate::schema::tenant::{edge_components, onboarding_events, onboarding_packages};
+use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::transaction::{Access, TxError};
 
 /// How long a download token stays valid.
@@ -76,6 +77,69 @@ pub async fn record_event(
         .execute(conn)
         .await
         .map(drop)
+}
+
+/// A package just created, with its download token (shown once).
+pub struct NewPackage {
+    pub id: Uuid,
+    pub component_id: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a package could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    Tx(#[from] TxError),
+    #[error("{0}")]
+    Edge(#[from] EdgeError),
+}
+
+impl From<diesel::result::Error> for CreateError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Tx(error.into())
+    }
+}
+
+/// Creates a package on `conn` (a transaction of `tenant`): first the token's index row in
+/// `public` (committed on its own, see the module doc), then the package and its `issued`
+/// event in the caller's transaction.
+pub async fn create_package(
+    app: &App,
+    tenant: &TenantEntry,
+    conn: &mut diesel_async::AsyncPgConnection,
+    edge_site: Uuid,
+    kind: ComponentKind,
+    name: &str,
+    created_by: Option<Uuid>,
+) -> Result<NewPackage, CreateError> {
+    let component_id = new_component_id(kind)?;
+    let (token, hash) = new_token()?;
+    let expires_at = Utc::now() + chrono::Duration::hours(TOKEN_HOURS);
+    app.directory
+        .record_onboarding_token(&app.db, tenant, &hash, expires_at)
+        .await?;
+    let id: Uuid = diesel::insert_into(onboarding_packages::table)
+        .values((
+            onboarding_packages::edge_site_id.eq(edge_site),
+            onboarding_packages::token_hash.eq(&hash),
+            onboarding_packages::expires_at.eq(expires_at),
+            onboarding_packages::created_by.eq(created_by),
+            onboarding_packages::kind.eq(kind.as_str()),
+            onboarding_packages::name.eq(name),
+            onboarding_packages::component_id.eq(&component_id),
+        ))
+        .returning(onboarding_packages::id)
+        .get_result(conn)
+        .await?;
+    record_event(conn, id, "issued", &format!("package for {kind} {component_id}")).await?;
+    Ok(NewPackage {
+        id,
+        component_id,
+        token,
+        expires_at,
+    })
 }
 
 /// The outcome of a download, as the HTTP layer answers it.

@@ -16,7 +16,7 @@ use super::ids;
 use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Window, fetch_page, keyset};
 use crate::edge::ca::ComponentKind;
-use crate::edge::onboarding::{self, TOKEN_HOURS};
+use crate::edge::onboarding;
 use crate::schema::tenant::{edge_components, edge_sites, onboarding_events, onboarding_packages};
 
 impl EdgeComponentKind {
@@ -394,38 +394,26 @@ impl EdgeMutation {
             }
         }
         let kind = input.kind.component();
-        let component_id = onboarding::new_component_id(kind).map_err(ApiError::internal)?;
-        let (token, hash) = onboarding::new_token().map_err(ApiError::internal)?;
-        let expires_at = Utc::now() + chrono::Duration::hours(TOKEN_HOURS);
-        app.directory
-            .record_onboarding_token(&app.db, &actor.tenant, &hash, expires_at)
-            .await?;
+        // An impersonating platform admin is no user of this tenant.
+        let created_by = actor
+            .claims
+            .impersonator
+            .is_none()
+            .then_some(actor.claims.user_id);
         let mut conn = scope.conn().await?;
-        let row = diesel::insert_into(onboarding_packages::table)
-            .values((
-                onboarding_packages::edge_site_id.eq(site),
-                onboarding_packages::token_hash.eq(&hash),
-                onboarding_packages::expires_at.eq(expires_at),
-                // An impersonating platform admin is no user of this tenant.
-                onboarding_packages::created_by.eq(actor
-                    .claims
-                    .impersonator
-                    .is_none()
-                    .then_some(actor.claims.user_id)),
-                onboarding_packages::kind.eq(kind.as_str()),
-                onboarding_packages::name.eq(&name),
-                onboarding_packages::component_id.eq(&component_id),
-            ))
-            .returning(OnboardingPackageRow::as_returning())
-            .get_result(&mut conn)
+        let created =
+            onboarding::create_package(app, &actor.tenant, &mut conn, site, kind, &name, created_by)
+                .await
+                .map_err(|error| match error {
+                    onboarding::CreateError::Tx(e) => ApiError::from(e),
+                    onboarding::CreateError::Edge(e) => ApiError::internal(e),
+                })?;
+        let row: OnboardingPackageRow = onboarding_packages::table
+            .find(created.id)
+            .select(OnboardingPackageRow::as_select())
+            .first(&mut conn)
             .await?;
-        onboarding::record_event(
-            &mut conn,
-            row.id,
-            "issued",
-            &format!("package for {kind} {component_id}"),
-        )
-        .await?;
+        let token = created.token;
         Ok(CreateOnboardingPackagePayload {
             package: row.into(),
             download_token: token,
