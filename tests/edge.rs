@@ -432,6 +432,18 @@ async fn post(
     path: &str,
     body: &Value,
 ) -> Result<(u16, Value), String> {
+    exchange(address, config, path, body)
+        .await
+        .map(|(status, _, json)| (status, json))
+}
+
+/// [`post`], also returning the response head (status line and headers).
+async fn exchange(
+    address: std::net::SocketAddr,
+    config: &rustls::ClientConfig,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, String, Value), String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let tcp = tokio::net::TcpStream::connect(address)
         .await
@@ -458,7 +470,7 @@ async fn post(
         .and_then(|s| s.parse().ok())
         .ok_or("no status")?;
     let json = serde_json::from_str(body).unwrap_or(Value::Null);
-    Ok((status, json))
+    Ok((status, head.to_ascii_lowercase(), json))
 }
 
 async fn download_package(app: &TestApp, token: &str, site: &str, kind: &str) -> Files {
@@ -652,6 +664,12 @@ async fn foreign_self_signed_and_misnamed_certificates_are_refused() {
         refused.is_err(),
         "a self-signed certificate was accepted: {refused:?}"
     );
+    // Counted: two refused after the handshake (names), one in it (self-signed); the
+    // globex-signed one with acme's DNS name breaks the name constraint in the handshake.
+    let refusals = &app.app.requests;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&refusals.edge_identity_refused), 1);
+    assert_eq!(load(&refusals.edge_handshake_refused), 2);
     // No alert or device reached acme through any of them; the genuine one still works.
     assert_eq!(
         app.db.count("SELECT count(*) AS n FROM tenant_acme.alerts").await,

@@ -6,7 +6,8 @@
 //! unrevoked component of the tenant (and records that it was seen), then writes the
 //! whole batch or nothing. Errors are JSON `{"error": {"code", "message", "index"?}}` with
 //! `code` ∈ `BAD_REQUEST` (with the failing record's `index`), `PAYLOAD_TOO_LARGE`,
-//! `REVOKED`, `UNAVAILABLE`, `INTERNAL`; messages never carry SQL.
+//! `REVOKED` (which also closes the connection), `UNAVAILABLE`, `INTERNAL`; messages never
+//! carry SQL. Refusals are counted in `/metrics` (`enclave_edge_refusals_total`).
 
 use std::sync::Arc;
 
@@ -98,7 +99,15 @@ impl IntoResponse for EdgeError {
         if let Some(index) = self.index {
             error["index"] = json!(index);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.code == "REVOKED" {
+            // A revoked certificate's open (keep-alive) connection ends with this answer.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -144,6 +153,9 @@ async fn in_tenant<T>(
             .await
             .optional()?;
         let Some((component, None, package)) = component else {
+            app.requests
+                .edge_revoked_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::info!(
                 tenant = %identity.tenant.slug,
                 component = identity.component_id,

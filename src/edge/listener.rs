@@ -353,6 +353,9 @@ pub async fn start(app: Arc<App>, listener: TcpListener, listen: &str) -> anyhow
                     let tls = match handshake {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(error)) => {
+                            app.requests
+                                .edge_handshake_refused
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tracing::info!(%remote, %error, "edge handshake failed");
                             return;
                         }
@@ -362,6 +365,9 @@ pub async fn start(app: Arc<App>, listener: TcpListener, listen: &str) -> anyhow
                     let identity = match identity {
                         Ok(identity) => Arc::new(identity),
                         Err(reason) => {
+                            app.requests
+                                .edge_identity_refused
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             tracing::info!(%remote, %reason, "edge connection refused");
                             return;
                         }
