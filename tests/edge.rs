@@ -551,6 +551,25 @@ async fn a_package_reports_over_mutual_tls_into_its_own_tenant_only() {
         "{answer}"
     );
 
+    let events = json!({"events": [{"kind": "link.down", "severity": "minor", "message": "ge-0/0/1",
+                                    "deviceHostname": "edge-router-1", "data": {"ifIndex": 3}}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/events", &events)
+        .await
+        .expect("events");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.events WHERE kind = 'link.down' AND device_id IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_globex.events WHERE kind = 'link.down'")
+            .await,
+        0
+    );
+
     let query = "{ alerts { edges { node { title } } } devices { edges { node { hostname } } } }";
     let seen = app.gql(Some(&acme), query, json!({})).await;
     assert_eq!(titles(&seen, "alerts", "title"), ["Link down"], "{seen}");

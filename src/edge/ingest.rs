@@ -1,5 +1,5 @@
 //! The JSON endpoints of the edge listener, under `/edge/v1/`: `heartbeat`, `devices`,
-//! `alerts`. The caller is the [`EdgeIdentity`] of its verified certificate (see
+//! `alerts`, `events`. The caller is the [`EdgeIdentity`] of its verified certificate (see
 //! `edge::listener`); its tenant comes from there and nowhere else.
 //!
 //! Each request is ONE tenant transaction: it first checks that the certificate is a known,
@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::listener::EdgeIdentity;
 use super::onboarding::record_event;
 use crate::app::App;
-use crate::schema::tenant::{alerts, devices, edge_components, onboarding_packages};
+use crate::schema::tenant::{alerts, devices, edge_components, events, onboarding_packages};
 use crate::tenancy::transaction::{Access, TxError};
 
 /// Largest request body.
@@ -40,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/edge/v1/heartbeat", post(heartbeat))
         .route("/edge/v1/devices", post(devices_batch))
         .route("/edge/v1/alerts", post(alerts_batch))
+        .route("/edge/v1/events", post(events_batch))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }
@@ -410,6 +411,99 @@ async fn alerts_batch(
                 .await?;
         }
         Ok(batch.alerts.len())
+    })
+    .await?;
+    Ok(Json(json!({ "ok": true, "created": created })))
+}
+
+/// One event.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventRecord {
+    /// What happened (1 to 200 characters), e.g. `link.down`.
+    pub kind: String,
+    /// `info` (default), `warning`, `minor`, `major` or `critical`.
+    #[serde(default)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub message: String,
+    /// Structured details.
+    #[serde(default)]
+    pub data: Option<serde_json::Value>,
+    /// When it happened, RFC 3339 (default: when received).
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+    /// Hostname of a device of the tenant the event is about.
+    #[serde(default)]
+    pub device_hostname: Option<String>,
+}
+
+/// `POST /edge/v1/events` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    pub events: Vec<EventRecord>,
+}
+
+async fn events_batch(
+    State(app): State<Arc<App>>,
+    Extension(identity): Extension<Arc<EdgeIdentity>>,
+    Body(batch): Body<Events>,
+) -> Result<Json<serde_json::Value>, EdgeError> {
+    check_batch(&batch.events)?;
+    let mut times = Vec::with_capacity(batch.events.len());
+    for (index, event) in batch.events.iter().enumerate() {
+        times.push(match event.occurred_at.as_deref() {
+            None => Utc::now(),
+            Some(raw) => chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| EdgeError::bad(Some(index), "occurredAt is not an RFC 3339 time"))?,
+        });
+        let kind = event.kind.trim();
+        if kind.is_empty() || kind.chars().count() > 200 {
+            return Err(EdgeError::bad(Some(index), "kind must have 1 to 200 characters"));
+        }
+        if event
+            .severity
+            .as_deref()
+            .is_some_and(|severity| !SEVERITIES.contains(&severity))
+        {
+            return Err(EdgeError::bad(
+                Some(index),
+                "severity must be info, warning, minor, major or critical",
+            ));
+        }
+    }
+    let source = format!("edge:{}/{}", identity.kind, identity.component_id);
+    let created = in_tenant(&app, &identity, async |conn| {
+        for (index, event) in batch.events.iter().enumerate() {
+            let device = match event.device_hostname.as_deref() {
+                None => None,
+                Some(hostname) => Some(
+                    devices::table
+                        .filter(devices::hostname.eq(hostname))
+                        .select(devices::id)
+                        .order(devices::id)
+                        .first::<Uuid>(conn)
+                        .await
+                        .optional()?
+                        .ok_or_else(|| EdgeError::bad(Some(index), "no device has this hostname"))?,
+                ),
+            };
+            diesel::insert_into(events::table)
+                .values((
+                    events::kind.eq(event.kind.trim()),
+                    events::severity.eq(event.severity.as_deref().unwrap_or("info")),
+                    events::message.eq(&event.message),
+                    events::source.eq(&source),
+                    events::data.eq(event.data.clone().unwrap_or_else(|| json!({}))),
+                    events::occurred_at.eq(times[index]),
+                    events::device_id.eq(device),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(batch.events.len())
     })
     .await?;
     Ok(Json(json!({ "ok": true, "created": created })))
