@@ -865,3 +865,36 @@ async fn components_of_different_tenants_cannot_complete_a_handshake_with_each_o
         "another tenant's agent was accepted by the poller"
     );
 }
+
+#[tokio::test]
+async fn a_suspended_tenants_components_are_refused() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let files = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let server = edge_server(&app).await;
+    let config = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+    let beat = json!({});
+    assert_eq!(
+        post(server.address, &config, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+    enclave::tenancy::registry::set_status(
+        &mut app.db.conn().await,
+        &enclave::tenancy::slug::Slug::parse("acme").expect("slug"),
+        enclave::tenancy::registry::TenantStatus::Suspended,
+    )
+    .await
+    .expect("suspend");
+    app.reload().await;
+    let refused = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+    assert!(
+        refused.is_err(),
+        "a suspended tenant's component connected: {refused:?}"
+    );
+}

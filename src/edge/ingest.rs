@@ -6,7 +6,8 @@
 //! unrevoked component of the tenant (and records that it was seen), then writes the
 //! whole batch or nothing. Errors are JSON `{"error": {"code", "message", "index"?}}` with
 //! `code` ∈ `BAD_REQUEST` (with the failing record's `index`), `PAYLOAD_TOO_LARGE`,
-//! `REVOKED` (which also closes the connection), `UNAVAILABLE`, `INTERNAL`; messages never
+//! `REVOKED` (which also closes the connection), `TENANT_UNAVAILABLE` (suspended),
+//! `UNAVAILABLE`, `INTERNAL`; messages never
 //! carry SQL. Refusals are counted in `/metrics` (`enclave_edge_refusals_total`).
 
 use std::sync::Arc;
@@ -139,7 +140,18 @@ async fn in_tenant<T>(
     identity: &EdgeIdentity,
     work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, EdgeError>,
 ) -> Result<T, EdgeError> {
-    let tx = app.tenant_tx(identity.tenant.clone(), Access::ReadWrite, None);
+    // The tenant as it is now (suspended since the connection was opened: refused).
+    let tenant = app
+        .directory
+        .by_id(identity.tenant.id)
+        .filter(|tenant| tenant.is_active())
+        .ok_or_else(|| EdgeError {
+            status: StatusCode::FORBIDDEN,
+            code: "TENANT_UNAVAILABLE",
+            message: "this tenant is unavailable".to_owned(),
+            index: None,
+        })?;
+    let tx = app.tenant_tx(tenant, Access::ReadWrite, None);
     let outcome = async {
         let mut conn = tx.conn().await?;
         let component: Option<(Uuid, Option<chrono::DateTime<Utc>>, Option<Uuid>)> = edge_components::table
