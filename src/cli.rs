@@ -499,6 +499,12 @@ fn print_demo(tenants: &[crate::demo::DemoTenant], server: &ServerConfig) {
             "tenant {} — admin {} ({password})\n  token: {}\n  GraphiQL: http://{}/graphiql#token={}\n",
             tenant.slug, tenant.admin_email, tenant.token, server.listen, tenant.token
         );
+        if let Some(download) = &tenant.onboarding_token {
+            println!(
+                "  edge agent package (one download, 24 h): curl -sf -o {}-agent.tar.gz http://{}/onboarding/{download}\n",
+                tenant.slug, server.listen
+            );
+        }
     }
     if let Some(first) = tenants.first() {
         println!("try:\n  curl --fail-with-body {url} -H 'content-type: application/json' \\");

@@ -25,6 +25,11 @@
 //! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
 //! | `ENCLAVE_DEV` | `false` | development mode: without a configured key, use (creating it if missing) the per-user dev key file; GraphQL errors suggest field names ("Did you mean …") |
 //! | `ENCLAVE_DEV_KEY_FILE` | `$XDG_DATA_HOME/enclave/dev-root-key`, else `$HOME/.local/share/enclave/dev-root-key` | the development key file (one per user, read by every command in development mode) |
+//! | `ENCLAVE_EDGE_KEY` | — | 64 hex digits: the key that encrypts the edge certificate authorities' private keys at rest (`serve` and `demo` refuse to start without it, except in development mode) |
+//! | `ENCLAVE_EDGE_KEY_FILE` | — (dev mode: `dev-edge-key` next to the development key file) | file holding the edge key |
+//! | `ENCLAVE_EDGE_DOMAIN` | `enclave` | last labels of component certificate CNs: `<component-id>.<tenant-slug>.<domain>` |
+//! | `ENCLAVE_EDGE_LISTEN` | `127.0.0.1:8443` | `host:port` of the mutual-TLS listener where edge components report |
+//! | `ENCLAVE_EDGE_ENDPOINT` | `https://<ENCLAVE_EDGE_LISTEN>` | the edge URL written into onboarding packages (`config.json`) |
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
 //! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
@@ -319,6 +324,55 @@ pub struct AuthConfig {
     /// Tenant (slug) that `login` uses when the request's host is no vanity domain.
     #[arg(long, global = true, env = "ENCLAVE_DEFAULT_TENANT")]
     pub default_tenant: Option<String>,
+
+    /// Edge certificate authorities and their key.
+    #[command(flatten)]
+    pub edge: EdgeConfig,
+}
+
+/// The edge: certificate authorities, component certificates (see `edge`).
+#[derive(Debug, Clone, Args)]
+pub struct EdgeConfig {
+    /// Key that encrypts the certificate authorities' private keys at rest: 64 hex digits.
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_KEY", hide_env_values = true)]
+    pub edge_key: Option<String>,
+
+    /// File holding the edge key, instead of `ENCLAVE_EDGE_KEY`.
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_KEY_FILE")]
+    pub edge_key_file: Option<PathBuf>,
+
+    /// Last labels of every component certificate's CN: `<component>.<tenant>.<domain>`.
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_DOMAIN", default_value = "enclave")]
+    pub edge_domain: String,
+
+    /// Address and port of the mutual-TLS edge listener (`enclave serve`).
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_LISTEN", default_value = "127.0.0.1:8443", value_parser = parse_listen)]
+    pub edge_listen: String,
+
+    /// URL components are told to report to (`edgeEndpoint` of their package)
+    /// [default: https://<ENCLAVE_EDGE_LISTEN>].
+    #[arg(long, global = true, env = "ENCLAVE_EDGE_ENDPOINT")]
+    pub edge_endpoint: Option<String>,
+}
+
+impl EdgeConfig {
+    /// The given key, default domain.
+    pub fn with_key(edge_key: String) -> Self {
+        Self {
+            edge_key: Some(edge_key),
+            edge_key_file: None,
+            edge_domain: "enclave".to_owned(),
+            edge_listen: "127.0.0.1:8443".to_owned(),
+            edge_endpoint: None,
+        }
+    }
+
+    /// `ENCLAVE_EDGE_ENDPOINT`, else `https://<ENCLAVE_EDGE_LISTEN>`.
+    pub fn endpoint(&self) -> String {
+        self.edge_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", self.edge_listen))
+    }
 }
 
 /// The development key file when `ENCLAVE_DEV_KEY_FILE` is not set: one per user, at a
@@ -346,6 +400,10 @@ impl AuthConfig {
             dev_key_file: None,
             session_ttl_secs: 12 * 3600,
             default_tenant: None,
+            edge: EdgeConfig {
+                edge_key: None,
+                ..EdgeConfig::with_key(String::new())
+            },
         }
     }
 
@@ -374,6 +432,24 @@ impl AuthConfig {
 
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session_ttl_secs)
+    }
+
+    /// Loads the edge key: `ENCLAVE_EDGE_KEY`, else `ENCLAVE_EDGE_KEY_FILE`, else (in
+    /// development mode only) `dev-edge-key` next to the development root key file, created
+    /// when missing.
+    pub fn edge_key(&self) -> Result<crate::edge::keys::EdgeKey, crate::edge::keys::EdgeKeyError> {
+        use crate::edge::keys::{EdgeKey, EdgeKeyError};
+        if let Some(spec) = &self.edge.edge_key {
+            return EdgeKey::parse(spec);
+        }
+        match (&self.edge.edge_key_file, self.dev) {
+            (Some(path), dev) => EdgeKey::from_file(path, dev),
+            (None, true) => match self.dev_key_path() {
+                Some(root) => EdgeKey::from_file(&root.with_file_name("dev-edge-key"), true),
+                None => Err(EdgeKeyError::Missing),
+            },
+            (None, false) => Err(EdgeKeyError::Missing),
+        }
     }
 }
 

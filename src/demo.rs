@@ -35,6 +35,8 @@ pub struct DemoTenant {
     /// with the password it printed then).
     pub admin_password: Option<String>,
     pub token: String,
+    /// A one-time onboarding download token for a demo agent (when the edge is on).
+    pub onboarding_token: Option<String>,
 }
 
 /// How `enclave demo` treats what it finds.
@@ -71,14 +73,64 @@ pub async fn prepare(app: &App, options: &Options) -> anyhow::Result<Vec<DemoTen
         tx.finish(true).await?;
         let user = user.ok_or_else(|| anyhow::anyhow!("demo tenant {slug} has no user {email}"))?;
         let (token, _) = sessions::start(app, &entry, &user, TOKEN_TTL).await?;
+        let onboarding_token = match app.installation.edge {
+            Some(_) => Some(onboarding_package(app, &entry, user.id).await?),
+            None => None,
+        };
         out.push(DemoTenant {
             slug: (*slug).to_owned(),
             admin_email: email,
             admin_password: created_admin.then(|| password.clone()),
             token,
+            onboarding_token,
         });
     }
     Ok(out)
+}
+
+/// A new onboarding package for a demo agent at the tenant's "demo site" edge site
+/// (created when missing); returns its download token.
+async fn onboarding_package(
+    app: &App,
+    entry: &Arc<TenantEntry>,
+    admin: uuid::Uuid,
+) -> anyhow::Result<String> {
+    use crate::edge::ca::ComponentKind;
+    use crate::schema::tenant::edge_sites;
+    let tx = app.tenant_tx(entry.clone(), Access::ReadWrite, None);
+    let created = async {
+        let mut conn = tx.conn().await?;
+        let site: Option<uuid::Uuid> = edge_sites::table
+            .filter(edge_sites::name.eq("demo site"))
+            .select(edge_sites::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let site = match site {
+            Some(site) => site,
+            None => {
+                diesel::insert_into(edge_sites::table)
+                    .values((edge_sites::name.eq("demo site"), edge_sites::location.eq("demo")))
+                    .returning(edge_sites::id)
+                    .get_result(&mut conn)
+                    .await?
+            }
+        };
+        let package = crate::edge::onboarding::create_package(
+            app,
+            entry,
+            &mut conn,
+            site,
+            ComponentKind::Agent,
+            "demo agent",
+            Some(admin),
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(package.token)
+    }
+    .await;
+    tx.finish(created.is_ok()).await?;
+    created
 }
 
 /// Refuses an existing tenant `slug` unless an earlier demo made it: same display name and

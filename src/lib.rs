@@ -11,6 +11,7 @@
 //! - `auth`: keys, tokens, passwords, users;
 //! - `app`: the state shared by all requests;
 //! - `http`: the axum router and the GraphQL endpoint;
+//! - `edge`: certificate authorities, onboarding and the mTLS endpoint of edge components;
 //! - `cli`: the `enclave` command.
 //!
 //! Error policy: `anyhow` at the edges (startup, CLI), typed errors (`thiserror`) inside
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod edge;
 pub mod http;
 pub mod pool;
 pub mod resolvers;
@@ -141,7 +143,8 @@ pub async fn start(
     let keys = auth.root_keys().context("cannot load the root key")?;
     db::ensure_database_exists(&database.database_url).await?;
     let started = std::time::Instant::now();
-    let (installation, report) = migrate_database(database, migration_sets).await?;
+    let (mut installation, report) = migrate_database(database, migration_sets).await?;
+    installation.edge = edge::prepare_if_configured(&installation, auth).await?;
     tracing::info!(
         database = %db::describe(&database.database_url),
         up_to_date = report.was_up_to_date,
@@ -177,6 +180,17 @@ pub async fn listen(
                 .await
                 .with_context(|| format!("cannot listen on {address} for /metrics"))?,
         ),
+        None => None,
+    };
+    // The edge listener (mutual TLS), when the edge is configured; bound after migrations
+    // like the main listener, stopped with it.
+    let edge_server = match app.installation.edge.clone() {
+        Some(authority) => {
+            let edge_listener = tokio::net::TcpListener::bind(authority.listen())
+                .await
+                .with_context(|| format!("cannot listen on {} (ENCLAVE_EDGE_LISTEN)", authority.listen()))?;
+            Some(edge::listener::start(app.clone(), edge_listener, authority.listen()).await?)
+        }
         None => None,
     };
     let refresher = app.directory.spawn_refresher();
@@ -222,6 +236,9 @@ pub async fn listen(
     };
     signal.abort();
     refresher.abort();
+    if let Some(edge_server) = edge_server {
+        edge_server.stop();
+    }
     change_listener.abort();
     served.context("HTTP server failed")?;
     metrics_served.context("metrics server failed")

@@ -12,11 +12,13 @@ use enclave::tenancy::provision::{self, NewTenant};
 use std::sync::Arc;
 
 const PUBLIC_TABLES: &[&str] = &[
+    "edge_root_cas",
     "enclave_schema_migrations",
     "enclave_schema_state",
     "impersonation_logs",
     "nats_operators",
     "nats_platform_tokens",
+    "onboarding_tokens",
     "platform_jobs",
     "tenant_domains",
     "tenant_memberships",

@@ -18,6 +18,12 @@ pub struct RequestMetrics {
     pub ok: AtomicU64,
     /// Answered with errors (refused before execution or failed in a resolver).
     pub errors: AtomicU64,
+    /// Edge connections whose TLS handshake failed (unknown CA, bad chain, expired…).
+    pub edge_handshake_refused: AtomicU64,
+    /// Edge connections whose verified certificate named no component of its CA's tenant.
+    pub edge_identity_refused: AtomicU64,
+    /// Edge requests refused because the certificate is revoked or unknown.
+    pub edge_revoked_refused: AtomicU64,
 }
 
 impl RequestMetrics {
@@ -49,6 +55,25 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
         &[
             ("{outcome=\"ok\"}", app.requests.ok.load(Ordering::Relaxed)),
             ("{outcome=\"error\"}", app.requests.errors.load(Ordering::Relaxed)),
+        ],
+    );
+    metric(
+        "enclave_edge_refusals_total",
+        "Edge connections and requests refused, by reason.",
+        "counter",
+        &[
+            (
+                "{reason=\"handshake\"}",
+                app.requests.edge_handshake_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "{reason=\"identity\"}",
+                app.requests.edge_identity_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "{reason=\"revoked\"}",
+                app.requests.edge_revoked_refused.load(Ordering::Relaxed),
+            ),
         ],
     );
     metric(

@@ -17,6 +17,7 @@ mod credentials;
 pub mod graphiql;
 mod graphql;
 pub mod metrics;
+mod onboarding;
 pub mod operation;
 pub mod privileges;
 pub mod serve;
@@ -94,7 +95,8 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .route("/graphql/ws", get(ws::handle))
         .merge(graphiql::routes())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz));
+        .route("/readyz", get(readyz))
+        .route("/onboarding/{token}", get(onboarding::handle));
     if let Some(token) = &options.metrics_token {
         let digest: Arc<[u8]> = Sha256::digest(token.as_bytes()).to_vec().into();
         router = router.route(

@@ -231,3 +231,49 @@ text_enum!(
         Offline => "offline",
     }
 );
+
+text_enum!(
+    /// What an edge component is.
+    EdgeComponentKind {
+        /// Runs checks on or near devices.
+        Agent => "agent",
+        /// Polls devices (SNMP and the like).
+        Poller => "poller",
+        /// Runs one kind of check for an agent.
+        Checker => "checker",
+        /// Collects flows, logs or traps.
+        Collector => "collector",
+    }
+);
+
+text_enum!(
+    /// Where an onboarding package is in its life.
+    OnboardingPackageStatus {
+        /// Created; its download token works once.
+        Issued => "issued",
+        /// Downloaded: its certificate was issued.
+        Delivered => "delivered",
+        /// Its component connected.
+        Activated => "activated",
+        /// Not downloaded in time.
+        Expired => "expired",
+        /// Withdrawn.
+        Revoked => "revoked",
+    }
+);
+
+text_enum!(
+    /// A step in an onboarding package's life.
+    OnboardingEventKind {
+        /// The package was created.
+        Issued => "issued",
+        /// The package was downloaded.
+        Downloaded => "downloaded",
+        /// Its component connected for the first time.
+        Activated => "activated",
+        /// A step was refused (second download, expired token…); see `detail`.
+        Failed => "failed",
+        /// The package or its component was revoked.
+        Revoked => "revoked",
+    }
+);

@@ -229,9 +229,10 @@ impl From<TenancyError> for ApiError {
             }
             TenancyError::NotFound(_) => Self::not_found(error.to_string()),
             TenancyError::PlatformProtected(_) => Self::forbidden(error.to_string()),
-            TenancyError::Migration(_) | TenancyError::Database(_) | TenancyError::RoleExists(_) => {
-                Self::internal(error)
-            }
+            TenancyError::Migration(_)
+            | TenancyError::Database(_)
+            | TenancyError::RoleExists(_)
+            | TenancyError::Edge(_) => Self::internal(error),
         }
     }
 }

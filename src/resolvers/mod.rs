@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod context;
+pub mod edge;
 pub mod enums;
 pub mod errors;
 mod health;
@@ -38,6 +39,7 @@ pub struct Query(
     monitoring::MonitoringQuery,
     observability::ObservabilityQuery,
     node::NodeQuery,
+    edge::EdgeQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
@@ -51,6 +53,7 @@ pub struct Mutation(
     infrastructure::InfrastructureUpdates,
     infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
+    edge::EdgeMutation,
 );
 
 /// The executable schema.

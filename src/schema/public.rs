@@ -82,6 +82,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    public.onboarding_tokens (token_hash) {
+        token_hash -> Text,
+        tenant_id -> Uuid,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(tenant_domains -> tenants (tenant_id));
 diesel::joinable!(tenant_memberships -> tenants (tenant_id));
 diesel::joinable!(nats_platform_tokens -> nats_operators (operator_id));

@@ -305,6 +305,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    onboarding_packages (id) {
+        id -> Uuid,
+        edge_site_id -> Uuid,
+        collector_package_id -> Nullable<Uuid>,
+        token_hash -> Text,
+        status -> Text,
+        expires_at -> Timestamptz,
+        activated_at -> Nullable<Timestamptz>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        kind -> Nullable<Text>,
+        name -> Nullable<Text>,
+        component_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    onboarding_events (id) {
+        id -> Uuid,
+        onboarding_package_id -> Uuid,
+        event -> Text,
+        detail -> Text,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    edge_components (id) {
+        id -> Uuid,
+        onboarding_package_id -> Nullable<Uuid>,
+        kind -> Text,
+        component_id -> Text,
+        name -> Text,
+        common_name -> Text,
+        serial -> Text,
+        not_after -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        last_seen -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (created_by));
 diesel::joinable!(devices -> partitions (partition_id));
 diesel::joinable!(alerts -> devices (device_id));

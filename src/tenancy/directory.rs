@@ -139,6 +139,81 @@ impl TenantDirectory {
         Ok(())
     }
 
+    /// Records which tenant an onboarding download token (its SHA-256, hex) belongs to:
+    /// committed on its own before the package is written in the tenant's transaction (a
+    /// tenant role cannot write `public`); an index row without a package finds nothing.
+    pub async fn record_onboarding_token(
+        &self,
+        gateway: &super::gateway::Gateway,
+        tenant: &TenantEntry,
+        token_hash: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), super::transaction::TxError> {
+        use crate::schema::public::onboarding_tokens;
+        use diesel::ExpressionMethods as _;
+        let mut conn = gateway.platform_unchecked().await?;
+        diesel::insert_into(onboarding_tokens::table)
+            .values((
+                onboarding_tokens::token_hash.eq(token_hash),
+                onboarding_tokens::tenant_id.eq(tenant.id),
+                onboarding_tokens::expires_at.eq(expires_at),
+            ))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The tenant an onboarding download token (its SHA-256, hex) belongs to, if any; one
+    /// indexed read of `public`, no tenant schema searched.
+    pub async fn onboarding_token_tenant(
+        &self,
+        gateway: &super::gateway::Gateway,
+        token_hash: &str,
+    ) -> Result<Option<Arc<TenantEntry>>, super::transaction::TxError> {
+        use crate::schema::public::onboarding_tokens;
+        use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
+        let mut conn = gateway.platform_unchecked().await?;
+        let tenant: Option<Uuid> = onboarding_tokens::table
+            .filter(onboarding_tokens::token_hash.eq(token_hash))
+            .select(onboarding_tokens::tenant_id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(tenant.and_then(|id| self.by_id(id)))
+    }
+
+    /// Every tenant's active edge CA: (tenant id, subject key identifier, certificate PEM).
+    /// One read per tenant schema, on the platform pool: for the edge listener's trust map,
+    /// refreshed in the background, never per request.
+    pub async fn edge_cas(
+        &self,
+        gateway: &super::gateway::Gateway,
+    ) -> Result<Vec<(Uuid, String, String)>, super::transaction::TxError> {
+        #[derive(QueryableByName)]
+        struct CaRow {
+            #[diesel(sql_type = Text)]
+            key_identifier: String,
+            #[diesel(sql_type = Text)]
+            certificate_pem: String,
+        }
+        let mut conn = gateway.platform_unchecked().await?;
+        let mut found = Vec::new();
+        for tenant in self.all() {
+            let rows: Vec<CaRow> = diesel::sql_query(format!(
+                "SELECT key_identifier, certificate_pem FROM {}.tenant_cas \
+                 WHERE revoked_at IS NULL AND key_identifier IS NOT NULL AND not_after > now()",
+                db::quote_ident(&tenant.slug.schema_name())
+            ))
+            .load(&mut conn)
+            .await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|row| (tenant.id, row.key_identifier, row.certificate_pem)),
+            );
+        }
+        Ok(found)
+    }
+
     /// Re-reads every tenant and domain (one query) and swaps the snapshot.
     pub async fn reload(&self, conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
         let rows: Vec<Row> = diesel::sql_query(

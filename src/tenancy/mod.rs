@@ -50,6 +50,9 @@ pub struct Installation {
     /// The authenticator was configured (`ENCLAVE_AUTHENTICATOR_URL`), not derived: Enclave
     /// then never creates it.
     pub authenticator_configured: bool,
+    /// The edge certificate authorities, when an edge key is configured: provisioning
+    /// then creates the tenant's CA in the same transaction (see `crate::edge`).
+    pub edge: Option<Arc<crate::edge::ca::EdgeAuthority>>,
 }
 
 impl Installation {
@@ -80,6 +83,7 @@ impl Installation {
             migrations,
             migration_concurrency: usize::try_from(config.migration_concurrency).unwrap_or(1),
             migration_lock_timeout: config.migration_lock_timeout(),
+            edge: None,
         })
     }
 

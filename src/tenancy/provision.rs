@@ -66,6 +66,8 @@ pub enum TenancyError {
     Migration(#[from] MigrationError),
     #[error("database error: {0}")]
     Database(String),
+    #[error("cannot create the tenant's edge certificate authority: {0}")]
+    Edge(String),
 }
 
 impl From<DieselError> for TenancyError {
@@ -169,6 +171,11 @@ pub async fn create_tenant(
                 role: &role,
             };
             apply(conn, &target, set, &all, lock_timeout).await?;
+            if let Some(edge) = &installation.edge {
+                edge.insert_tenant_ca(conn, &new.slug)
+                    .await
+                    .map_err(|e| TenancyError::Edge(e.to_string()))?;
+            }
             Ok::<_, TenancyError>(record)
         })
         .await?;

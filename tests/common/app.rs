@@ -51,11 +51,16 @@ impl TestApp {
         limits: LimitsConfig,
     ) -> Self {
         let db = TestDb::new().await;
-        let installation = db.prepare().await;
+        let mut installation = db.prepare().await;
         let (keys, key_spec) = RootKeys::generate(1);
         let mut database = db.config();
         let mut auth = AuthConfig::with_key(key_spec.clone());
+        let (_, edge_key) = enclave::edge::keys::EdgeKey::generate().expect("edge key");
+        auth.edge.edge_key = Some(edge_key);
         configure(&mut database, &mut auth);
+        installation.edge = enclave::edge::prepare_if_configured(&installation, &auth)
+            .await
+            .expect("edge CAs");
         let app = App::new(&database, &auth, keys, installation.clone(), limits)
             .await
             .expect("app");

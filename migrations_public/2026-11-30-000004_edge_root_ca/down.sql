@@ -1,0 +1,1 @@
+DROP TABLE public.edge_root_cas;

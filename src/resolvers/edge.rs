@@ -1,0 +1,467 @@
+//! Edge onboarding in the API (tenant admins): one-time onboarding packages and their
+//! events. The download itself is `GET /onboarding/<token>` (see `crate::edge::onboarding`).
+
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use super::context::{actor, app, scope};
+use super::enums::{EdgeComponentKind, OnboardingEventKind, OnboardingPackageStatus};
+use super::errors::{ApiError, ApiResult, Code};
+use super::ids;
+use super::monitoring::{cursor_time, time_cursor};
+use super::pagination::{Window, fetch_page, keyset};
+use crate::edge::ca::ComponentKind;
+use crate::edge::onboarding;
+use crate::schema::tenant::{edge_components, edge_sites, onboarding_events, onboarding_packages};
+
+impl EdgeComponentKind {
+    fn component(self) -> ComponentKind {
+        match self {
+            Self::Agent => ComponentKind::Agent,
+            Self::Poller => ComponentKind::Poller,
+            Self::Checker => ComponentKind::Checker,
+            Self::Collector => ComponentKind::Collector,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = onboarding_packages, check_for_backend(Pg))]
+pub struct OnboardingPackageRow {
+    pub id: Uuid,
+    pub edge_site_id: Uuid,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub component_id: Option<String>,
+}
+
+/// A one-time package that onboards one edge component.
+#[derive(SimpleObject, Clone)]
+pub struct OnboardingPackage {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// What the component is.
+    pub kind: EdgeComponentKind,
+    /// Name given at creation.
+    pub name: String,
+    /// The component id its certificate names (`<componentId>.<tenant>.<edge domain>`).
+    pub component_id: String,
+    /// Where it is in its life.
+    pub status: OnboardingPackageStatus,
+    /// When its download token stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The edge site it belongs to.
+    #[graphql(owned)]
+    pub edge_site_id: ID,
+}
+
+impl From<OnboardingPackageRow> for OnboardingPackage {
+    fn from(row: OnboardingPackageRow) -> Self {
+        Self {
+            id: ids::encode("OnboardingPackage", row.id),
+            kind: EdgeComponentKind::from_stored(row.kind.as_deref().unwrap_or("agent")),
+            name: row.name.unwrap_or_default(),
+            component_id: row.component_id.unwrap_or_default(),
+            status: OnboardingPackageStatus::from_stored(&row.status),
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+            edge_site_id: ids::encode("EdgeSite", row.edge_site_id),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = onboarding_events, check_for_backend(Pg))]
+pub struct OnboardingEventRow {
+    pub id: Uuid,
+    pub onboarding_package_id: Uuid,
+    pub event: String,
+    pub detail: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// One step of an onboarding package's life.
+#[derive(SimpleObject, Clone)]
+pub struct OnboardingEvent {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// The package.
+    #[graphql(owned)]
+    pub package_id: ID,
+    /// What happened.
+    pub event: OnboardingEventKind,
+    /// Details for people.
+    pub detail: String,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl From<OnboardingEventRow> for OnboardingEvent {
+    fn from(row: OnboardingEventRow) -> Self {
+        Self {
+            id: ids::encode("OnboardingEvent", row.id),
+            package_id: ids::encode("OnboardingPackage", row.onboarding_package_id),
+            event: OnboardingEventKind::from_stored(&row.event),
+            detail: row.detail,
+            occurred_at: row.occurred_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = edge_components, check_for_backend(Pg))]
+pub struct EdgeComponentRow {
+    pub id: Uuid,
+    pub onboarding_package_id: Option<Uuid>,
+    pub kind: String,
+    pub component_id: String,
+    pub name: String,
+    pub common_name: String,
+    pub serial: String,
+    pub not_after: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An onboarded edge component: one issued certificate.
+#[derive(SimpleObject, Clone)]
+pub struct EdgeComponent {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// What the component is.
+    pub kind: EdgeComponentKind,
+    /// Its id in its certificate's CN.
+    pub component_id: String,
+    /// Name given to its onboarding package.
+    pub name: String,
+    /// Its certificate's CN.
+    pub common_name: String,
+    /// Its certificate's serial number (hex).
+    pub serial: String,
+    /// When its certificate expires (renew by onboarding again).
+    pub not_after: DateTime<Utc>,
+    /// When it was revoked; its certificate is refused from then on.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Its last request to the edge endpoint.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// When its certificate was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<EdgeComponentRow> for EdgeComponent {
+    fn from(row: EdgeComponentRow) -> Self {
+        Self {
+            id: ids::encode("EdgeComponent", row.id),
+            kind: EdgeComponentKind::from_stored(&row.kind),
+            component_id: row.component_id,
+            name: row.name,
+            common_name: row.common_name,
+            serial: row.serial,
+            not_after: row.not_after,
+            revoked_at: row.revoked_at,
+            last_seen: row.last_seen,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Input of `revokeEdgeComponent`.
+#[derive(InputObject)]
+pub struct RevokeEdgeComponentInput {
+    /// The component to revoke.
+    pub id: ID,
+}
+
+/// A component after `revokeEdgeComponent`.
+#[derive(SimpleObject)]
+pub struct RevokeEdgeComponentPayload {
+    /// The component as it is now.
+    pub edge_component: EdgeComponent,
+}
+
+/// Input of `createOnboardingPackage`.
+#[derive(InputObject)]
+pub struct CreateOnboardingPackageInput {
+    /// What the component is.
+    pub kind: EdgeComponentKind,
+    /// A name for people (1 to 200 characters).
+    pub name: String,
+    /// The edge site the component belongs to.
+    pub edge_site_id: ID,
+}
+
+/// A new onboarding package and its download token.
+#[derive(SimpleObject)]
+pub struct CreateOnboardingPackagePayload {
+    /// The package.
+    pub package: OnboardingPackage,
+    /// Download it once at `GET /onboarding/<downloadToken>` within 24 hours. Shown only
+    /// here: the server keeps only its hash.
+    pub download_token: String,
+}
+
+/// Edge onboarding queries.
+#[derive(Default)]
+pub struct EdgeQuery;
+
+#[Object]
+impl EdgeQuery {
+    /// Onboarding packages, newest first (tenant admins).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn onboarding_packages(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<super::pagination::Cursor, OnboardingPackage, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = onboarding_packages::table
+            .select(OnboardingPackageRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(
+            query,
+            &window,
+            onboarding_packages::created_at,
+            onboarding_packages::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &OnboardingPackageRow| time_cursor(r.created_at, r.id),
+            OnboardingPackage::from,
+            EmptyFields
+        )
+    }
+
+    /// Onboarded edge components (issued certificates), newest first (tenant admins).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn edge_components(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<super::pagination::Cursor, EdgeComponent, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = edge_components::table
+            .select(EdgeComponentRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(
+            query,
+            &window,
+            edge_components::created_at,
+            edge_components::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &EdgeComponentRow| time_cursor(r.created_at, r.id),
+            EdgeComponent::from,
+            EmptyFields
+        )
+    }
+
+    /// Onboarding events, newest first, optionally of one package (tenant admins).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn onboarding_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this package's events; all when absent.")] package_id: Option<ID>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<super::pagination::Cursor, OnboardingEvent, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let package = ids::decode_optional("OnboardingPackage", package_id.as_ref())?;
+        let mut query = onboarding_events::table
+            .select(OnboardingEventRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(package) = package {
+            query = query.filter(onboarding_events::onboarding_package_id.eq(package));
+        }
+        let query = keyset!(
+            query,
+            &window,
+            onboarding_events::occurred_at,
+            onboarding_events::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &OnboardingEventRow| time_cursor(r.occurred_at, r.id),
+            OnboardingEvent::from,
+            EmptyFields
+        )
+    }
+}
+
+/// Edge onboarding mutations.
+#[derive(Default)]
+pub struct EdgeMutation;
+
+#[Object]
+impl EdgeMutation {
+    /// Creates a one-time onboarding package for an edge component (tenant admins). Its
+    /// download token is in the payload only.
+    async fn create_onboarding_package(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: CreateOnboardingPackageInput,
+    ) -> ApiResult<CreateOnboardingPackagePayload> {
+        let app = app(ctx)?;
+        if app.installation.edge.is_none() {
+            return Err(ApiError::new(
+                Code::Unavailable,
+                "edge onboarding is not configured on this server (ENCLAVE_EDGE_KEY)",
+            ));
+        }
+        let name = input.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ApiError::bad_input("name must have 1 to 200 characters"));
+        }
+        let site = ids::decode("EdgeSite", &input.edge_site_id)?;
+        let actor = actor(ctx)?;
+        let scope = scope(ctx)?;
+        {
+            let mut conn = scope.conn().await?;
+            let found: i64 = edge_sites::table
+                .filter(edge_sites::id.eq(site))
+                .count()
+                .get_result(&mut conn)
+                .await?;
+            if found == 0 {
+                return Err(ApiError::not_found("no such edge site"));
+            }
+        }
+        let kind = input.kind.component();
+        // An impersonating platform admin is no user of this tenant.
+        let created_by = actor
+            .claims
+            .impersonator
+            .is_none()
+            .then_some(actor.claims.user_id);
+        let mut conn = scope.conn().await?;
+        let created =
+            onboarding::create_package(app, &actor.tenant, &mut conn, site, kind, &name, created_by)
+                .await
+                .map_err(|error| match error {
+                    onboarding::CreateError::Tx(e) => ApiError::from(e),
+                    onboarding::CreateError::Edge(e) => ApiError::internal(e),
+                })?;
+        let row: OnboardingPackageRow = onboarding_packages::table
+            .find(created.id)
+            .select(OnboardingPackageRow::as_select())
+            .first(&mut conn)
+            .await?;
+        let token = created.token;
+        Ok(CreateOnboardingPackagePayload {
+            package: row.into(),
+            download_token: token,
+        })
+    }
+
+    /// Revokes an edge component's certificate: its next request to the edge endpoint is
+    /// refused (tenant admins). Revoking again changes nothing.
+    async fn revoke_edge_component(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: RevokeEdgeComponentInput,
+    ) -> ApiResult<RevokeEdgeComponentPayload> {
+        let id = ids::decode("EdgeComponent", &input.id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let row: Option<EdgeComponentRow> = edge_components::table
+            .find(id)
+            .select(EdgeComponentRow::as_select())
+            .for_update()
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let row = row.ok_or_else(|| ApiError::not_found("no such edge component"))?;
+        if row.revoked_at.is_some() {
+            return Ok(RevokeEdgeComponentPayload {
+                edge_component: row.into(),
+            });
+        }
+        let row = diesel::update(edge_components::table.find(id))
+            .set(edge_components::revoked_at.eq(diesel::dsl::now))
+            .returning(EdgeComponentRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        if let Some(package) = row.onboarding_package_id {
+            diesel::update(onboarding_packages::table.find(package))
+                .set(onboarding_packages::status.eq("revoked"))
+                .execute(&mut conn)
+                .await?;
+            onboarding::record_event(
+                &mut conn,
+                package,
+                "revoked",
+                &format!("certificate {} revoked", row.serial),
+            )
+            .await?;
+        }
+        Ok(RevokeEdgeComponentPayload {
+            edge_component: row.into(),
+        })
+    }
+}

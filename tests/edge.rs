@@ -1,0 +1,900 @@
+//! The edge: certificate authorities stored per tenant with sealed keys, created in the
+//! provisioning transaction or at startup for tenants that have none; one-time onboarding
+//! packages (GraphQL and `GET /onboarding/<token>`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::TestDb;
+use common::app::{TestApp, error_code};
+use diesel_async::SimpleAsyncConnection as _;
+use enclave::auth::Role;
+use enclave::config::AuthConfig;
+use enclave::tenancy::provision::{self, NewTenant};
+use http_body_util::BodyExt as _;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+fn new_tenant(slug: &str) -> NewTenant {
+    NewTenant {
+        slug: provision::parse_new_slug(slug).expect("valid slug"),
+        name: format!("{slug} Inc."),
+        domains: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_new_tenant_gets_its_own_ca_with_the_key_sealed() {
+    let app = TestApp::new().await;
+    app.tenant("acme", &[]).await;
+    app.tenant("globex", &[]).await;
+    let db = &app.db;
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM public.edge_root_cas WHERE retired_at IS NULL")
+            .await,
+        1
+    );
+    for slug in ["acme", "globex"] {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) AS n FROM tenant_{slug}.tenant_cas \
+                 WHERE certificate_pem LIKE '-----BEGIN CERTIFICATE-----%' \
+                 AND key_sealed LIKE 'v1:%' AND key_identifier IS NOT NULL"
+            ))
+            .await,
+            1,
+            "{slug} has one CA"
+        );
+        assert_eq!(
+            db.count(&format!(
+                "SELECT count(*) AS n FROM tenant_{slug}.tenant_cas t \
+                 WHERE t::text LIKE '%PRIVATE KEY%'"
+            ))
+            .await,
+            0,
+            "no clear private key is stored for {slug}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM public.edge_root_cas r WHERE r::text LIKE '%PRIVATE KEY%'")
+            .await,
+        0,
+        "the root key is sealed"
+    );
+    // Two tenants, two different CAs.
+    assert_eq!(
+        db.count(
+            "SELECT count(*) AS n FROM tenant_acme.tenant_cas a JOIN tenant_globex.tenant_cas g \
+             ON a.key_identifier = g.key_identifier"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn existing_tenants_get_a_ca_at_startup_and_the_root_is_kept() {
+    let db = TestDb::new().await;
+    let installation = db.prepare().await;
+    // Provisioned while the edge was off: no CA yet.
+    provision::create_tenant(&mut db.conn().await, &installation, &new_tenant("acme"))
+        .await
+        .expect("provision");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM tenant_acme.tenant_cas").await,
+        0
+    );
+
+    let (_, key_spec) = enclave::edge::keys::EdgeKey::generate().expect("key");
+    let mut auth = AuthConfig::with_key(String::new());
+    auth.edge.edge_key = Some(key_spec.clone());
+    let first = enclave::edge::prepare(&installation, &auth).await.expect("edge");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM tenant_acme.tenant_cas").await,
+        1
+    );
+
+    // A second start keeps the root and the tenant CA.
+    let second = enclave::edge::prepare(&installation, &auth).await.expect("edge");
+    assert_eq!(first.root_pem(), second.root_pem());
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM tenant_acme.tenant_cas").await,
+        1
+    );
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM public.edge_root_cas").await,
+        1
+    );
+
+    // Another edge key cannot open the stored root: the start is refused.
+    let (_, other) = enclave::edge::keys::EdgeKey::generate().expect("key");
+    auth.edge.edge_key = Some(other);
+    let refused = enclave::edge::prepare(&installation, &auth).await;
+    assert!(refused.is_err(), "a wrong edge key must not start");
+}
+
+/// An onboarding package's files, by name.
+type Files = BTreeMap<String, String>;
+
+async fn get(app: &TestApp, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    let request = Request::get(path).body(Body::empty()).expect("request");
+    let response = app.router.clone().oneshot(request).await.expect("router answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, content_type, bytes)
+}
+
+fn unpack(bytes: &[u8]) -> Files {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files = Files::new();
+    for entry in archive.entries().expect("tar entries") {
+        let mut entry = entry.expect("tar entry");
+        let name = entry.path().expect("path").to_string_lossy().into_owned();
+        let mut contents = String::new();
+        entry.read_to_string(&mut contents).expect("UTF-8 file");
+        files.insert(name, contents);
+    }
+    files
+}
+
+fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("PEM certificates")
+}
+
+/// A tenant with an admin (token) and an edge site (id).
+async fn tenant_with_site(app: &TestApp, slug: &str) -> (String, String) {
+    app.tenant(slug, &[]).await;
+    let admin = app.user(slug, &format!("admin@{slug}.test"), Role::Admin).await;
+    let token = app.session(slug, &admin).await;
+    let site = app
+        .gql(
+            Some(&token),
+            "mutation($name: String!) { createEdgeSite(input: {name: $name}) { edgeSite { id } } }",
+            json!({ "name": format!("{slug} site") }),
+        )
+        .await;
+    let site = site["data"]["createEdgeSite"]["edgeSite"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("edge site: {site}"))
+        .to_owned();
+    (token, site)
+}
+
+const CREATE: &str = "mutation($site: ID!, $kind: EdgeComponentKind!) { \
+    createOnboardingPackage(input: {kind: $kind, name: \"core agent\", edgeSiteId: $site}) { \
+    package { id kind name status expiresAt componentId } downloadToken } }";
+
+async fn create_package(app: &TestApp, token: &str, site: &str, kind: &str) -> Value {
+    let created = app
+        .gql(Some(token), CREATE, json!({ "site": site, "kind": kind }))
+        .await;
+    assert!(created["errors"].is_null(), "{created}");
+    created["data"]["createOnboardingPackage"].clone()
+}
+
+#[tokio::test]
+async fn an_onboarding_package_downloads_once_with_a_verifiable_certificate_and_no_stored_key() {
+    let app = TestApp::new().await;
+    let (token, site) = tenant_with_site(&app, "acme").await;
+    let created = create_package(&app, &token, &site, "AGENT").await;
+    let package = &created["package"];
+    assert_eq!(package["status"], "ISSUED");
+    assert_eq!(package["kind"], "AGENT");
+    let component_id = package["componentId"].as_str().expect("component id").to_owned();
+    let download = created["downloadToken"].as_str().expect("token").to_owned();
+    // Only the token's hash is stored.
+    assert_eq!(
+        app.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM tenant_acme.onboarding_packages p WHERE p::text LIKE '%{download}%'"
+            ))
+            .await,
+        0
+    );
+
+    let (status, content_type, bytes) = get(&app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some("application/gzip"));
+    let files = unpack(&bytes);
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "ca-chain.pem",
+            "component-key.pem",
+            "component.pem",
+            "config.json"
+        ]
+    );
+    let config: Value = serde_json::from_str(&files["config.json"]).expect("config.json");
+    assert_eq!(config["tenant"], "acme");
+    assert_eq!(config["componentId"], component_id.as_str());
+    assert_eq!(config["kind"], "agent");
+    assert_eq!(config["natsPrefix"], "acme");
+    assert!(
+        config["edgeEndpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("https://"))
+    );
+
+    // The chain is tenant CA then root; the certificate verifies against the stored root.
+    let chain = certs(&files["ca-chain.pem"]);
+    assert_eq!(chain.len(), 2);
+    let leaf = certs(&files["component.pem"]).remove(0);
+    let mut roots = rustls::RootCertStore::empty();
+    let root_pem = app
+        .db
+        .names("SELECT certificate_pem AS name FROM public.edge_root_cas")
+        .await
+        .remove(0);
+    roots.add(certs(&root_pem).remove(0)).expect("root");
+    assert_eq!(chain[1], certs(&root_pem)[0]);
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .expect("verifier");
+    verifier
+        .verify_client_cert(&leaf, &chain[..1], UnixTime::now())
+        .expect("the component certificate chains to the root");
+    let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).expect("certificate");
+    let cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .expect("CN")
+        .to_owned();
+    assert_eq!(cn, format!("{component_id}.acme.enclave"));
+    // The key matches the certificate.
+    let key = rcgen::KeyPair::from_pem(&files["component-key.pem"]).expect("key");
+    assert_eq!(
+        rcgen::PublicKeyData::subject_public_key_info(&key),
+        parsed.public_key().raw
+    );
+
+    // Recorded, never the key.
+    assert_eq!(
+        app.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM tenant_acme.edge_components \
+                 WHERE component_id = '{component_id}' AND common_name = '{cn}'"
+            ))
+            .await,
+        1
+    );
+    for table in [
+        "edge_components",
+        "onboarding_packages",
+        "onboarding_events",
+        "tenant_cas",
+    ] {
+        assert_eq!(
+            app.db
+                .count(&format!(
+                    "SELECT count(*) AS n FROM tenant_acme.{table} t WHERE t::text LIKE '%PRIVATE KEY%'"
+                ))
+                .await,
+            0,
+            "{table} holds no private key"
+        );
+    }
+
+    // Once only; unknown tokens are 404; neither reveals anything.
+    let (status, _, body) = get(&app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert!(!String::from_utf8_lossy(&body).contains("acme"));
+    let (status, _, body) = get(&app, "/onboarding/not-a-token").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!String::from_utf8_lossy(&body).contains("acme"));
+
+    // The package's life, in GraphQL.
+    let listed = app
+        .gql(
+            Some(&token),
+            "{ onboardingPackages { edges { node { status componentId } } } \
+               onboardingEvents(first: 10) { edges { node { event detail } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(listed["errors"].is_null(), "{listed}");
+    assert_eq!(
+        listed["data"]["onboardingPackages"]["edges"][0]["node"]["status"],
+        "DELIVERED"
+    );
+    let events: Vec<&str> = listed["data"]["onboardingEvents"]["edges"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["node"]["event"].as_str())
+        .collect();
+    assert_eq!(events, ["FAILED", "DOWNLOADED", "ISSUED"]);
+}
+
+#[tokio::test]
+async fn expired_packages_are_gone_and_only_admins_create_packages() {
+    let app = TestApp::new().await;
+    let (token, site) = tenant_with_site(&app, "acme").await;
+    let created = create_package(&app, &token, &site, "POLLER").await;
+    let download = created["downloadToken"].as_str().expect("token").to_owned();
+    app.db
+        .conn()
+        .await
+        .batch_execute("UPDATE tenant_acme.onboarding_packages SET expires_at = now() - interval '1 minute'")
+        .await
+        .expect("expire");
+    let (status, _, _) = get(&app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.onboarding_packages WHERE status = 'expired'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.edge_components")
+            .await,
+        0
+    );
+
+    let viewer = app.user("acme", "viewer@acme.test", Role::Viewer).await;
+    let viewer = app.session("acme", &viewer).await;
+    let refused = app
+        .gql(Some(&viewer), CREATE, json!({ "site": site, "kind": "AGENT" }))
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let refused = app
+        .gql(
+            Some(&viewer),
+            "{ onboardingPackages { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.onboarding_packages")
+            .await,
+        1,
+        "the refused mutation wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_download_token_finds_its_own_tenant_only() {
+    let app = TestApp::new().await;
+    let (acme_token, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex_token, globex_site) = tenant_with_site(&app, "globex").await;
+    let acme = create_package(&app, &acme_token, &acme_site, "AGENT").await;
+    let globex = create_package(&app, &globex_token, &globex_site, "CHECKER").await;
+    for (slug, created) in [("globex", &globex), ("acme", &acme)] {
+        let download = created["downloadToken"].as_str().expect("token");
+        let (status, _, bytes) = get(&app, &format!("/onboarding/{download}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let files = unpack(&bytes);
+        let config: Value = serde_json::from_str(&files["config.json"]).expect("config");
+        assert_eq!(config["tenant"], slug);
+    }
+    // A site of another tenant is not found.
+    let refused = app
+        .gql(
+            Some(&acme_token),
+            CREATE,
+            json!({ "site": globex_site, "kind": "AGENT" }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
+}
+
+// ---------------------------------------------------------------- the mTLS endpoint
+
+/// A TLS 1.3 client with `chain` as trust (its last certificate: the root) and the given
+/// client certificate and key (PEM).
+fn client_config(chain_pem: &str, cert_pem: &str, key_pem: &str) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let root = certs(chain_pem).pop().expect("root in the chain");
+    roots.add(root).expect("root");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs(cert_pem), key)
+        .expect("client certificate")
+}
+
+/// POSTs `body` to `path` over mutual TLS; `Err` when the connection is refused.
+async fn post(
+    address: std::net::SocketAddr,
+    config: &rustls::ClientConfig,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value), String> {
+    exchange(address, config, path, body)
+        .await
+        .map(|(status, _, json)| (status, json))
+}
+
+/// [`post`], also returning the response head (status line and headers).
+async fn exchange(
+    address: std::net::SocketAddr,
+    config: &rustls::ClientConfig,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, String, Value), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config.clone()));
+    let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response).await.map_err(|e| e.to_string())?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    Ok((status, head.to_ascii_lowercase(), json))
+}
+
+async fn download_package(app: &TestApp, token: &str, site: &str, kind: &str) -> Files {
+    let created = create_package(app, token, site, kind).await;
+    let download = created["downloadToken"].as_str().expect("token");
+    let (status, _, bytes) = get(app, &format!("/onboarding/{download}")).await;
+    assert_eq!(status, StatusCode::OK);
+    unpack(&bytes)
+}
+
+async fn edge_server(app: &TestApp) -> enclave::edge::listener::EdgeServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    enclave::edge::listener::start(app.app.clone(), listener, "127.0.0.1:0")
+        .await
+        .expect("edge listener")
+}
+
+fn titles(response: &Value, list: &str, field: &str) -> Vec<String> {
+    response["data"][list]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{response}"))
+        .iter()
+        .filter_map(|e| e["node"][field].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_package_reports_over_mutual_tls_into_its_own_tenant_only() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, _) = tenant_with_site(&app, "globex").await;
+    let files = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let server = edge_server(&app).await;
+    let config = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+
+    let (status, beat) = post(
+        server.address,
+        &config,
+        "/edge/v1/heartbeat",
+        &json!({"status": "ok"}),
+    )
+    .await
+    .expect("heartbeat");
+    assert_eq!(status, 200, "{beat}");
+    assert_eq!(beat["tenant"], "acme");
+    let devices = json!({"devices": [{"hostname": "edge-router-1", "ip": "10.1.2.3", "vendor": "Acme"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/devices", &devices)
+        .await
+        .expect("devices");
+    assert_eq!((status, answer["created"].as_u64()), (200, Some(1)), "{answer}");
+    let alerts =
+        json!({"alerts": [{"title": "Link down", "severity": "major", "deviceHostname": "edge-router-1"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/alerts", &alerts)
+        .await
+        .expect("alerts");
+    assert_eq!(status, 200, "{answer}");
+
+    // All or nothing, with the failing record's index.
+    let bad = json!({"alerts": [{"title": "Fine", "severity": "minor"},
+                                {"title": "Orphan", "severity": "minor", "deviceHostname": "nowhere"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/alerts", &bad)
+        .await
+        .expect("bad batch answered");
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], "BAD_REQUEST");
+    assert_eq!(answer["error"]["index"], 1);
+    let bad = json!({"alerts": [{"title": "Loud", "severity": "apocalyptic"}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/alerts", &bad)
+        .await
+        .expect("bad batch answered");
+    assert_eq!(
+        (status, answer["error"]["index"].as_u64()),
+        (400, Some(0)),
+        "{answer}"
+    );
+
+    let events = json!({"events": [{"kind": "link.down", "severity": "minor", "message": "ge-0/0/1",
+                                    "deviceHostname": "edge-router-1", "data": {"ifIndex": 3}}]});
+    let (status, answer) = post(server.address, &config, "/edge/v1/events", &events)
+        .await
+        .expect("events");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.events WHERE kind = 'link.down' AND device_id IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_globex.events WHERE kind = 'link.down'")
+            .await,
+        0
+    );
+
+    let query = "{ alerts { edges { node { title } } } devices { edges { node { hostname } } } }";
+    let seen = app.gql(Some(&acme), query, json!({})).await;
+    assert_eq!(titles(&seen, "alerts", "title"), ["Link down"], "{seen}");
+    assert!(titles(&seen, "devices", "hostname").contains(&"edge-router-1".to_owned()));
+    let other = app.gql(Some(&globex), query, json!({})).await;
+    assert!(titles(&other, "alerts", "title").is_empty(), "{other}");
+    assert!(!titles(&other, "devices", "hostname").contains(&"edge-router-1".to_owned()));
+
+    // First connection recorded.
+    let components = app
+        .gql(
+            Some(&acme),
+            "{ edgeComponents { edges { node { id lastSeen } } } onboardingPackages { edges { node { status } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        components["data"]["edgeComponents"]["edges"][0]["node"]["lastSeen"].is_string(),
+        "{components}"
+    );
+    assert_eq!(
+        components["data"]["onboardingPackages"]["edges"][0]["node"]["status"],
+        "ACTIVATED"
+    );
+}
+
+#[tokio::test]
+async fn foreign_self_signed_and_misnamed_certificates_are_refused() {
+    let (_, edge_key) = enclave::edge::keys::EdgeKey::generate().expect("key");
+    let spec = edge_key.clone();
+    let app = TestApp::with(move |_, auth| auth.edge.edge_key = Some(spec)).await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, globex_site) = tenant_with_site(&app, "globex").await;
+    let acme_files = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let globex_files = download_package(&app, &globex, &globex_site, "POLLER").await;
+    let server = edge_server(&app).await;
+    let genuine = client_config(
+        &acme_files["ca-chain.pem"],
+        &acme_files["component.pem"],
+        &acme_files["component-key.pem"],
+    );
+    let beat = json!({});
+    assert_eq!(
+        post(server.address, &genuine, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+
+    // globex's CA key, unsealed as the server would.
+    let ca_pem = app
+        .db
+        .names("SELECT certificate_pem AS name FROM tenant_globex.tenant_cas")
+        .await
+        .remove(0);
+    let sealed = app
+        .db
+        .names("SELECT key_sealed AS name FROM tenant_globex.tenant_cas")
+        .await
+        .remove(0);
+    let key = enclave::edge::keys::EdgeKey::parse(&edge_key).expect("key");
+    let ca_key = rcgen::KeyPair::from_pem(
+        &String::from_utf8(key.open("tenant-ca:globex", &sealed).expect("unseal")).expect("PEM"),
+    )
+    .expect("CA key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, &ca_key).expect("issuer");
+    let forge = |claim: &str, with_dns: bool, issuer: Option<&rcgen::Issuer<'_, &rcgen::KeyPair>>| {
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("agent-x.{claim}.enclave"));
+        params.subject_alt_names = vec![rcgen::SanType::URI(
+            rcgen::string::Ia5String::try_from(format!("enclave://{claim}/agent/agent-x")).expect("URI"),
+        )];
+        if with_dns {
+            params.subject_alt_names.push(rcgen::SanType::DnsName(
+                rcgen::string::Ia5String::try_from(format!("agent-x.{claim}.enclave")).expect("DNS"),
+            ));
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = issuer.is_some();
+        let cert = match issuer {
+            Some(issuer) => params.signed_by(&leaf_key, issuer).expect("sign"),
+            None => params.self_signed(&leaf_key).expect("self-sign"),
+        };
+        (cert.pem(), leaf_key.serialize_pem())
+    };
+    // Control: the same forgery naming globex passes the handshake and the name checks, and
+    // is refused only because globex never issued that certificate (unknown serial).
+    let (cert, key) = forge("globex", true, Some(&issuer));
+    let config = client_config(&globex_files["ca-chain.pem"], &format!("{cert}{ca_pem}"), &key);
+    let answered = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+    assert_eq!(answered.map(|(status, _)| status), Ok(403));
+    // Signed by globex's CA, claiming acme: refused with or without a DNS name.
+    for with_dns in [true, false] {
+        let (cert, key) = forge("acme", with_dns, Some(&issuer));
+        let config = client_config(&globex_files["ca-chain.pem"], &format!("{cert}{ca_pem}"), &key);
+        let refused = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+        assert!(
+            refused.is_err(),
+            "a globex certificate claiming acme was accepted: {refused:?}"
+        );
+    }
+    // Self-signed: refused.
+    let (cert, key) = forge("acme", true, None);
+    let config = client_config(&acme_files["ca-chain.pem"], &cert, &key);
+    let refused = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+    assert!(
+        refused.is_err(),
+        "a self-signed certificate was accepted: {refused:?}"
+    );
+    // Counted: two refused after the handshake (names), one in it (self-signed); the
+    // globex-signed one with acme's DNS name breaks the name constraint in the handshake.
+    let refusals = &app.app.requests;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&refusals.edge_identity_refused), 1);
+    assert_eq!(load(&refusals.edge_handshake_refused), 2);
+    // No alert or device reached acme through any of them; the genuine one still works.
+    assert_eq!(
+        app.db.count("SELECT count(*) AS n FROM tenant_acme.alerts").await,
+        0
+    );
+    assert_eq!(
+        post(server.address, &genuine, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_component_is_refused_on_its_next_request() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let files = download_package(&app, &acme, &acme_site, "COLLECTOR").await;
+    let server = edge_server(&app).await;
+    let config = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+    let beat = json!({});
+    assert_eq!(
+        post(server.address, &config, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+    let listed = app
+        .gql(
+            Some(&acme),
+            "{ edgeComponents { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let id = listed["data"]["edgeComponents"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_owned();
+    let revoked = app
+        .gql(
+            Some(&acme),
+            "mutation($id: ID!) { revokeEdgeComponent(input: {id: $id}) { edgeComponent { revokedAt } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(
+        revoked["data"]["revokeEdgeComponent"]["edgeComponent"]["revokedAt"].is_string(),
+        "{revoked}"
+    );
+    let (status, answer) = post(server.address, &config, "/edge/v1/heartbeat", &beat)
+        .await
+        .expect("answered");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("REVOKED")),
+        "{answer}"
+    );
+    let alerts = json!({"alerts": [{"title": "After revocation", "severity": "info"}]});
+    let (status, _) = post(server.address, &config, "/edge/v1/alerts", &alerts)
+        .await
+        .expect("answered");
+    assert_eq!(status, 403);
+    assert_eq!(
+        app.db.count("SELECT count(*) AS n FROM tenant_acme.alerts").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_demo_hands_out_a_working_onboarding_download_per_tenant() {
+    let app = TestApp::new().await;
+    let tenants = enclave::demo::prepare(&app.app, &Default::default())
+        .await
+        .expect("demo");
+    assert_eq!(tenants.len(), 2);
+    for demo in &tenants {
+        let download = demo.onboarding_token.as_deref().expect("an onboarding token");
+        let (status, _, bytes) = get(&app, &format!("/onboarding/{download}")).await;
+        assert_eq!(status, StatusCode::OK, "{}", demo.slug);
+        let config: Value = serde_json::from_str(&unpack(&bytes)["config.json"]).expect("config");
+        assert_eq!(config["tenant"], demo.slug.as_str());
+    }
+}
+
+#[tokio::test]
+async fn components_of_different_tenants_cannot_complete_a_handshake_with_each_other() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, globex_site) = tenant_with_site(&app, "globex").await;
+    let poller = download_package(&app, &acme, &acme_site, "POLLER").await;
+    let agent = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let foreign = download_package(&app, &globex, &globex_site, "AGENT").await;
+
+    // A poller serving its agents: trusts its own tenant's CA only (not the root), and
+    // requires a client certificate.
+    let serve = |files: &Files| {
+        let chain = certs(&files["ca-chain.pem"]);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(chain[0].clone()).expect("tenant CA");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .expect("verifier");
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(files["component-key.pem"].as_bytes())
+            .expect("key");
+        let mut cert_chain = certs(&files["component.pem"]);
+        cert_chain.push(chain[0].clone());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(cert_chain, key)
+            .expect("server config")
+    };
+    // Agents reach the poller by the DNS name in its certificate (its CN).
+    let poller_leaf = certs(&poller["component.pem"]).remove(0);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&poller_leaf).expect("cert");
+    let poller_cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .expect("CN")
+        .to_owned();
+    let handshake = |server: rustls::ServerConfig, client: &Files| {
+        let poller_name = poller_cn.clone();
+        let client_config = client_config(
+            &client["ca-chain.pem"],
+            &client["component.pem"],
+            &client["component-key.pem"],
+        );
+        async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+            let server_side = tokio::spawn(async move {
+                let mut tls = acceptor.accept(server_io).await.map_err(|e| e.to_string())?;
+                let mut byte = [0u8; 1];
+                tls.read_exact(&mut byte).await.map_err(|e| e.to_string())?;
+                tls.write_all(&byte).await.map_err(|e| e.to_string())?;
+                tls.flush().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            });
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+            let name = rustls_pki_types::ServerName::try_from(poller_name).expect("name");
+            let client_side = async {
+                let mut tls = connector
+                    .connect(name, client_io)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tls.write_all(b"x").await.map_err(|e| e.to_string())?;
+                tls.flush().await.map_err(|e| e.to_string())?;
+                let mut byte = [0u8; 1];
+                tls.read_exact(&mut byte).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            };
+            let client_result = client_side.await;
+            let server_result = server_side.await.expect("server task");
+            client_result.and(server_result)
+        }
+    };
+    assert_eq!(
+        handshake(serve(&poller), &agent).await,
+        Ok(()),
+        "same tenant: connects"
+    );
+    let refused = handshake(serve(&poller), &foreign).await;
+    assert!(
+        refused.is_err(),
+        "another tenant's agent was accepted by the poller"
+    );
+}
+
+#[tokio::test]
+async fn a_suspended_tenants_components_are_refused() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let files = download_package(&app, &acme, &acme_site, "AGENT").await;
+    let server = edge_server(&app).await;
+    let config = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+    let beat = json!({});
+    assert_eq!(
+        post(server.address, &config, "/edge/v1/heartbeat", &beat)
+            .await
+            .map(|r| r.0),
+        Ok(200)
+    );
+    enclave::tenancy::registry::set_status(
+        &mut app.db.conn().await,
+        &enclave::tenancy::slug::Slug::parse("acme").expect("slug"),
+        enclave::tenancy::registry::TenantStatus::Suspended,
+    )
+    .await
+    .expect("suspend");
+    app.reload().await;
+    let refused = post(server.address, &config, "/edge/v1/heartbeat", &beat).await;
+    assert!(
+        refused.is_err(),
+        "a suspended tenant's component connected: {refused:?}"
+    );
+}
