@@ -64,7 +64,9 @@ async fn seed(t: &TestApp, schema: &str, n: usize) {
 }
 
 const NESTED: &str = "query($n: Int!) { devices(first: $n) { totalCount edges { node { hostname \
-    interfaces { name device { hostname } } group { name } openAlerts { title } recentEvents { kind } } } } }";
+    interfaces { nodes { name device { hostname } } } group { name } openAlerts { nodes { title } } \
+    recentEvents { nodes { kind } } \
+    firstInterface: interfaces(first: 1) { pageInfo { hasNextPage } nodes { name } } } } } }";
 
 #[tokio::test]
 async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
@@ -80,19 +82,89 @@ async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
         assert_eq!(edges.len(), n, "{response}");
         assert_eq!(response["data"]["devices"]["totalCount"], 100);
         let first = &edges[0]["node"];
-        assert_eq!(first["interfaces"].as_array().map(Vec::len), Some(2));
-        assert_eq!(first["interfaces"][0]["device"]["hostname"], first["hostname"]);
+        assert_eq!(first["interfaces"]["nodes"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            first["interfaces"]["nodes"][0]["device"]["hostname"],
+            first["hostname"]
+        );
         assert_eq!(first["group"]["name"], "core");
-        assert_eq!(first["openAlerts"].as_array().map(Vec::len), Some(1));
+        assert_eq!(first["openAlerts"]["nodes"].as_array().map(Vec::len), Some(1));
+        // Nested lists are pages: `first: 1` of two interfaces answers one, and says more follow.
+        for edge in edges {
+            let page = &edge["node"]["firstInterface"];
+            assert_eq!(page["nodes"].as_array().map(Vec::len), Some(1), "{page}");
+            assert_eq!(page["nodes"][0]["name"], "eth0", "{page}");
+            assert_eq!(page["pageInfo"]["hasNextPage"], true, "{page}");
+        }
         assert!(
             !response.to_string().contains("tenant_globex"),
             "globex rows leaked"
         );
     }
-    // BEGIN batch, credential check, page, count, interfaces, interface devices, groups,
-    // alerts, events, COMMIT: the same for 10 and 100 devices.
+    // BEGIN batch, credential check, page, count, interfaces (two pages: all and first 1),
+    // interface devices, groups, alerts, events, COMMIT: the same for 10 and 100 devices.
     assert_eq!(counts[0], counts[1], "statements grew with the rows: {counts:?}");
-    assert!(counts[1] <= 10, "too many statements: {counts:?}");
+    assert!(counts[1] <= 11, "too many statements: {counts:?}");
+}
+
+#[tokio::test]
+async fn nested_lists_are_bounded_pages_that_walk_on_with_their_cursor() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    // 120 events on the first device: more than the default page of 50.
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.events (device_id, kind, message, occurred_at)
+             SELECT d.id, 'poll', 'poll ' || i, now() - i * interval '1 minute'
+             FROM tenant_acme.devices d, generate_series(1, 120) i
+             WHERE d.hostname = 'tenant_acme-dev-0001'",
+        )
+        .await
+        .expect("events");
+    let query = "query($first: Int, $after: String) { devices(first: 2) { edges { node { hostname \
+        recentEvents(first: $first, after: $after) { pageInfo { hasNextPage hasPreviousPage endCursor } \
+        nodes { message } } interfaces(first: $first, after: $after) { nodes { name } } } } } }";
+    let response = f.t.gql(Some(&f.viewer), query, json!({})).await;
+    let busy = &response["data"]["devices"]["edges"][0]["node"]["recentEvents"];
+    assert_eq!(busy["nodes"].as_array().map(Vec::len), Some(50), "{response}");
+    assert_eq!(busy["pageInfo"]["hasNextPage"], true);
+    let quiet = &response["data"]["devices"]["edges"][1]["node"]["recentEvents"];
+    assert_eq!(quiet["nodes"].as_array().map(Vec::len), Some(1), "{response}");
+    assert_eq!(quiet["pageInfo"]["hasNextPage"], false);
+
+    // Walking the busy device's events on from its cursor: no gap, no repeat, newest first.
+    let one = "query($first: Int, $after: String) { devices(first: 1) { edges { node { \
+        recentEvents(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { message } } } } } }";
+    let (mut after, mut seen) = (Value::Null, Vec::new());
+    loop {
+        let page =
+            f.t.gql(Some(&f.viewer), one, json!({ "first": 40, "after": after }))
+                .await;
+        let events = &page["data"]["devices"]["edges"][0]["node"]["recentEvents"];
+        let nodes = events["nodes"].as_array().expect("nodes");
+        seen.extend(
+            nodes
+                .iter()
+                .filter_map(|n| n["message"].as_str().map(str::to_owned)),
+        );
+        if events["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = events["pageInfo"]["endCursor"].clone();
+        assert!(seen.len() < 500, "the pages never end");
+    }
+    // 120 polls (the newest, `poll 1`, first) and the seeded event (occurred now, newer).
+    assert_eq!(seen.len(), 121, "{seen:?}");
+    assert_eq!(seen[1], "poll 1");
+    assert_eq!(seen[120], "poll 120");
+
+    // The page size is capped like any list's, before any SQL runs.
+    let before = f.t.app.db.statements();
+    let too_big = f.t.gql(Some(&f.viewer), query, json!({ "first": 100_000 })).await;
+    assert_eq!(error_code(&too_big), Some("BAD_USER_INPUT"), "{too_big}");
+    assert_eq!(f.t.app.db.statements(), before, "refused after SQL ran");
 }
 
 #[tokio::test]
@@ -112,12 +184,14 @@ async fn a_single_device_by_id_waits_for_no_batching_delay_and_sees_its_relation
         .to_owned();
     let one = f
         .t
-        .gql(Some(&f.viewer), "query($id: ID!) { device(id: $id) { hostname interfaces { name } } node(id: $id) { id ... on Device { hostname } } }", json!({ "id": id }))
+        .gql(Some(&f.viewer), "query($id: ID!) { device(id: $id) { hostname interfaces { nodes { name } } } node(id: $id) { id ... on Device { hostname } } }", json!({ "id": id }))
         .await;
     assert_eq!(one["data"]["device"]["hostname"], "tenant_acme-dev-0001", "{one}");
     assert_eq!(one["data"]["node"]["hostname"], "tenant_acme-dev-0001");
     assert_eq!(
-        one["data"]["device"]["interfaces"].as_array().map(Vec::len),
+        one["data"]["device"]["interfaces"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
 }
@@ -228,9 +302,9 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
     let mut deep = String::from("hostname");
     for i in 0..25 {
         deep = if i % 2 == 0 {
-            format!("interfaces {{ device {{ {deep} }} }}")
+            format!("interfaces {{ nodes {{ device {{ {deep} }} }} }}")
         } else {
-            format!("interfaces {{ name device {{ {deep} }} }}")
+            format!("interfaces {{ nodes {{ name device {{ {deep} }} }} }}")
         };
     }
     let aliases: String = (0..10_000).map(|i| format!("a{i}: health {{ ok }} ")).collect();
@@ -242,7 +316,7 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
         ("50 levels deep", format!("{{ devices {{ edges {{ node {{ {deep} }} }} }} }}")),
         ("10,000 aliases", format!("{{ {aliases} }}")),
         ("first: 100000000", "{ devices(first: 100000000) { edges { node { id } } } }".to_owned()),
-        ("complexity", "{ devices(first: 500) { edges { node { interfaces { device { interfaces { device { hostname } } } } } } } }".to_owned()),
+        ("complexity", "{ devices(first: 500) { edges { node { interfaces { nodes { device { interfaces { nodes { device { hostname } } } } } } } } } }".to_owned()),
         ("six week-long minute series", format!("{{ {series} }}")),
     ];
     for (what, query) in cases {
@@ -682,7 +756,7 @@ async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
         tenants.iter().map(|d| d.slug.as_str()).collect::<Vec<_>>(),
         ["acme", "globex"]
     );
-    let query = "{ me { tenant { slug } } devices(first: 500) { totalCount edges { node { hostname interfaces { name } } } } alerts { edges { node { title } } } }";
+    let query = "{ me { tenant { slug } } devices(first: 500) { totalCount edges { node { hostname interfaces(first: 8) { nodes { name } } } } } alerts { edges { node { title } } } }";
     for demo in &tenants {
         let response = t.gql(Some(&demo.token), query, json!({})).await;
         assert_eq!(
@@ -789,7 +863,7 @@ async fn infrastructure_observability_and_users_through_the_demo_data() {
         .await
         .expect("demo");
     let acme = &tenants[0].token;
-    let query = "{ gateways { edges { node { name agents { name gateway { name } checkers { kind } } } } }
+    let query = "{ gateways { edges { node { name agents(first: 5) { nodes { name gateway { name } checkers(first: 5) { nodes { kind } } } } } } }
         agents(first: 2) { edges { node { name device { hostname } } } }
         serviceChecks(first: 3) { edges { node { name lastStatus agent { name } device { hostname } } } }
         pollingSchedules { edges { node { name agent { name } } } }
@@ -802,8 +876,11 @@ async fn infrastructure_observability_and_users_through_the_demo_data() {
     let data = &response["data"];
     let gateway = &data["gateways"]["edges"][0]["node"];
     assert_eq!(gateway["name"], "acme-gw-1");
-    assert_eq!(gateway["agents"][0]["gateway"]["name"], "acme-gw-1");
-    assert_eq!(gateway["agents"][0]["checkers"][0]["kind"], "ICMP");
+    assert_eq!(gateway["agents"]["nodes"][0]["gateway"]["name"], "acme-gw-1");
+    assert_eq!(
+        gateway["agents"]["nodes"][0]["checkers"]["nodes"][0]["kind"],
+        "ICMP"
+    );
     assert_eq!(data["integrationSources"]["edges"][0]["node"]["kind"], "NETBOX");
     assert_eq!(data["users"]["edges"][0]["node"]["email"], "admin@acme.example");
     assert!(
@@ -872,7 +949,7 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
     let (primary, merged) = (&ids[0], &ids[1]);
     let extra = f.t.gql(Some(&f.admin), "mutation($d: ID!) { createInterface(input: {deviceId: $d, name: \"eth7\"}) { interface { id } } }", json!({ "d": merged })).await;
     assert!(extra["errors"].is_null(), "{extra}");
-    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same chassis\"}) { mergedId device { hostname interfaces { name } openAlerts { title } } } }";
+    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same chassis\"}) { mergedId device { hostname interfaces { nodes { name } } openAlerts { nodes { title } } } } }";
 
     let refused =
         f.t.gql(Some(&f.operator), merge, json!({ "p": primary, "m": merged }))
@@ -905,7 +982,7 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
         f.t.gql(Some(&f.admin), merge, json!({ "p": primary, "m": merged }))
             .await;
     let device = &response["data"]["mergeDevices"]["device"];
-    let names: Vec<&str> = device["interfaces"]
+    let names: Vec<&str> = device["interfaces"]["nodes"]
         .as_array()
         .expect("interfaces")
         .iter()
@@ -913,7 +990,7 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
         .collect();
     assert_eq!(names, ["eth0", "eth1", "eth7"], "{response}");
     assert_eq!(
-        device["openAlerts"].as_array().map(Vec::len),
+        device["openAlerts"]["nodes"].as_array().map(Vec::len),
         Some(2),
         "alerts follow the merge"
     );
