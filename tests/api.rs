@@ -725,7 +725,10 @@ async fn roles_gate_mutations_in_one_place() {
         device
     );
     assert_eq!(
-        error_code(&f.t.gql(Some(&f.viewer), "{ apiTokens { id } }", json!({})).await),
+        error_code(
+            &f.t.gql(Some(&f.viewer), "{ apiTokens { nodes { id } } }", json!({}))
+                .await
+        ),
         Some("FORBIDDEN")
     );
 }

@@ -172,7 +172,11 @@ async fn a_revoked_api_token_and_its_attenuations_stop_working_at_once() {
     );
     // The list never shows the token itself.
     let listed = t
-        .gql(Some(&admin_token), "{ apiTokens { id name } }", json!({}))
+        .gql(
+            Some(&admin_token),
+            "{ apiTokens { nodes { id name } } }",
+            json!({}),
+        )
         .await;
     assert!(!listed.to_string().contains(&api_token[..40]));
 
@@ -578,9 +582,11 @@ async fn platform_admins_create_list_suspend_and_resume_tenants() {
         )
         .await;
     assert_eq!(error_code(&platform), Some("FORBIDDEN"));
-    let listed = t.gql(Some(&token), "{ tenants { slug } }", json!({})).await;
+    let listed = t
+        .gql(Some(&token), "{ tenants { nodes { slug } } }", json!({}))
+        .await;
     assert_eq!(
-        listed["data"]["tenants"],
+        listed["data"]["tenants"]["nodes"],
         json!([{ "slug": "initech" }, { "slug": "platform" }])
     );
 }

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -28,6 +29,8 @@ use uuid::Uuid;
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult, Code, retry_secs};
 use super::ids;
+use super::monitoring::{cursor_time, time_cursor};
+use super::pagination::{Cursor, Window, fetch_page, keyset};
 use super::platform::Tenant;
 use crate::app::App;
 use crate::auth::throttle::{self, ClientAddress};
@@ -189,7 +192,7 @@ pub struct ApiToken {
 #[async_graphql::ComplexObject]
 impl ApiToken {
     /// Opaque global id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode("ApiToken", self.id)
     }
 
@@ -292,14 +295,47 @@ impl IdentityQuery {
         })
     }
 
-    /// API tokens of the caller's tenant (never the tokens themselves).
-    async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
-        let mut conn = scope(ctx)?.conn().await?;
-        Ok(api_tokens::table
-            .order(api_tokens::created_at.desc())
+    /// API tokens of the caller's tenant (never the tokens themselves), newest first.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn api_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, ApiToken, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = api_tokens::table
             .select(ApiToken::as_select())
-            .load(&mut conn)
-            .await?)
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(
+            query,
+            &window,
+            api_tokens::created_at,
+            api_tokens::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |t: &ApiToken| time_cursor(t.created_at, t.id),
+            |t| t,
+            EmptyFields
+        )
     }
 }
 
