@@ -18,7 +18,7 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
         return None;
     }
     Some(match (kind, field) {
-        (Operation::Query, "apiTokens" | "users") => Role::Admin,
+        (Operation::Query, "apiTokens" | "users" | "sessions") => Role::Admin,
         (Operation::Query, "tenants") => Role::PlatformAdmin,
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,
         (Operation::Mutation, "logout") => Role::Viewer,
