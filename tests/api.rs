@@ -1342,3 +1342,104 @@ async fn node_resolves_every_kind_of_object_of_the_callers_tenant_only() {
         .await;
     assert!(foreign["data"]["node"].is_null(), "{foreign}");
 }
+
+#[tokio::test]
+async fn alias_states_and_merge_audits_are_listed_with_their_filters() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.device_alias_states (device_id, alias_kind, alias_value, state, last_seen)
+             SELECT id, 'ip', '10.9.9.9', 'active', now() FROM tenant_acme.devices WHERE hostname = 'tenant_acme-dev-0001';
+             INSERT INTO tenant_acme.device_alias_states (device_id, alias_kind, alias_value, state, last_seen)
+             SELECT id, 'hostname', 'old-name', 'stale', now() - interval '1 day' FROM tenant_acme.devices
+             WHERE hostname = 'tenant_acme-dev-0001';",
+        )
+        .await
+        .expect("aliases");
+    let aliases = "query($f: DeviceAliasStateFilter) { deviceAliasStates(filter: $f) { edges { node { \
+                   aliasKind aliasValue state device { hostname } } } } }";
+    let values = |response: &Value| -> Vec<String> {
+        response["data"]["deviceAliasStates"]["edges"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|e| e["node"]["aliasValue"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all = f.t.gql(Some(&f.viewer), aliases, json!({})).await;
+    assert_eq!(values(&all), ["10.9.9.9", "old-name"], "{all}");
+    assert_eq!(
+        all["data"]["deviceAliasStates"]["edges"][0]["node"]["device"]["hostname"],
+        "tenant_acme-dev-0001"
+    );
+    let stale =
+        f.t.gql(Some(&f.viewer), aliases, json!({ "f": { "state": ["STALE"] } }))
+            .await;
+    assert_eq!(values(&stale), ["old-name"], "{stale}");
+    let by_value =
+        f.t.gql(
+            Some(&f.viewer),
+            aliases,
+            json!({ "f": { "aliasValue": "10.9.9.9", "aliasKind": ["IP"] } }),
+        )
+        .await;
+    assert_eq!(values(&by_value), ["10.9.9.9"], "{by_value}");
+    let bad =
+        f.t.gql(
+            Some(&f.viewer),
+            aliases,
+            json!({ "f": { "deviceId": "garbage" } }),
+        )
+        .await;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+
+    let ids: Vec<String> =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|e| e["node"]["id"].as_str().map(str::to_owned))
+            .collect();
+    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same box\"}) { mergedId } }";
+    let merged =
+        f.t.gql(Some(&f.admin), merge, json!({ "p": ids[0], "m": ids[1] }))
+            .await;
+    assert!(merged["errors"].is_null(), "{merged}");
+    let audits = "query($f: MergeAuditFilter) { mergeAudits(filter: $f) { edges { node { reason mergedDeviceId \
+                  mergedSnapshot primaryDevice { id } } } } }";
+    let listed =
+        f.t.gql(
+            Some(&f.viewer),
+            audits,
+            json!({ "f": { "primaryDeviceId": ids[0] } }),
+        )
+        .await;
+    let audit = &listed["data"]["mergeAudits"]["edges"][0]["node"];
+    assert_eq!(audit["reason"], "same box", "{listed}");
+    assert_eq!(audit["mergedDeviceId"], ids[1].as_str());
+    assert_eq!(audit["primaryDevice"]["id"], ids[0].as_str());
+    assert_eq!(audit["mergedSnapshot"]["hostname"], "tenant_acme-dev-0002");
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let none =
+        f.t.gql(Some(&f.viewer), audits, json!({ "f": { "since": later } }))
+            .await;
+    assert_eq!(none["data"]["mergeAudits"]["edges"], json!([]), "{none}");
+    let other =
+        f.t.gql(
+            Some(&f.viewer),
+            audits,
+            json!({ "f": { "mergedDeviceId": ids[0] } }),
+        )
+        .await;
+    assert_eq!(other["data"]["mergeAudits"]["edges"], json!([]), "{other}");
+}

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod context;
+pub mod device_history;
 pub mod enums;
 pub mod errors;
 mod health;
@@ -34,6 +35,7 @@ pub struct Query(
     identity::IdentityQuery,
     platform::PlatformQuery,
     inventory::InventoryQuery,
+    device_history::DeviceHistoryQuery,
     infrastructure::InfrastructureQuery,
     monitoring::MonitoringQuery,
     observability::ObservabilityQuery,
