@@ -1443,3 +1443,75 @@ async fn alias_states_and_merge_audits_are_listed_with_their_filters() {
         .await;
     assert_eq!(other["data"]["mergeAudits"]["edges"], json!([]), "{other}");
 }
+
+#[tokio::test]
+async fn identifiers_are_added_and_removed_and_interfaces_deleted_refusals_write_nothing() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    let listed =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id interfaces { nodes { id } } } } } }",
+            json!({}),
+        )
+        .await;
+    let device = listed["data"]["devices"]["edges"][0]["node"]["id"].clone();
+    let interface = listed["data"]["devices"]["edges"][0]["node"]["interfaces"]["nodes"][0]["id"].clone();
+    let identifiers = || {
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.device_identifiers")
+    };
+    let add = "mutation($d: ID!, $v: String!) { addDeviceIdentifier(input: {deviceId: $d, kind: SERIAL, value: $v}) \
+               { deviceIdentifier { id kind value source } } }";
+
+    let added =
+        f.t.gql(Some(&f.operator), add, json!({ "d": device, "v": " SN-1 " }))
+            .await;
+    let identifier = &added["data"]["addDeviceIdentifier"]["deviceIdentifier"];
+    assert_eq!(identifier["value"], "SN-1", "{added}");
+    assert_eq!(identifier["source"], "manual");
+    let id = identifier["id"].clone();
+    for (token, d, v, code) in [
+        (&f.viewer, &device, "SN-2", "FORBIDDEN"),
+        (&f.operator, &device, "   ", "BAD_USER_INPUT"),
+        (&f.operator, &interface, "SN-3", "BAD_USER_INPUT"),
+        (&f.operator, &device, "SN-1", "CONFLICT"),
+    ] {
+        let refused = f.t.gql(Some(token), add, json!({ "d": d, "v": v })).await;
+        assert_eq!(error_code(&refused), Some(code), "{v}: {refused}");
+        assert!(!refused.to_string().contains("device_identifiers"), "{refused}");
+    }
+    assert_eq!(identifiers().await, 1, "a refused add wrote");
+
+    let remove = "mutation($id: ID!) { removeDeviceIdentifier(id: $id) { removedId } }";
+    let refused = f.t.gql(Some(&f.operator), remove, json!({ "id": device })).await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(identifiers().await, 1);
+    let removed = f.t.gql(Some(&f.operator), remove, json!({ "id": id })).await;
+    assert_eq!(
+        removed["data"]["removeDeviceIdentifier"]["removedId"], id,
+        "{removed}"
+    );
+    assert_eq!(identifiers().await, 0);
+    let again = f.t.gql(Some(&f.operator), remove, json!({ "id": id })).await;
+    assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
+
+    let interfaces = || f.t.db.count("SELECT count(*) AS n FROM tenant_acme.interfaces");
+    let delete = "mutation($id: ID!) { deleteInterface(id: $id) { deletedId } }";
+    for (token, target, code) in [
+        (&f.operator, &interface, "FORBIDDEN"),
+        (&f.admin, &device, "BAD_USER_INPUT"),
+    ] {
+        let refused = f.t.gql(Some(token), delete, json!({ "id": target })).await;
+        assert_eq!(error_code(&refused), Some(code), "{refused}");
+    }
+    assert_eq!(interfaces().await, 4, "a refused delete wrote");
+    let deleted = f.t.gql(Some(&f.admin), delete, json!({ "id": interface })).await;
+    assert_eq!(
+        deleted["data"]["deleteInterface"]["deletedId"], interface,
+        "{deleted}"
+    );
+    assert_eq!(interfaces().await, 3);
+    let again = f.t.gql(Some(&f.admin), delete, json!({ "id": interface })).await;
+    assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
+}

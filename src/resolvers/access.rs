@@ -27,6 +27,8 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             "createDevice"
             | "updateDevice"
             | "createInterface"
+            | "addDeviceIdentifier"
+            | "removeDeviceIdentifier"
             | "assignDevicesToGroup"
             | "acknowledgeAlert"
             | "resolveAlert"

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod ids;
 pub mod infrastructure;
 pub mod inventory;
+pub mod inventory_edits;
 pub mod limits;
 pub mod loaders;
 pub mod monitoring;
@@ -49,6 +50,7 @@ pub struct Mutation(
     platform::PlatformMutation,
     platform::ImpersonationMutation,
     inventory::InventoryMutation,
+    inventory_edits::InventoryEdits,
     infrastructure::InfrastructureMutation,
     infrastructure::InfrastructureUpdates,
     infrastructure::InfrastructureDeletions,

@@ -1,0 +1,128 @@
+//! Inventory edits that complete `inventory`'s: a device's identifiers added and removed
+//! one by one, and interfaces deleted. Input is checked before any SQL runs; a refused
+//! edit writes nothing.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::context::scope;
+use super::enums::IdentifierKind;
+use super::errors::{ApiError, ApiResult};
+use super::ids;
+use super::inventory::{DeviceIdentifier, IdentifierRow};
+use crate::schema::tenant::{device_identifiers, interfaces};
+
+/// Longest identifier value accepted.
+const MAX_IDENTIFIER_LEN: usize = 512;
+
+/// Input of `addDeviceIdentifier`.
+#[derive(InputObject)]
+pub struct AddDeviceIdentifierInput {
+    /// Global id of the device.
+    pub device_id: ID,
+    /// What kind of identity this is.
+    pub kind: IdentifierKind,
+    /// The identity's value (1 to 512 characters, unique per kind in the tenant).
+    pub value: String,
+    /// Where it was learnt; `manual` when absent.
+    pub source: Option<String>,
+}
+
+/// The result of `addDeviceIdentifier`.
+#[derive(SimpleObject)]
+pub struct DeviceIdentifierPayload {
+    /// The identifier added.
+    pub device_identifier: DeviceIdentifier,
+}
+
+/// The result of `removeDeviceIdentifier`.
+#[derive(SimpleObject)]
+pub struct RemoveDeviceIdentifierPayload {
+    /// Global id of the identifier removed.
+    pub removed_id: ID,
+}
+
+/// The result of `deleteInterface`.
+#[derive(SimpleObject)]
+pub struct DeleteInterfacePayload {
+    /// Global id of the interface deleted.
+    pub deleted_id: ID,
+}
+
+#[derive(Default)]
+pub struct InventoryEdits;
+
+#[Object]
+impl InventoryEdits {
+    /// Adds a stable identity to a device (operators). A value already naming a device
+    /// of the tenant is a CONFLICT.
+    async fn add_device_identifier(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: AddDeviceIdentifierInput,
+    ) -> ApiResult<DeviceIdentifierPayload> {
+        let device = ids::decode("Device", &input.device_id)?;
+        let value = input.value.trim().to_owned();
+        if value.is_empty() || value.chars().count() > MAX_IDENTIFIER_LEN {
+            return Err(ApiError::bad_input(format!(
+                "value must have 1 to {MAX_IDENTIFIER_LEN} characters"
+            )));
+        }
+        let source = input
+            .source
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| "manual".to_owned());
+        if source.is_empty() || source.chars().count() > 200 {
+            return Err(ApiError::bad_input("source must have 1 to 200 characters"));
+        }
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::insert_into(device_identifiers::table)
+            .values((
+                device_identifiers::device_id.eq(device),
+                device_identifiers::kind.eq(input.kind.as_str()),
+                device_identifiers::value.eq(value),
+                device_identifiers::source.eq(source),
+            ))
+            .returning(IdentifierRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(DeviceIdentifierPayload {
+            device_identifier: DeviceIdentifier(row),
+        })
+    }
+
+    /// Removes an identity from its device (operators).
+    async fn remove_device_identifier(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the identifier.")] id: ID,
+    ) -> ApiResult<RemoveDeviceIdentifierPayload> {
+        let key = ids::decode("DeviceIdentifier", &id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let removed = diesel::delete(device_identifiers::table.find(key))
+            .execute(&mut conn)
+            .await?;
+        if removed == 0 {
+            return Err(ApiError::not_found("no such device identifier"));
+        }
+        Ok(RemoveDeviceIdentifierPayload { removed_id: id })
+    }
+
+    /// Deletes an interface (admins).
+    async fn delete_interface(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the interface.")] id: ID,
+    ) -> ApiResult<DeleteInterfacePayload> {
+        let key = ids::decode("Interface", &id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let deleted = diesel::delete(interfaces::table.find(key))
+            .execute(&mut conn)
+            .await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found("no such interface"));
+        }
+        Ok(DeleteInterfacePayload { deleted_id: id })
+    }
+}
