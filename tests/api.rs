@@ -1515,3 +1515,71 @@ async fn identifiers_are_added_and_removed_and_interfaces_deleted_refusals_write
     let again = f.t.gql(Some(&f.admin), delete, json!({ "id": interface })).await;
     assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
 }
+
+#[tokio::test]
+async fn groups_and_partitions_are_deleted_by_admins_and_their_devices_stay() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.partitions (name) VALUES ('dmz');
+             UPDATE tenant_acme.devices SET partition_id = (SELECT id FROM tenant_acme.partitions);",
+        )
+        .await
+        .expect("partition");
+    let ids =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ deviceGroups { nodes { id } } partitions { nodes { id } } devices { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let group = ids["data"]["deviceGroups"]["nodes"][0]["id"].clone();
+    let partition = ids["data"]["partitions"]["nodes"][0]["id"].clone();
+    let device = ids["data"]["devices"]["nodes"][0]["id"].clone();
+    let count = |table: &'static str| {
+        let db = &f.t.db;
+        async move {
+            db.count(&format!("SELECT count(*) AS n FROM tenant_acme.{table}"))
+                .await
+        }
+    };
+    for (field, target) in [("deleteDeviceGroup", &group), ("deletePartition", &partition)] {
+        let mutation = format!("mutation($id: ID!) {{ {field}(id: $id) {{ deletedId }} }}");
+        for (token, id, code) in [
+            (&f.operator, target, "FORBIDDEN"),
+            (&f.admin, &device, "BAD_USER_INPUT"),
+            (&f.admin, &json!("garbage"), "BAD_USER_INPUT"),
+        ] {
+            let refused = f.t.gql(Some(token), &mutation, json!({ "id": id })).await;
+            assert_eq!(error_code(&refused), Some(code), "{field}: {refused}");
+        }
+        assert_eq!(
+            count("device_groups").await + count("partitions").await,
+            2,
+            "{field}: a refusal wrote"
+        );
+    }
+    for (field, target, table) in [
+        ("deleteDeviceGroup", &group, "device_groups"),
+        ("deletePartition", &partition, "partitions"),
+    ] {
+        let mutation = format!("mutation($id: ID!) {{ {field}(id: $id) {{ deletedId }} }}");
+        let deleted = f.t.gql(Some(&f.admin), &mutation, json!({ "id": target })).await;
+        assert_eq!(deleted["data"][field]["deletedId"], *target, "{deleted}");
+        assert_eq!(count(table).await, 0);
+        let again = f.t.gql(Some(&f.admin), &mutation, json!({ "id": target })).await;
+        assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
+    }
+    assert_eq!(count("devices").await, 2, "the devices stay");
+    let left = f
+        .t
+        .db
+        .count(
+            "SELECT count(*) AS n FROM tenant_acme.devices WHERE group_id IS NULL AND partition_id IS NULL",
+        )
+        .await;
+    assert_eq!(left, 2);
+}

@@ -1,5 +1,5 @@
 //! Inventory edits that complete `inventory`'s: a device's identifiers added and removed
-//! one by one, and interfaces deleted. Input is checked before any SQL runs; a refused
+//! one by one, and interfaces, device groups and partitions deleted. Input is checked before any SQL runs; a refused
 //! edit writes nothing.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -11,7 +11,7 @@ use super::enums::IdentifierKind;
 use super::errors::{ApiError, ApiResult};
 use super::ids;
 use super::inventory::{DeviceIdentifier, IdentifierRow};
-use crate::schema::tenant::{device_identifiers, interfaces};
+use crate::schema::tenant::{device_groups, device_identifiers, interfaces, partitions};
 
 /// Longest identifier value accepted.
 const MAX_IDENTIFIER_LEN: usize = 512;
@@ -47,6 +47,13 @@ pub struct RemoveDeviceIdentifierPayload {
 #[derive(SimpleObject)]
 pub struct DeleteInterfacePayload {
     /// Global id of the interface deleted.
+    pub deleted_id: ID,
+}
+
+/// The result of `deleteDeviceGroup` and `deletePartition`.
+#[derive(SimpleObject)]
+pub struct DeletedPayload {
+    /// Global id of the object deleted.
     pub deleted_id: ID,
 }
 
@@ -124,5 +131,40 @@ impl InventoryEdits {
             return Err(ApiError::not_found("no such interface"));
         }
         Ok(DeleteInterfacePayload { deleted_id: id })
+    }
+
+    /// Deletes a device group (admins); its devices stay, in no group.
+    async fn delete_device_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the device group.")] id: ID,
+    ) -> ApiResult<DeletedPayload> {
+        let key = ids::decode("DeviceGroup", &id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let deleted = diesel::delete(device_groups::table.find(key))
+            .execute(&mut conn)
+            .await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found("no such device group"));
+        }
+        Ok(DeletedPayload { deleted_id: id })
+    }
+
+    /// Deletes a partition (admins); its devices, gateways, integration sources and edge
+    /// sites stay, in no partition.
+    async fn delete_partition(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the partition.")] id: ID,
+    ) -> ApiResult<DeletedPayload> {
+        let key = ids::decode("Partition", &id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        let deleted = diesel::delete(partitions::table.find(key))
+            .execute(&mut conn)
+            .await?;
+        if deleted == 0 {
+            return Err(ApiError::not_found("no such partition"));
+        }
+        Ok(DeletedPayload { deleted_id: id })
     }
 }
