@@ -1583,3 +1583,106 @@ async fn groups_and_partitions_are_deleted_by_admins_and_their_devices_stay() {
         .await;
     assert_eq!(left, 2);
 }
+
+#[tokio::test]
+async fn groups_and_partitions_are_updated_and_bad_updates_change_nothing() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.partitions (name, cidrs) VALUES ('dmz', '{10.0.0.0/24}');
+             INSERT INTO tenant_acme.device_groups (name) VALUES ('edge');",
+        )
+        .await
+        .expect("rows");
+    let ids =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ deviceGroups { nodes { id name } } partitions { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let group = ids["data"]["deviceGroups"]["nodes"][0]["id"].clone();
+    assert_eq!(ids["data"]["deviceGroups"]["nodes"][0]["name"], "core", "{ids}");
+    let partition = ids["data"]["partitions"]["nodes"][0]["id"].clone();
+    let update_group = "mutation($i: UpdateDeviceGroupInput!) { updateDeviceGroup(input: $i) { deviceGroup { name description } } }";
+    let update_partition =
+        "mutation($i: UpdatePartitionInput!) { updatePartition(input: $i) { partition { name cidrs } } }";
+    let unchanged = "SELECT count(*) AS n FROM tenant_acme.device_groups WHERE name IN ('core', 'edge') AND description = ''";
+    let partition_unchanged =
+        "SELECT count(*) AS n FROM tenant_acme.partitions WHERE name = 'dmz' AND cidrs = '{10.0.0.0/24}'";
+    for (token, query, input, code) in [
+        (
+            &f.operator,
+            update_group,
+            json!({ "id": group, "name": "x" }),
+            "FORBIDDEN",
+        ),
+        (
+            &f.admin,
+            update_group,
+            json!({ "id": group, "name": "  " }),
+            "BAD_USER_INPUT",
+        ),
+        (&f.admin, update_group, json!({ "id": group }), "BAD_USER_INPUT"),
+        (
+            &f.admin,
+            update_group,
+            json!({ "id": partition, "name": "x" }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            &f.admin,
+            update_group,
+            json!({ "id": group, "name": "edge" }),
+            "CONFLICT",
+        ),
+        (
+            &f.admin,
+            update_partition,
+            json!({ "id": partition, "cidrs": ["nope"] }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            &f.admin,
+            update_partition,
+            json!({ "id": partition }),
+            "BAD_USER_INPUT",
+        ),
+    ] {
+        let refused = f.t.gql(Some(token), query, json!({ "i": input })).await;
+        assert_eq!(error_code(&refused), Some(code), "{input}: {refused}");
+        assert_eq!(f.t.db.count(unchanged).await, 2, "{input} changed a group");
+        assert_eq!(
+            f.t.db.count(partition_unchanged).await,
+            1,
+            "{input} changed a partition"
+        );
+    }
+    let renamed =
+        f.t.gql(
+            Some(&f.admin),
+            update_group,
+            json!({ "i": { "id": group, "name": " backbone ", "description": "core routers" } }),
+        )
+        .await;
+    assert_eq!(
+        renamed["data"]["updateDeviceGroup"]["deviceGroup"],
+        json!({ "name": "backbone", "description": "core routers" }),
+        "{renamed}"
+    );
+    let readdressed =
+        f.t.gql(
+            Some(&f.admin),
+            update_partition,
+            json!({ "i": { "id": partition, "cidrs": ["10.1.0.0/16"] } }),
+        )
+        .await;
+    assert_eq!(
+        readdressed["data"]["updatePartition"]["partition"],
+        json!({ "name": "dmz", "cidrs": ["10.1.0.0/16"] }),
+        "{readdressed}"
+    );
+}

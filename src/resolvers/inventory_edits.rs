@@ -1,5 +1,6 @@
 //! Inventory edits that complete `inventory`'s: a device's identifiers added and removed
-//! one by one, and interfaces, device groups and partitions deleted. Input is checked before any SQL runs; a refused
+//! one by one, device groups and partitions updated, and interfaces, device groups and
+//! partitions deleted. Input is checked before any SQL runs; a refused
 //! edit writes nothing.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -10,7 +11,10 @@ use super::context::scope;
 use super::enums::IdentifierKind;
 use super::errors::{ApiError, ApiResult};
 use super::ids;
-use super::inventory::{DeviceIdentifier, IdentifierRow};
+use super::inventory::{
+    DeviceGroup, DeviceGroupPayload, DeviceIdentifier, GroupRow, IdentifierRow, Partition, PartitionPayload,
+    PartitionRow,
+};
 use crate::schema::tenant::{device_groups, device_identifiers, interfaces, partitions};
 
 /// Longest identifier value accepted.
@@ -55,6 +59,53 @@ pub struct DeleteInterfacePayload {
 pub struct DeletedPayload {
     /// Global id of the object deleted.
     pub deleted_id: ID,
+}
+
+/// Input of `updateDeviceGroup`: absent fields keep their value.
+#[derive(InputObject)]
+pub struct UpdateDeviceGroupInput {
+    /// Global id of the device group.
+    pub id: ID,
+    /// New unique name (not blank).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+/// Input of `updatePartition`: absent fields keep their value.
+#[derive(InputObject)]
+pub struct UpdatePartitionInput {
+    /// Global id of the partition.
+    pub id: ID,
+    /// New unique name (not blank).
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New networks (CIDR notation), replacing the old ones.
+    pub cidrs: Option<Vec<String>>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = device_groups)]
+struct GroupChanges {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = partitions)]
+struct PartitionChanges {
+    name: Option<String>,
+    description: Option<String>,
+    cidrs: Option<Vec<ipnet::IpNet>>,
+}
+
+/// A new name, trimmed; a blank one is refused.
+fn new_name(name: Option<String>) -> ApiResult<Option<String>> {
+    match name.map(|n| n.trim().to_owned()) {
+        Some(n) if n.is_empty() => Err(ApiError::bad_input("name must not be blank")),
+        other => Ok(other),
+    }
 }
 
 #[derive(Default)]
@@ -166,5 +217,73 @@ impl InventoryEdits {
             return Err(ApiError::not_found("no such partition"));
         }
         Ok(DeletedPayload { deleted_id: id })
+    }
+
+    /// Renames or redescribes a device group (admins).
+    async fn update_device_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateDeviceGroupInput,
+    ) -> ApiResult<DeviceGroupPayload> {
+        let key = ids::decode("DeviceGroup", &input.id)?;
+        let changes = GroupChanges {
+            name: new_name(input.name)?,
+            description: input.description,
+        };
+        if changes.name.is_none() && changes.description.is_none() {
+            return Err(ApiError::bad_input("give at least one field to change"));
+        }
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::update(device_groups::table.find(key))
+            .set(changes)
+            .returning(GroupRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such device group"))?;
+        Ok(DeviceGroupPayload {
+            device_group: DeviceGroup(row),
+        })
+    }
+
+    /// Renames, redescribes or re-addresses a partition (admins).
+    async fn update_partition(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdatePartitionInput,
+    ) -> ApiResult<PartitionPayload> {
+        let key = ids::decode("Partition", &input.id)?;
+        let cidrs = input
+            .cidrs
+            .map(|cidrs| {
+                cidrs
+                    .iter()
+                    .map(|c| {
+                        c.trim().parse::<ipnet::IpNet>().map(|n| n.trunc()).map_err(|_| {
+                            ApiError::bad_input(format!("{c:?} is not a network in CIDR notation"))
+                        })
+                    })
+                    .collect::<ApiResult<Vec<_>>>()
+            })
+            .transpose()?;
+        let changes = PartitionChanges {
+            name: new_name(input.name)?,
+            description: input.description,
+            cidrs,
+        };
+        if changes.name.is_none() && changes.description.is_none() && changes.cidrs.is_none() {
+            return Err(ApiError::bad_input("give at least one field to change"));
+        }
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::update(partitions::table.find(key))
+            .set(changes)
+            .returning(PartitionRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such partition"))?;
+        Ok(PartitionPayload {
+            partition: Partition(row),
+        })
     }
 }
