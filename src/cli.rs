@@ -510,7 +510,7 @@ fn print_demo(tenants: &[crate::demo::DemoTenant], server: &ServerConfig) {
         println!("try:\n  curl --fail-with-body {url} -H 'content-type: application/json' \\");
         println!("    -H 'authorization: Bearer {}' \\", first.token);
         println!(
-            "    -d '{{\"query\":\"{{ devices(first: 5, filter: {{status: [DOWN]}}) {{ totalCount edges {{ node {{ hostname ip interfaces {{ name operStatus }} openAlerts {{ severity title }} }} }} }} }}\"}}'\n"
+            "    -d '{{\"query\":\"{{ devices(first: 5, filter: {{status: [DOWN]}}) {{ totalCount edges {{ node {{ hostname ip interfaces {{ nodes {{ name operStatus }} }} openAlerts {{ nodes {{ severity title }} }} }} }} }} }}\"}}'\n"
         );
     }
 }

@@ -64,7 +64,9 @@ async fn seed(t: &TestApp, schema: &str, n: usize) {
 }
 
 const NESTED: &str = "query($n: Int!) { devices(first: $n) { totalCount edges { node { hostname \
-    interfaces { name device { hostname } } group { name } openAlerts { title } recentEvents { kind } } } } }";
+    interfaces { nodes { name device { hostname } } } group { name } openAlerts { nodes { title } } \
+    recentEvents { nodes { kind } } \
+    firstInterface: interfaces(first: 1) { pageInfo { hasNextPage } nodes { name } } } } } }";
 
 #[tokio::test]
 async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
@@ -80,19 +82,89 @@ async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
         assert_eq!(edges.len(), n, "{response}");
         assert_eq!(response["data"]["devices"]["totalCount"], 100);
         let first = &edges[0]["node"];
-        assert_eq!(first["interfaces"].as_array().map(Vec::len), Some(2));
-        assert_eq!(first["interfaces"][0]["device"]["hostname"], first["hostname"]);
+        assert_eq!(first["interfaces"]["nodes"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            first["interfaces"]["nodes"][0]["device"]["hostname"],
+            first["hostname"]
+        );
         assert_eq!(first["group"]["name"], "core");
-        assert_eq!(first["openAlerts"].as_array().map(Vec::len), Some(1));
+        assert_eq!(first["openAlerts"]["nodes"].as_array().map(Vec::len), Some(1));
+        // Nested lists are pages: `first: 1` of two interfaces answers one, and says more follow.
+        for edge in edges {
+            let page = &edge["node"]["firstInterface"];
+            assert_eq!(page["nodes"].as_array().map(Vec::len), Some(1), "{page}");
+            assert_eq!(page["nodes"][0]["name"], "eth0", "{page}");
+            assert_eq!(page["pageInfo"]["hasNextPage"], true, "{page}");
+        }
         assert!(
             !response.to_string().contains("tenant_globex"),
             "globex rows leaked"
         );
     }
-    // BEGIN batch, credential check, page, count, interfaces, interface devices, groups,
-    // alerts, events, COMMIT: the same for 10 and 100 devices.
+    // BEGIN batch, credential check, page, count, interfaces (two pages: all and first 1),
+    // interface devices, groups, alerts, events, COMMIT: the same for 10 and 100 devices.
     assert_eq!(counts[0], counts[1], "statements grew with the rows: {counts:?}");
-    assert!(counts[1] <= 10, "too many statements: {counts:?}");
+    assert!(counts[1] <= 11, "too many statements: {counts:?}");
+}
+
+#[tokio::test]
+async fn nested_lists_are_bounded_pages_that_walk_on_with_their_cursor() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    // 120 events on the first device: more than the default page of 50.
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.events (device_id, kind, message, occurred_at)
+             SELECT d.id, 'poll', 'poll ' || i, now() - i * interval '1 minute'
+             FROM tenant_acme.devices d, generate_series(1, 120) i
+             WHERE d.hostname = 'tenant_acme-dev-0001'",
+        )
+        .await
+        .expect("events");
+    let query = "query($first: Int, $after: String) { devices(first: 2) { edges { node { hostname \
+        recentEvents(first: $first, after: $after) { pageInfo { hasNextPage hasPreviousPage endCursor } \
+        nodes { message } } interfaces(first: $first, after: $after) { nodes { name } } } } } }";
+    let response = f.t.gql(Some(&f.viewer), query, json!({})).await;
+    let busy = &response["data"]["devices"]["edges"][0]["node"]["recentEvents"];
+    assert_eq!(busy["nodes"].as_array().map(Vec::len), Some(50), "{response}");
+    assert_eq!(busy["pageInfo"]["hasNextPage"], true);
+    let quiet = &response["data"]["devices"]["edges"][1]["node"]["recentEvents"];
+    assert_eq!(quiet["nodes"].as_array().map(Vec::len), Some(1), "{response}");
+    assert_eq!(quiet["pageInfo"]["hasNextPage"], false);
+
+    // Walking the busy device's events on from its cursor: no gap, no repeat, newest first.
+    let one = "query($first: Int, $after: String) { devices(first: 1) { edges { node { \
+        recentEvents(first: $first, after: $after) { pageInfo { hasNextPage endCursor } nodes { message } } } } } }";
+    let (mut after, mut seen) = (Value::Null, Vec::new());
+    loop {
+        let page =
+            f.t.gql(Some(&f.viewer), one, json!({ "first": 40, "after": after }))
+                .await;
+        let events = &page["data"]["devices"]["edges"][0]["node"]["recentEvents"];
+        let nodes = events["nodes"].as_array().expect("nodes");
+        seen.extend(
+            nodes
+                .iter()
+                .filter_map(|n| n["message"].as_str().map(str::to_owned)),
+        );
+        if events["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = events["pageInfo"]["endCursor"].clone();
+        assert!(seen.len() < 500, "the pages never end");
+    }
+    // 120 polls (the newest, `poll 1`, first) and the seeded event (occurred now, newer).
+    assert_eq!(seen.len(), 121, "{seen:?}");
+    assert_eq!(seen[1], "poll 1");
+    assert_eq!(seen[120], "poll 120");
+
+    // The page size is capped like any list's, before any SQL runs.
+    let before = f.t.app.db.statements();
+    let too_big = f.t.gql(Some(&f.viewer), query, json!({ "first": 100_000 })).await;
+    assert_eq!(error_code(&too_big), Some("BAD_USER_INPUT"), "{too_big}");
+    assert_eq!(f.t.app.db.statements(), before, "refused after SQL ran");
 }
 
 #[tokio::test]
@@ -112,12 +184,14 @@ async fn a_single_device_by_id_waits_for_no_batching_delay_and_sees_its_relation
         .to_owned();
     let one = f
         .t
-        .gql(Some(&f.viewer), "query($id: ID!) { device(id: $id) { hostname interfaces { name } } node(id: $id) { id ... on Device { hostname } } }", json!({ "id": id }))
+        .gql(Some(&f.viewer), "query($id: ID!) { device(id: $id) { hostname interfaces { nodes { name } } } node(id: $id) { id ... on Device { hostname } } }", json!({ "id": id }))
         .await;
     assert_eq!(one["data"]["device"]["hostname"], "tenant_acme-dev-0001", "{one}");
     assert_eq!(one["data"]["node"]["hostname"], "tenant_acme-dev-0001");
     assert_eq!(
-        one["data"]["device"]["interfaces"].as_array().map(Vec::len),
+        one["data"]["device"]["interfaces"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
 }
@@ -228,9 +302,9 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
     let mut deep = String::from("hostname");
     for i in 0..25 {
         deep = if i % 2 == 0 {
-            format!("interfaces {{ device {{ {deep} }} }}")
+            format!("interfaces {{ nodes {{ device {{ {deep} }} }} }}")
         } else {
-            format!("interfaces {{ name device {{ {deep} }} }}")
+            format!("interfaces {{ nodes {{ name device {{ {deep} }} }} }}")
         };
     }
     let aliases: String = (0..10_000).map(|i| format!("a{i}: health {{ ok }} ")).collect();
@@ -242,7 +316,7 @@ async fn abusive_requests_are_refused_before_any_sql_runs() {
         ("50 levels deep", format!("{{ devices {{ edges {{ node {{ {deep} }} }} }} }}")),
         ("10,000 aliases", format!("{{ {aliases} }}")),
         ("first: 100000000", "{ devices(first: 100000000) { edges { node { id } } } }".to_owned()),
-        ("complexity", "{ devices(first: 500) { edges { node { interfaces { device { interfaces { device { hostname } } } } } } } }".to_owned()),
+        ("complexity", "{ devices(first: 500) { edges { node { interfaces { nodes { device { interfaces { nodes { device { hostname } } } } } } } } } }".to_owned()),
         ("six week-long minute series", format!("{{ {series} }}")),
     ];
     for (what, query) in cases {
@@ -651,7 +725,10 @@ async fn roles_gate_mutations_in_one_place() {
         device
     );
     assert_eq!(
-        error_code(&f.t.gql(Some(&f.viewer), "{ apiTokens { id } }", json!({})).await),
+        error_code(
+            &f.t.gql(Some(&f.viewer), "{ apiTokens { nodes { id } } }", json!({}))
+                .await
+        ),
         Some("FORBIDDEN")
     );
 }
@@ -682,7 +759,7 @@ async fn the_demo_seeds_two_isolated_tenants_with_working_tokens() {
         tenants.iter().map(|d| d.slug.as_str()).collect::<Vec<_>>(),
         ["acme", "globex"]
     );
-    let query = "{ me { tenant { slug } } devices(first: 500) { totalCount edges { node { hostname interfaces { name } } } } alerts { edges { node { title } } } }";
+    let query = "{ me { tenant { slug } } devices(first: 500) { totalCount edges { node { hostname interfaces(first: 8) { nodes { name } } } } } alerts { edges { node { title } } } }";
     for demo in &tenants {
         let response = t.gql(Some(&demo.token), query, json!({})).await;
         assert_eq!(
@@ -789,7 +866,7 @@ async fn infrastructure_observability_and_users_through_the_demo_data() {
         .await
         .expect("demo");
     let acme = &tenants[0].token;
-    let query = "{ gateways { edges { node { name agents { name gateway { name } checkers { kind } } } } }
+    let query = "{ gateways { edges { node { name agents(first: 5) { nodes { name gateway { name } checkers(first: 5) { nodes { kind } } } } } } }
         agents(first: 2) { edges { node { name device { hostname } } } }
         serviceChecks(first: 3) { edges { node { name lastStatus agent { name } device { hostname } } } }
         pollingSchedules { edges { node { name agent { name } } } }
@@ -802,8 +879,11 @@ async fn infrastructure_observability_and_users_through_the_demo_data() {
     let data = &response["data"];
     let gateway = &data["gateways"]["edges"][0]["node"];
     assert_eq!(gateway["name"], "acme-gw-1");
-    assert_eq!(gateway["agents"][0]["gateway"]["name"], "acme-gw-1");
-    assert_eq!(gateway["agents"][0]["checkers"][0]["kind"], "ICMP");
+    assert_eq!(gateway["agents"]["nodes"][0]["gateway"]["name"], "acme-gw-1");
+    assert_eq!(
+        gateway["agents"]["nodes"][0]["checkers"]["nodes"][0]["kind"],
+        "ICMP"
+    );
     assert_eq!(data["integrationSources"]["edges"][0]["node"]["kind"], "NETBOX");
     assert_eq!(data["users"]["edges"][0]["node"]["email"], "admin@acme.example");
     assert!(
@@ -872,7 +952,7 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
     let (primary, merged) = (&ids[0], &ids[1]);
     let extra = f.t.gql(Some(&f.admin), "mutation($d: ID!) { createInterface(input: {deviceId: $d, name: \"eth7\"}) { interface { id } } }", json!({ "d": merged })).await;
     assert!(extra["errors"].is_null(), "{extra}");
-    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same chassis\"}) { mergedId device { hostname interfaces { name } openAlerts { title } } } }";
+    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same chassis\"}) { mergedId device { hostname interfaces { nodes { name } } openAlerts { nodes { title } } } } }";
 
     let refused =
         f.t.gql(Some(&f.operator), merge, json!({ "p": primary, "m": merged }))
@@ -905,7 +985,7 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
         f.t.gql(Some(&f.admin), merge, json!({ "p": primary, "m": merged }))
             .await;
     let device = &response["data"]["mergeDevices"]["device"];
-    let names: Vec<&str> = device["interfaces"]
+    let names: Vec<&str> = device["interfaces"]["nodes"]
         .as_array()
         .expect("interfaces")
         .iter()
@@ -913,7 +993,7 @@ async fn merging_devices_moves_their_data_records_an_audit_and_is_admin_only() {
         .collect();
     assert_eq!(names, ["eth0", "eth1", "eth7"], "{response}");
     assert_eq!(
-        device["openAlerts"].as_array().map(Vec::len),
+        device["openAlerts"]["nodes"].as_array().map(Vec::len),
         Some(2),
         "alerts follow the merge"
     );
@@ -1261,4 +1341,348 @@ async fn node_resolves_every_kind_of_object_of_the_callers_tenant_only() {
         )
         .await;
     assert!(foreign["data"]["node"].is_null(), "{foreign}");
+}
+
+#[tokio::test]
+async fn alias_states_and_merge_audits_are_listed_with_their_filters() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.device_alias_states (device_id, alias_kind, alias_value, state, last_seen)
+             SELECT id, 'ip', '10.9.9.9', 'active', now() FROM tenant_acme.devices WHERE hostname = 'tenant_acme-dev-0001';
+             INSERT INTO tenant_acme.device_alias_states (device_id, alias_kind, alias_value, state, last_seen)
+             SELECT id, 'hostname', 'old-name', 'stale', now() - interval '1 day' FROM tenant_acme.devices
+             WHERE hostname = 'tenant_acme-dev-0001';",
+        )
+        .await
+        .expect("aliases");
+    let aliases = "query($f: DeviceAliasStateFilter) { deviceAliasStates(filter: $f) { edges { node { \
+                   aliasKind aliasValue state device { hostname } } } } }";
+    let values = |response: &Value| -> Vec<String> {
+        response["data"]["deviceAliasStates"]["edges"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|e| e["node"]["aliasValue"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all = f.t.gql(Some(&f.viewer), aliases, json!({})).await;
+    assert_eq!(values(&all), ["10.9.9.9", "old-name"], "{all}");
+    assert_eq!(
+        all["data"]["deviceAliasStates"]["edges"][0]["node"]["device"]["hostname"],
+        "tenant_acme-dev-0001"
+    );
+    let stale =
+        f.t.gql(Some(&f.viewer), aliases, json!({ "f": { "state": ["STALE"] } }))
+            .await;
+    assert_eq!(values(&stale), ["old-name"], "{stale}");
+    let by_value =
+        f.t.gql(
+            Some(&f.viewer),
+            aliases,
+            json!({ "f": { "aliasValue": "10.9.9.9", "aliasKind": ["IP"] } }),
+        )
+        .await;
+    assert_eq!(values(&by_value), ["10.9.9.9"], "{by_value}");
+    let bad =
+        f.t.gql(
+            Some(&f.viewer),
+            aliases,
+            json!({ "f": { "deviceId": "garbage" } }),
+        )
+        .await;
+    assert_eq!(error_code(&bad), Some("BAD_USER_INPUT"), "{bad}");
+
+    let ids: Vec<String> =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .filter_map(|e| e["node"]["id"].as_str().map(str::to_owned))
+            .collect();
+    let merge = "mutation($p: ID!, $m: ID!) { mergeDevices(input: {primaryId: $p, mergedId: $m, reason: \"same box\"}) { mergedId } }";
+    let merged =
+        f.t.gql(Some(&f.admin), merge, json!({ "p": ids[0], "m": ids[1] }))
+            .await;
+    assert!(merged["errors"].is_null(), "{merged}");
+    let audits = "query($f: MergeAuditFilter) { mergeAudits(filter: $f) { edges { node { reason mergedDeviceId \
+                  mergedSnapshot primaryDevice { id } } } } }";
+    let listed =
+        f.t.gql(
+            Some(&f.viewer),
+            audits,
+            json!({ "f": { "primaryDeviceId": ids[0] } }),
+        )
+        .await;
+    let audit = &listed["data"]["mergeAudits"]["edges"][0]["node"];
+    assert_eq!(audit["reason"], "same box", "{listed}");
+    assert_eq!(audit["mergedDeviceId"], ids[1].as_str());
+    assert_eq!(audit["primaryDevice"]["id"], ids[0].as_str());
+    assert_eq!(audit["mergedSnapshot"]["hostname"], "tenant_acme-dev-0002");
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let none =
+        f.t.gql(Some(&f.viewer), audits, json!({ "f": { "since": later } }))
+            .await;
+    assert_eq!(none["data"]["mergeAudits"]["edges"], json!([]), "{none}");
+    let other =
+        f.t.gql(
+            Some(&f.viewer),
+            audits,
+            json!({ "f": { "mergedDeviceId": ids[0] } }),
+        )
+        .await;
+    assert_eq!(other["data"]["mergeAudits"]["edges"], json!([]), "{other}");
+}
+
+#[tokio::test]
+async fn identifiers_are_added_and_removed_and_interfaces_deleted_refusals_write_nothing() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    let listed =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id interfaces { nodes { id } } } } } }",
+            json!({}),
+        )
+        .await;
+    let device = listed["data"]["devices"]["edges"][0]["node"]["id"].clone();
+    let interface = listed["data"]["devices"]["edges"][0]["node"]["interfaces"]["nodes"][0]["id"].clone();
+    let identifiers = || {
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.device_identifiers")
+    };
+    let add = "mutation($d: ID!, $v: String!) { addDeviceIdentifier(input: {deviceId: $d, kind: SERIAL, value: $v}) \
+               { deviceIdentifier { id kind value source } } }";
+
+    let added =
+        f.t.gql(Some(&f.operator), add, json!({ "d": device, "v": " SN-1 " }))
+            .await;
+    let identifier = &added["data"]["addDeviceIdentifier"]["deviceIdentifier"];
+    assert_eq!(identifier["value"], "SN-1", "{added}");
+    assert_eq!(identifier["source"], "manual");
+    let id = identifier["id"].clone();
+    for (token, d, v, code) in [
+        (&f.viewer, &device, "SN-2", "FORBIDDEN"),
+        (&f.operator, &device, "   ", "BAD_USER_INPUT"),
+        (&f.operator, &interface, "SN-3", "BAD_USER_INPUT"),
+        (&f.operator, &device, "SN-1", "CONFLICT"),
+    ] {
+        let refused = f.t.gql(Some(token), add, json!({ "d": d, "v": v })).await;
+        assert_eq!(error_code(&refused), Some(code), "{v}: {refused}");
+        assert!(!refused.to_string().contains("device_identifiers"), "{refused}");
+    }
+    assert_eq!(identifiers().await, 1, "a refused add wrote");
+
+    let remove = "mutation($id: ID!) { removeDeviceIdentifier(id: $id) { removedId } }";
+    let refused = f.t.gql(Some(&f.operator), remove, json!({ "id": device })).await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    assert_eq!(identifiers().await, 1);
+    let removed = f.t.gql(Some(&f.operator), remove, json!({ "id": id })).await;
+    assert_eq!(
+        removed["data"]["removeDeviceIdentifier"]["removedId"], id,
+        "{removed}"
+    );
+    assert_eq!(identifiers().await, 0);
+    let again = f.t.gql(Some(&f.operator), remove, json!({ "id": id })).await;
+    assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
+
+    let interfaces = || f.t.db.count("SELECT count(*) AS n FROM tenant_acme.interfaces");
+    let delete = "mutation($id: ID!) { deleteInterface(id: $id) { deletedId } }";
+    for (token, target, code) in [
+        (&f.operator, &interface, "FORBIDDEN"),
+        (&f.admin, &device, "BAD_USER_INPUT"),
+    ] {
+        let refused = f.t.gql(Some(token), delete, json!({ "id": target })).await;
+        assert_eq!(error_code(&refused), Some(code), "{refused}");
+    }
+    assert_eq!(interfaces().await, 4, "a refused delete wrote");
+    let deleted = f.t.gql(Some(&f.admin), delete, json!({ "id": interface })).await;
+    assert_eq!(
+        deleted["data"]["deleteInterface"]["deletedId"], interface,
+        "{deleted}"
+    );
+    assert_eq!(interfaces().await, 3);
+    let again = f.t.gql(Some(&f.admin), delete, json!({ "id": interface })).await;
+    assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
+}
+
+#[tokio::test]
+async fn groups_and_partitions_are_deleted_by_admins_and_their_devices_stay() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.partitions (name) VALUES ('dmz');
+             UPDATE tenant_acme.devices SET partition_id = (SELECT id FROM tenant_acme.partitions);",
+        )
+        .await
+        .expect("partition");
+    let ids =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ deviceGroups { nodes { id } } partitions { nodes { id } } devices { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let group = ids["data"]["deviceGroups"]["nodes"][0]["id"].clone();
+    let partition = ids["data"]["partitions"]["nodes"][0]["id"].clone();
+    let device = ids["data"]["devices"]["nodes"][0]["id"].clone();
+    let count = |table: &'static str| {
+        let db = &f.t.db;
+        async move {
+            db.count(&format!("SELECT count(*) AS n FROM tenant_acme.{table}"))
+                .await
+        }
+    };
+    for (field, target) in [("deleteDeviceGroup", &group), ("deletePartition", &partition)] {
+        let mutation = format!("mutation($id: ID!) {{ {field}(id: $id) {{ deletedId }} }}");
+        for (token, id, code) in [
+            (&f.operator, target, "FORBIDDEN"),
+            (&f.admin, &device, "BAD_USER_INPUT"),
+            (&f.admin, &json!("garbage"), "BAD_USER_INPUT"),
+        ] {
+            let refused = f.t.gql(Some(token), &mutation, json!({ "id": id })).await;
+            assert_eq!(error_code(&refused), Some(code), "{field}: {refused}");
+        }
+        assert_eq!(
+            count("device_groups").await + count("partitions").await,
+            2,
+            "{field}: a refusal wrote"
+        );
+    }
+    for (field, target, table) in [
+        ("deleteDeviceGroup", &group, "device_groups"),
+        ("deletePartition", &partition, "partitions"),
+    ] {
+        let mutation = format!("mutation($id: ID!) {{ {field}(id: $id) {{ deletedId }} }}");
+        let deleted = f.t.gql(Some(&f.admin), &mutation, json!({ "id": target })).await;
+        assert_eq!(deleted["data"][field]["deletedId"], *target, "{deleted}");
+        assert_eq!(count(table).await, 0);
+        let again = f.t.gql(Some(&f.admin), &mutation, json!({ "id": target })).await;
+        assert_eq!(error_code(&again), Some("NOT_FOUND"), "{again}");
+    }
+    assert_eq!(count("devices").await, 2, "the devices stay");
+    let left = f
+        .t
+        .db
+        .count(
+            "SELECT count(*) AS n FROM tenant_acme.devices WHERE group_id IS NULL AND partition_id IS NULL",
+        )
+        .await;
+    assert_eq!(left, 2);
+}
+
+#[tokio::test]
+async fn groups_and_partitions_are_updated_and_bad_updates_change_nothing() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.partitions (name, cidrs) VALUES ('dmz', '{10.0.0.0/24}');
+             INSERT INTO tenant_acme.device_groups (name) VALUES ('edge');",
+        )
+        .await
+        .expect("rows");
+    let ids =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ deviceGroups { nodes { id name } } partitions { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let group = ids["data"]["deviceGroups"]["nodes"][0]["id"].clone();
+    assert_eq!(ids["data"]["deviceGroups"]["nodes"][0]["name"], "core", "{ids}");
+    let partition = ids["data"]["partitions"]["nodes"][0]["id"].clone();
+    let update_group = "mutation($i: UpdateDeviceGroupInput!) { updateDeviceGroup(input: $i) { deviceGroup { name description } } }";
+    let update_partition =
+        "mutation($i: UpdatePartitionInput!) { updatePartition(input: $i) { partition { name cidrs } } }";
+    let unchanged = "SELECT count(*) AS n FROM tenant_acme.device_groups WHERE name IN ('core', 'edge') AND description = ''";
+    let partition_unchanged =
+        "SELECT count(*) AS n FROM tenant_acme.partitions WHERE name = 'dmz' AND cidrs = '{10.0.0.0/24}'";
+    for (token, query, input, code) in [
+        (
+            &f.operator,
+            update_group,
+            json!({ "id": group, "name": "x" }),
+            "FORBIDDEN",
+        ),
+        (
+            &f.admin,
+            update_group,
+            json!({ "id": group, "name": "  " }),
+            "BAD_USER_INPUT",
+        ),
+        (&f.admin, update_group, json!({ "id": group }), "BAD_USER_INPUT"),
+        (
+            &f.admin,
+            update_group,
+            json!({ "id": partition, "name": "x" }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            &f.admin,
+            update_group,
+            json!({ "id": group, "name": "edge" }),
+            "CONFLICT",
+        ),
+        (
+            &f.admin,
+            update_partition,
+            json!({ "id": partition, "cidrs": ["nope"] }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            &f.admin,
+            update_partition,
+            json!({ "id": partition }),
+            "BAD_USER_INPUT",
+        ),
+    ] {
+        let refused = f.t.gql(Some(token), query, json!({ "i": input })).await;
+        assert_eq!(error_code(&refused), Some(code), "{input}: {refused}");
+        assert_eq!(f.t.db.count(unchanged).await, 2, "{input} changed a group");
+        assert_eq!(
+            f.t.db.count(partition_unchanged).await,
+            1,
+            "{input} changed a partition"
+        );
+    }
+    let renamed =
+        f.t.gql(
+            Some(&f.admin),
+            update_group,
+            json!({ "i": { "id": group, "name": " backbone ", "description": "core routers" } }),
+        )
+        .await;
+    assert_eq!(
+        renamed["data"]["updateDeviceGroup"]["deviceGroup"],
+        json!({ "name": "backbone", "description": "core routers" }),
+        "{renamed}"
+    );
+    let readdressed =
+        f.t.gql(
+            Some(&f.admin),
+            update_partition,
+            json!({ "i": { "id": partition, "cidrs": ["10.1.0.0/16"] } }),
+        )
+        .await;
+    assert_eq!(
+        readdressed["data"]["updatePartition"]["partition"],
+        json!({ "name": "dmz", "cidrs": ["10.1.0.0/16"] }),
+        "{readdressed}"
+    );
 }

@@ -172,7 +172,11 @@ async fn a_revoked_api_token_and_its_attenuations_stop_working_at_once() {
     );
     // The list never shows the token itself.
     let listed = t
-        .gql(Some(&admin_token), "{ apiTokens { id name } }", json!({}))
+        .gql(
+            Some(&admin_token),
+            "{ apiTokens { nodes { id name } } }",
+            json!({}),
+        )
         .await;
     assert!(!listed.to_string().contains(&api_token[..40]));
 
@@ -578,9 +582,11 @@ async fn platform_admins_create_list_suspend_and_resume_tenants() {
         )
         .await;
     assert_eq!(error_code(&platform), Some("FORBIDDEN"));
-    let listed = t.gql(Some(&token), "{ tenants { slug } }", json!({})).await;
+    let listed = t
+        .gql(Some(&token), "{ tenants { nodes { slug } } }", json!({}))
+        .await;
     assert_eq!(
-        listed["data"]["tenants"],
+        listed["data"]["tenants"]["nodes"],
         json!([{ "slug": "initech" }, { "slug": "platform" }])
     );
 }
@@ -694,3 +700,82 @@ async fn api_tokens_expire_in_90_days_by_default_and_dates_must_be_rfc_3339() {
         "the refused inputs created nothing"
     );
 }
+
+#[tokio::test]
+async fn admins_list_and_revoke_a_users_sessions_and_nobody_else_can() {
+    let (t, _, admin_token) = acme_with_admin().await;
+    let viewer = t.user("acme", "viewer@acme.example", Role::Viewer).await;
+    let viewer_token = t.session("acme", &viewer).await;
+    let second = t.session("acme", &viewer).await;
+    t.tenant("globex", &[]).await;
+    let globex_admin = t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex_token = t.session("globex", &globex_admin).await;
+    let user_id = t.gql(Some(&viewer_token), ME_ID, json!({})).await["data"]["me"]["user"]["id"].clone();
+    let list = "query($u: ID!, $active: Boolean) { sessions(filter: {userId: $u, active: $active}) \
+                { nodes { id userId revokedAt } } }";
+
+    let listed = t.gql(Some(&admin_token), list, json!({ "u": user_id })).await;
+    let sessions = listed["data"]["sessions"]["nodes"]
+        .as_array()
+        .expect("sessions")
+        .clone();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    assert_eq!(sessions[0]["userId"], user_id);
+    assert_eq!(
+        error_code(&t.gql(Some(&viewer_token), list, json!({ "u": user_id })).await),
+        Some("FORBIDDEN")
+    );
+    // Another tenant's admin sees none of them and cannot revoke them.
+    let foreign = t.gql(Some(&globex_token), list, json!({ "u": user_id })).await;
+    assert_eq!(foreign["data"]["sessions"]["nodes"], json!([]), "{foreign}");
+    let revoke = "mutation($id: ID!) { revokeSession(id: $id) { session { id revokedAt } } }";
+    for (token, id, code) in [
+        (&globex_token, sessions[0]["id"].clone(), "NOT_FOUND"),
+        (&admin_token, json!("not an id"), "BAD_USER_INPUT"),
+        (&admin_token, user_id.clone(), "BAD_USER_INPUT"),
+        (&viewer_token, sessions[0]["id"].clone(), "FORBIDDEN"),
+    ] {
+        let refused = t.gql(Some(token), revoke, json!({ "id": id })).await;
+        assert_eq!(error_code(&refused), Some(code), "{refused}");
+    }
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme.tokens WHERE revoked_at IS NOT NULL")
+            .await,
+        0,
+        "a refused revocation wrote"
+    );
+
+    // Revoke the viewer's first session: its token stops working, the other does not.
+    let done = t
+        .gql(Some(&admin_token), revoke, json!({ "id": sessions[0]["id"] }))
+        .await;
+    assert!(
+        done["data"]["revokeSession"]["session"]["revokedAt"].is_string(),
+        "{done}"
+    );
+    let mut working = 0;
+    for token in [&viewer_token, &second] {
+        if t.gql(Some(token), ME, json!({})).await["data"]["me"]["role"] == "VIEWER" {
+            working += 1;
+        }
+    }
+    assert_eq!(working, 1, "exactly one of the two sessions still works");
+    let active = t
+        .gql(Some(&admin_token), list, json!({ "u": user_id, "active": true }))
+        .await;
+    assert_eq!(
+        active["data"]["sessions"]["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{active}"
+    );
+    let inactive = t
+        .gql(Some(&admin_token), list, json!({ "u": user_id, "active": false }))
+        .await;
+    assert_eq!(
+        inactive["data"]["sessions"]["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{inactive}"
+    );
+}
+
+const ME_ID: &str = "{ me { user { id } } }";

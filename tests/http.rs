@@ -220,6 +220,41 @@ async fn responses_follow_graphql_over_http_content_negotiation() {
             .unwrap_or_default();
         assert!(got.starts_with(content_type), "{accept}: {got}");
     }
+
+    // A request error under application/graphql-response+json has no `data` entry at all
+    // (it was never executed); under application/json it keeps `data: null`.
+    for (accept, has_data) in [
+        ("application/graphql-response+json", false),
+        ("application/json", true),
+    ] {
+        for query in ["{", "{ nope }"] {
+            let (_, body) = call(app.clone(), post(accept, query, None)).await;
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+            assert_eq!(json.get("data").is_some(), has_data, "{accept} {query}: {body}");
+            assert_eq!(
+                json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{body}"
+            );
+        }
+    }
+    // No document (a GET without `query`, an empty one): invalid parameters, 400 under
+    // both media types, before any execution.
+    for accept in ["application/graphql-response+json", "application/json"] {
+        let get = Request::get("/graphql?qeury=%7B__typename%7D")
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
+            .expect("request");
+        let post_empty = post(accept, "  ", None);
+        for request in [get, post_empty] {
+            let (status, body) = call(app.clone(), request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{accept}: {body}");
+            let json: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+            assert_eq!(
+                json["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+                "{body}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -61,14 +61,14 @@ fn in_30_days() -> String {
     (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339()
 }
 
-const ME: &str = "{ me { role tenant { slug name } user { email } } apiTokens { name revokedAt } }";
+const ME: &str = "{ me { role tenant { slug name } user { email } } apiTokens { nodes { name revokedAt } } }";
 
 /// Asserts a response carries acme's data and nothing of globex.
 fn only_acme(response: &Value) {
     let text = response.to_string();
     assert!(!text.contains("globex"), "globex data leaked: {text}");
     assert_eq!(response["data"]["me"]["tenant"]["slug"], "acme", "{text}");
-    let names: Vec<&str> = response["data"]["apiTokens"]
+    let names: Vec<&str> = response["data"]["apiTokens"]["nodes"]
         .as_array()
         .map(|a| a.iter().filter_map(|t| t["name"].as_str()).collect())
         .unwrap_or_default();
@@ -157,9 +157,12 @@ async fn another_tenants_object_ids_are_not_found_and_stay_untouched() {
     );
     // Revoking acme's own token works and touches only acme.
     let own =
-        w.t.gql(Some(&w.acme_token), "{ apiTokens { id } }", json!({}))
+        w.t.gql(Some(&w.acme_token), "{ apiTokens { nodes { id } } }", json!({}))
             .await;
-    let own_id = own["data"]["apiTokens"][0]["id"].as_str().expect("id").to_owned();
+    let own_id = own["data"]["apiTokens"]["nodes"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
     let response =
         w.t.gql(
             Some(&w.acme_token),
@@ -224,7 +227,7 @@ async fn mutations_write_only_into_the_callers_tenant() {
 async fn platform_operations_are_refused_to_tenant_admins() {
     let w = world().await;
     for query in [
-        "{ tenants { slug } }",
+        "{ tenants { nodes { slug } } }",
         "mutation { suspendTenant(slug: \"globex\") { tenant { slug } } }",
         "mutation { impersonate(input: {tenant: \"globex\", reason: \"x\"}) { token } }",
         "mutation { createTenant(input: {slug: \"evil\", name: \"Evil\"}) { tenant { slug } } }",
@@ -256,7 +259,9 @@ async fn a_token_with_an_appended_tenant_block_still_acts_in_its_own_tenant() {
     )
     .expect("append a block");
     only_acme(&w.t.gql(Some(&forged), ME, json!({})).await);
-    let response = w.t.gql(Some(&forged), "{ tenants { slug } }", json!({})).await;
+    let response =
+        w.t.gql(Some(&forged), "{ tenants { nodes { slug } } }", json!({}))
+            .await;
     assert_eq!(error_code(&response), Some("FORBIDDEN"));
 }
 
@@ -553,4 +558,48 @@ async fn requests_survive_backends_terminated_under_the_pool() {
     }
     let response = t.gql(Some(&token), "{ me { role } }", json!({})).await;
     assert_eq!(response["data"]["me"]["role"], "ADMIN", "{response}");
+}
+
+#[tokio::test]
+async fn node_finds_api_tokens_identifiers_and_tenants_of_the_callers_tenant_only() {
+    let w = world().await;
+    w.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.devices (hostname, status) VALUES ('acme-r1', 'up');
+             INSERT INTO tenant_acme.device_identifiers (device_id, kind, value)
+               SELECT id, 'serial', 'SN-ACME-1' FROM tenant_acme.devices;",
+        )
+        .await
+        .expect("seed");
+    let ids = "{ me { tenant { id } } apiTokens { nodes { id } } \
+               devices { nodes { identifiers { id } } } }";
+    let acme = w.t.gql(Some(&w.acme_token), ids, json!({})).await;
+    let globex = w.t.gql(Some(&w.globex_token), ids, json!({})).await;
+    let node = "query($id: ID!) { node(id: $id) { id ... on ApiToken { name } \
+                ... on DeviceIdentifier { value } ... on Tenant { slug } } }";
+    let find = |token: &str, id: &Value| {
+        let token = token.to_owned();
+        let id = id.clone();
+        let t = &w.t;
+        async move { t.gql(Some(&token), node, json!({ "id": id })).await["data"]["node"].clone() }
+    };
+    let token_id = &acme["data"]["apiTokens"]["nodes"][0]["id"];
+    let identifier_id = &acme["data"]["devices"]["nodes"][0]["identifiers"][0]["id"];
+    let tenant_id = &acme["data"]["me"]["tenant"]["id"];
+    assert!(identifier_id.is_string(), "{acme}");
+    assert_eq!(find(&w.acme_token, token_id).await["name"], "acme-ci");
+    assert_eq!(find(&w.acme_token, identifier_id).await["value"], "SN-ACME-1");
+    assert_eq!(find(&w.acme_token, tenant_id).await["slug"], "acme");
+    // The same ids from globex find nothing, and acme cannot reach globex's objects.
+    for id in [token_id, identifier_id, tenant_id] {
+        assert!(find(&w.globex_token, id).await.is_null(), "globex found {id}");
+    }
+    assert!(find(&w.acme_token, &json!(w.globex_api_token_id)).await.is_null());
+    assert!(
+        find(&w.acme_token, &globex["data"]["me"]["tenant"]["id"])
+            .await
+            .is_null()
+    );
 }

@@ -100,14 +100,18 @@ async fn a_demoted_platform_admin_can_no_longer_manage_tenants() {
         .user("platform", "root@platform.example", Role::PlatformAdmin)
         .await;
     let token = t.session("platform", &root).await;
-    let listed = t.gql(Some(&token), "{ tenants { slug } }", json!({})).await;
+    let listed = t
+        .gql(Some(&token), "{ tenants { nodes { slug } } }", json!({}))
+        .await;
     assert!(listed["errors"].is_null(), "{listed}");
     t.db.conn()
         .await
         .batch_execute("UPDATE tenant_platform.users SET role = 'admin'")
         .await
         .expect("demote");
-    let refused = t.gql(Some(&token), "{ tenants { slug } }", json!({})).await;
+    let refused = t
+        .gql(Some(&token), "{ tenants { nodes { slug } } }", json!({}))
+        .await;
     assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
     let create = t
         .gql(

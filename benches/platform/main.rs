@@ -139,8 +139,8 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     let tokens = fleet::tokens(&installation, &keys, options.tenants).await?;
 
     // The requests, and the statements Enclave sends for each.
-    let device_query = "query($id: ID!) { device(id: $id) { id hostname ip status interfaces { name ifIndex operStatus } } }";
-    let list_query = "{ devices(first: 50) { edges { node { id hostname ip status interfaces { name ifIndex operStatus } } } } }";
+    let device_query = "query($id: ID!) { device(id: $id) { id hostname ip status interfaces { nodes { name ifIndex operStatus } } } }";
+    let list_query = "{ devices(first: 50) { edges { node { id hostname ip status interfaces { nodes { name ifIndex operStatus } } } } } }";
     let by_id = |token: &str, device: u32| {
         (
             token.to_owned(),

@@ -52,7 +52,7 @@ const PAGE: &str = r##"<!doctype html>
         defaultQuery: "# Your tenant's devices that are down, with their interfaces and open alerts.\n" +
           "{\n  me { role tenant { slug name } }\n" +
           "  devices(first: 10, filter: { status: [DOWN] }) {\n    totalCount\n" +
-          "    edges { node { hostname ip status interfaces { name operStatus } openAlerts { severity title } } }\n  }\n}\n",
+          "    edges { node { hostname ip status interfaces { nodes { name operStatus } } openAlerts { nodes { severity title } } } }\n  }\n}\n",
       })
     );
   </script>

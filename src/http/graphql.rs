@@ -126,6 +126,12 @@ async fn execute(
     address: ClientAddress,
 ) -> HttpResponse {
     let mut request = request.into_inner();
+    if request.query.trim().is_empty() {
+        // No document at all (a GET without `query`, or an empty one): the parameters are
+        // invalid, so this is no well-formed GraphQL-over-HTTP request, under either media type.
+        let error = ApiError::bad_input("the request has no GraphQL document in its `query` parameter");
+        return respond(refused(error, request_id), media, Some(StatusCode::BAD_REQUEST));
+    }
     let shape = operation::shape(&request.query, request.operation_name.as_deref());
     let span = tracing::Span::current();
     if let Some(name) = request.operation_name.as_deref().or_else(|| {
@@ -246,8 +252,9 @@ impl MediaType {
 
 /// Serializes a response with the negotiated content type and status. A request error
 /// (no data, errors without a path: refused or invalid before execution) is 4xx under
-/// `application/graphql-response+json`; `status` forces one (405, 413, 400 for bodies
-/// that are no GraphQL request at all). An error telling the client to come back later
+/// `application/graphql-response+json` and has no `data` entry at all there (the response
+/// was not executed); `status` forces one (405, 413, 400 for bodies that are no GraphQL
+/// request at all or have no document). An error telling the client to come back later
 /// sets the status under both media types, with a `Retry-After` header: UNAVAILABLE is
 /// 503 (the server is overloaded), RATE_LIMITED 429 (this caller sends too much).
 fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> HttpResponse {
@@ -273,15 +280,27 @@ fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> 
         }
         _ => StatusCode::OK,
     });
-    let body = serde_json::to_vec(&response).unwrap_or_else(|_| {
-        b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec()
-    });
+    let body = serialize(&response, media == MediaType::GraphqlResponse && request_error);
     let mut http = (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
     if let Some((_, secs)) = retry {
         http.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     http
+}
+
+/// The JSON body of `response`, without its `data` entry when `without_data`.
+fn serialize(response: &Response, without_data: bool) -> Vec<u8> {
+    let json = serde_json::to_value(response).map(|mut json| {
+        if without_data && let Some(object) = json.as_object_mut() {
+            object.remove("data");
+        }
+        json
+    });
+    json.and_then(|json| serde_json::to_vec(&json))
+        .unwrap_or_else(|_| {
+            b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec()
+        })
 }
 
 /// The status and `Retry-After` (seconds) of a response whose errors ask the client to

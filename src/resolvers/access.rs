@@ -20,7 +20,7 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
     Some(match (kind, field) {
         (
             Operation::Query,
-            "apiTokens" | "users" | "onboardingPackages" | "onboardingEvents" | "edgeComponents",
+            "apiTokens" | "users" | "sessions" | "onboardingPackages" | "onboardingEvents" | "edgeComponents",
         ) => Role::Admin,
         (Operation::Query, "tenants") => Role::PlatformAdmin,
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,
@@ -30,6 +30,8 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             "createDevice"
             | "updateDevice"
             | "createInterface"
+            | "addDeviceIdentifier"
+            | "removeDeviceIdentifier"
             | "assignDevicesToGroup"
             | "acknowledgeAlert"
             | "resolveAlert"

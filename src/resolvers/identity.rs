@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -28,6 +29,8 @@ use uuid::Uuid;
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult, Code, retry_secs};
 use super::ids;
+use super::monitoring::{cursor_time, time_cursor};
+use super::pagination::{Cursor, Window, fetch_page, keyset};
 use super::platform::Tenant;
 use crate::app::App;
 use crate::auth::throttle::{self, ClientAddress};
@@ -166,6 +169,56 @@ pub struct LogoutPayload {
     pub revoked: bool,
 }
 
+/// A login session of a user (never the token itself). Revoking it logs the user out of it.
+#[derive(SimpleObject, Queryable, Selectable, Clone)]
+#[diesel(table_name = tokens)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+#[graphql(complex)]
+pub struct Session {
+    #[graphql(skip)]
+    pub id: Uuid,
+    #[graphql(skip)]
+    pub user_id: Uuid,
+    /// The platform admin who impersonated the user in this session, if one did.
+    pub impersonator: Option<String>,
+    /// The client's `User-Agent`, when it sent one.
+    pub user_agent: Option<String>,
+    /// When the session expires.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked (logout or `revokeSession`), if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_graphql::ComplexObject]
+impl Session {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Session", self.id)
+    }
+    /// Global id of the session's user.
+    async fn user_id(&self) -> ID {
+        ids::encode("User", self.user_id)
+    }
+}
+
+/// Which sessions `sessions` lists.
+#[derive(InputObject)]
+pub struct SessionFilter {
+    /// Global id of the user whose sessions to list.
+    pub user_id: ID,
+    /// Only sessions neither revoked nor expired (true), or only the others (false).
+    pub active: Option<bool>,
+}
+
+/// The result of `revokeSession`.
+#[derive(SimpleObject)]
+pub struct RevokeSessionPayload {
+    /// The session, with its `revokedAt`.
+    pub session: Session,
+}
+
 /// A long-lived token for automation. The token itself is shown only once, at creation.
 #[derive(SimpleObject, Queryable, Selectable)]
 #[diesel(table_name = api_tokens)]
@@ -189,7 +242,7 @@ pub struct ApiToken {
 #[async_graphql::ComplexObject]
 impl ApiToken {
     /// Opaque global id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode("ApiToken", self.id)
     }
 
@@ -292,14 +345,108 @@ impl IdentityQuery {
         })
     }
 
-    /// API tokens of the caller's tenant (never the tokens themselves).
-    async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiToken>> {
-        let mut conn = scope(ctx)?.conn().await?;
-        Ok(api_tokens::table
-            .order(api_tokens::created_at.desc())
+    /// Sessions of one user of the tenant, newest first (admins only).
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn sessions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Whose sessions to list, and which.")] filter: SessionFilter,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Session, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let user = ids::decode("User", &filter.user_id)?;
+        let mut query = tokens::table
+            .filter(tokens::user_id.eq(user))
+            .select(Session::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        match filter.active {
+            Some(true) => {
+                query = query
+                    .filter(tokens::revoked_at.is_null())
+                    .filter(tokens::expires_at.gt(diesel::dsl::now));
+            }
+            Some(false) => {
+                query = query.filter(
+                    tokens::revoked_at
+                        .is_not_null()
+                        .or(tokens::expires_at.le(diesel::dsl::now)),
+                );
+            }
+            None => {}
+        }
+        let query = keyset!(
+            query,
+            &window,
+            tokens::created_at,
+            tokens::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |s: &Session| time_cursor(s.created_at, s.id),
+            |s| s,
+            EmptyFields
+        )
+    }
+
+    /// API tokens of the caller's tenant (never the tokens themselves), newest first.
+    #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
+    async fn api_tokens(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, ApiToken, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let query = api_tokens::table
             .select(ApiToken::as_select())
-            .load(&mut conn)
-            .await?)
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(
+            query,
+            &window,
+            api_tokens::created_at,
+            api_tokens::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |t: &ApiToken| time_cursor(t.created_at, t.id),
+            |t| t,
+            EmptyFields
+        )
     }
 }
 
@@ -308,6 +455,28 @@ pub struct IdentityMutation;
 
 #[Object]
 impl IdentityMutation {
+    /// Revokes a session of a user of the tenant (admins only): its token stops working at
+    /// once. Revoking a revoked session keeps its first `revokedAt`.
+    async fn revoke_session(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Global id of the session.")] id: ID,
+    ) -> ApiResult<RevokeSessionPayload> {
+        let id = ids::decode("Session", &id)?;
+        let mut conn = scope(ctx)?.conn().await?;
+        diesel::update(tokens::table.find(id).filter(tokens::revoked_at.is_null()))
+            .set(tokens::revoked_at.eq(diesel::dsl::now))
+            .execute(&mut conn)
+            .await?;
+        let session = tokens::table
+            .find(id)
+            .select(Session::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such session"))?;
+        Ok(RevokeSessionPayload { session })
+    }
     /// Logs in with email and password. The tenant is the vanity domain's, else the
     /// configured default tenant, else the only tenant; otherwise the credentials are
     /// checked in at most 3 of the email's tenants (the first by slug): members of more

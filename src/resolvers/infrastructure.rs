@@ -84,15 +84,26 @@ impl From<GatewayRow> for Gateway {
 
 #[ComplexObject]
 impl Gateway {
-    /// Agents connected through this gateway, by name.
-    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
-    async fn agents(&self, ctx: &Context<'_>) -> ApiResult<Vec<Agent>> {
-        Ok(loaders(ctx)?
-            .agents_of_gateway(self.row.id)
-            .await?
+    /// Agents connected through this gateway, by name: a page of `first`.
+    #[graphql(complexity = "super::limits::list_cost(first, None, child_complexity)")]
+    async fn agents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500); 50 when absent."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Agent, EmptyFields>> {
+        let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
+        let rows = loaders(ctx)?.agents_of_gateway(self.row.id, &window).await?;
+        let rows = rows
             .into_iter()
-            .map(Agent::from)
-            .collect())
+            .map(|a| (name_cursor(&a.name, a.id), Agent::from(a)))
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
     /// The partition the gateway serves.
     async fn partition(&self, ctx: &Context<'_>) -> ApiResult<Option<Partition>> {
@@ -103,7 +114,7 @@ impl Gateway {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = agents, check_for_backend(Pg))]
 pub struct AgentRow {
     pub id: Uuid,
@@ -167,19 +178,30 @@ impl Agent {
             None => Ok(None),
         }
     }
-    /// The agent's checkers, by name.
-    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
-    async fn checkers(&self, ctx: &Context<'_>) -> ApiResult<Vec<Checker>> {
-        Ok(loaders(ctx)?
-            .checkers_of_agent(self.row.id)
-            .await?
+    /// The agent's checkers, by name: a page of `first`.
+    #[graphql(complexity = "super::limits::list_cost(first, None, child_complexity)")]
+    async fn checkers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500); 50 when absent."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Checker, EmptyFields>> {
+        let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
+        let rows = loaders(ctx)?.checkers_of_agent(self.row.id, &window).await?;
+        let rows = rows
             .into_iter()
-            .map(Checker::from)
-            .collect())
+            .map(|c| (name_cursor(&c.name, c.id), Checker::from(c)))
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = checkers, check_for_backend(Pg))]
 pub struct CheckerRow {
     pub id: Uuid,

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::Connection;
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::connection::{Connection, ConnectionNameType, EmptyFields};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, OutputType, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::dsl::count_star;
 use diesel::expression::BoxableExpression;
@@ -20,7 +20,7 @@ use super::context::{app, loaders, scope};
 use super::enums::{AdminStatus, DeviceStatus, IdentifierKind, OperStatus};
 use super::errors::{ApiError, ApiResult};
 use super::ids::{self, decode_optional};
-use super::monitoring::{Alert, Event};
+use super::monitoring::{Alert, Event, time_cursor};
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use super::scalars::BigInt;
 use crate::schema::tenant::{device_groups, device_identifiers, devices, interfaces, partitions};
@@ -29,7 +29,7 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 
 // ---------------------------------------------------------------- rows
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = devices, check_for_backend(Pg))]
 pub struct DeviceRow {
     pub id: Uuid,
@@ -48,7 +48,7 @@ pub struct DeviceRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = interfaces, check_for_backend(Pg))]
 pub struct InterfaceRow {
     pub id: Uuid,
@@ -200,15 +200,35 @@ impl Device {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-    /// The device's interfaces, by name.
-    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
-    async fn interfaces(&self, ctx: &Context<'_>) -> ApiResult<Vec<Interface>> {
-        Ok(loaders(ctx)?
-            .interfaces_of(self.0.id)
-            .await?
+    /// The device's interfaces, by name: a page of `first` (one statement for the pages of
+    /// every device of the response).
+    #[graphql(complexity = "super::limits::list_cost(first, None, child_complexity)")]
+    async fn interfaces(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500); 50 when absent."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Interface>> {
+        let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
+        let rows = loaders(ctx)?.interfaces_of(self.0.id, &window).await?;
+        let rows = rows
             .into_iter()
-            .map(Interface)
-            .collect())
+            .map(|i| {
+                (
+                    Cursor {
+                        key: i.name.clone(),
+                        id: i.id,
+                    },
+                    Interface(i),
+                )
+            })
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
     /// Stable identities (serial, MAC, agent id...) that recognise the device.
     #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
@@ -234,25 +254,47 @@ impl Device {
             None => Ok(None),
         }
     }
-    /// Alerts of the device that are not resolved, newest first.
-    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
-    async fn open_alerts(&self, ctx: &Context<'_>) -> ApiResult<Vec<Alert>> {
-        Ok(loaders(ctx)?
-            .open_alerts_of(self.0.id)
-            .await?
+    /// Alerts of the device that are not resolved, newest first: a page of `first`.
+    #[graphql(complexity = "super::limits::list_cost(first, None, child_complexity)")]
+    async fn open_alerts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500); 50 when absent."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Alert>> {
+        let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
+        let rows = loaders(ctx)?.open_alerts_of(self.0.id, &window).await?;
+        let rows = rows
             .into_iter()
-            .map(Alert)
-            .collect())
+            .map(|a| (time_cursor(a.triggered_at, a.id), Alert(a)))
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
-    /// The device's most recent events, newest first (at most 20).
-    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
-    async fn recent_events(&self, ctx: &Context<'_>) -> ApiResult<Vec<Event>> {
-        Ok(loaders(ctx)?
-            .recent_events_of(self.0.id)
-            .await?
+    /// The device's events, newest first: a page of `first`.
+    #[graphql(complexity = "super::limits::list_cost(first, None, child_complexity)")]
+    async fn recent_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500); 50 when absent."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Event>> {
+        let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
+        let rows = loaders(ctx)?.recent_events_of(self.0.id, &window).await?;
+        let rows = rows
             .into_iter()
-            .map(Event)
-            .collect())
+            .map(|e| (time_cursor(e.occurred_at, e.id), Event(e)))
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
 }
 
@@ -353,15 +395,44 @@ impl DeviceGroup {
     async fn description(&self) -> &str {
         &self.0.description
     }
-    /// Devices of the group, by host name.
-    #[graphql(complexity = "super::limits::RELATION_LIST_COST * child_complexity")]
-    async fn devices(&self, ctx: &Context<'_>) -> ApiResult<Vec<Device>> {
-        Ok(loaders(ctx)?
-            .devices_in_group(self.0.id)
-            .await?
+    /// Devices of the group, by host name: a page of `first`.
+    #[graphql(complexity = "super::limits::list_cost(first, None, child_complexity)")]
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500); 50 when absent."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Device, EmptyFields, EmptyFields, GroupDeviceConnectionName>> {
+        let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
+        let rows = loaders(ctx)?.devices_in_group(self.0.id, &window).await?;
+        let rows = rows
             .into_iter()
-            .map(Device)
-            .collect())
+            .map(|d| {
+                (
+                    Cursor {
+                        key: d.hostname.clone(),
+                        id: d.id,
+                    },
+                    Device(d),
+                )
+            })
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
+    }
+}
+
+/// Names the connection of `DeviceGroup.devices`, `GroupDeviceConnection`: it has no
+/// `totalCount`, unlike the `DeviceConnection` of `devices`.
+pub struct GroupDeviceConnectionName;
+
+impl ConnectionNameType for GroupDeviceConnectionName {
+    fn type_name<T: OutputType>() -> String {
+        "GroupDeviceConnection".to_owned()
     }
 }
 

@@ -1,6 +1,10 @@
 //! Per-request batch loaders: `Device.interfaces` for 100 devices is one `= ANY($1)` query,
 //! not 100.
 //!
+//! Nested lists (a device's interfaces, a gateway's agents...) are pages too: one
+//! statement reads the page of every parent of the batch (a LATERAL join bounded by the
+//! page size plus one), so a device with 100,000 events answers `first` of them.
+//!
 //! A loader lives in the request's data (built per request; its cache dies with the
 //! request) and reaches the database only through the request's tenant transaction. It
 //! batches without a timer: a caller registers its key, then yields until no sibling
@@ -21,9 +25,8 @@ use super::errors::{ApiError, ApiResult};
 use super::infrastructure::{AgentRow, CheckerRow, GatewayRow};
 use super::inventory::{DeviceRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
 use super::monitoring::{AlertRow, EventRow};
-use crate::schema::tenant::{
-    agents, alerts, checkers, device_groups, device_identifiers, devices, gateways, interfaces, partitions,
-};
+use super::pagination::{Cursor, Direction, Window};
+use crate::schema::tenant::{agents, device_groups, device_identifiers, devices, gateways, partitions};
 use crate::tenancy::scope::Scope;
 
 /// Most times a loader yields waiting for its batch to stop growing.
@@ -160,21 +163,129 @@ fn poisoned() -> ApiError {
 pub struct Loaders {
     scope: Arc<Scope>,
     devices: BatchLoader<Uuid, DeviceRow>,
-    interfaces: BatchLoader<Uuid, Vec<InterfaceRow>>,
+    interfaces: BatchLoader<(Uuid, Slice), Vec<InterfaceRow>>,
     identifiers: BatchLoader<Uuid, Vec<IdentifierRow>>,
     groups: BatchLoader<Uuid, GroupRow>,
     partitions: BatchLoader<Uuid, PartitionRow>,
-    group_devices: BatchLoader<Uuid, Vec<DeviceRow>>,
-    open_alerts: BatchLoader<Uuid, Vec<AlertRow>>,
-    recent_events: BatchLoader<Uuid, Vec<EventRow>>,
+    group_devices: BatchLoader<(Uuid, Slice), Vec<DeviceRow>>,
+    open_alerts: BatchLoader<(Uuid, Slice), Vec<AlertRow>>,
+    recent_events: BatchLoader<(Uuid, Slice), Vec<EventRow>>,
     gateways: BatchLoader<Uuid, GatewayRow>,
     agents: BatchLoader<Uuid, AgentRow>,
-    gateway_agents: BatchLoader<Uuid, Vec<AgentRow>>,
-    agent_checkers: BatchLoader<Uuid, Vec<CheckerRow>>,
+    gateway_agents: BatchLoader<(Uuid, Slice), Vec<AgentRow>>,
+    agent_checkers: BatchLoader<(Uuid, Slice), Vec<CheckerRow>>,
 }
 
-/// Events `Device.recentEvents` returns per device.
-const RECENT_EVENTS: i64 = 20;
+/// A page of a nested list (forward only): its size and the position it starts after.
+/// Part of the batch key, since two aliases of one field may ask for different pages.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Slice {
+    size: usize,
+    after: Option<Cursor>,
+}
+
+impl Slice {
+    /// The slice of a forward window (`first`/`after`).
+    pub fn of(window: &Window) -> Self {
+        debug_assert_eq!(window.direction, Direction::Forward);
+        Self {
+            size: window.size,
+            after: window.cursor.clone(),
+        }
+    }
+
+    /// Rows to fetch per parent: one more than the page, to know whether more follow.
+    fn limit(&self) -> i64 {
+        i64::try_from(self.size.saturating_add(1)).unwrap_or(i64::MAX)
+    }
+}
+
+/// How a nested list is read: from `table`, the rows whose `parent` column is the
+/// parent's id (and that pass `filter`, SQL text without user input), sorted by `key` (of
+/// SQL type `key_type`) then `id`, descending or not.
+struct Nested {
+    table: &'static str,
+    parent: &'static str,
+    filter: &'static str,
+    key: &'static str,
+    key_type: &'static str,
+    descending: bool,
+}
+
+impl Nested {
+    /// One statement for every parent in `$1`: a LATERAL page per parent, `$2` rows at
+    /// most, after the position (`$3`, `$4`) when `after`.
+    fn sql(&self, after: bool) -> String {
+        let Self {
+            table,
+            parent,
+            filter,
+            key,
+            key_type,
+            descending,
+        } = self;
+        let (direction, beyond) = if *descending { ("DESC", "<") } else { ("ASC", ">") };
+        let bound = if after {
+            format!(" AND ({key}, id) {beyond} ($3::{key_type}, $4::uuid)")
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT t.* FROM unnest($1::uuid[]) AS p(id) CROSS JOIN LATERAL \
+             (SELECT * FROM {table} WHERE {parent} = p.id{filter}{bound} \
+             ORDER BY {key} {direction}, id {direction} LIMIT $2) t"
+        )
+    }
+}
+
+const INTERFACES: Nested = Nested {
+    table: "interfaces",
+    parent: "device_id",
+    filter: "",
+    key: "name",
+    key_type: "text",
+    descending: false,
+};
+const GROUP_DEVICES: Nested = Nested {
+    table: "devices",
+    parent: "group_id",
+    filter: "",
+    key: "hostname",
+    key_type: "text",
+    descending: false,
+};
+const OPEN_ALERTS: Nested = Nested {
+    table: "alerts",
+    parent: "device_id",
+    filter: " AND status <> 'resolved'",
+    key: "triggered_at",
+    key_type: "timestamptz",
+    descending: true,
+};
+const RECENT_EVENTS: Nested = Nested {
+    table: "events",
+    parent: "device_id",
+    filter: "",
+    key: "occurred_at",
+    key_type: "timestamptz",
+    descending: true,
+};
+const GATEWAY_AGENTS: Nested = Nested {
+    table: "agents",
+    parent: "gateway_id",
+    filter: "",
+    key: "name",
+    key_type: "text",
+    descending: false,
+};
+const AGENT_CHECKERS: Nested = Nested {
+    table: "checkers",
+    parent: "agent_id",
+    filter: "",
+    key: "name",
+    key_type: "text",
+    descending: false,
+};
 
 fn by_id<V>(rows: Vec<V>, id: impl Fn(&V) -> Uuid) -> HashMap<Uuid, V> {
     rows.into_iter().map(|row| (id(&row), row)).collect()
@@ -255,23 +366,6 @@ impl Loaders {
             .await
     }
 
-    pub async fn interfaces_of(&self, device: Uuid) -> ApiResult<Vec<InterfaceRow>> {
-        let rows = self
-            .interfaces
-            .load_one(device, |ids| async move {
-                let mut conn = self.scope.conn().await?;
-                let rows = interfaces::table
-                    .filter(interfaces::device_id.eq_any(ids))
-                    .order((interfaces::name, interfaces::id))
-                    .select(InterfaceRow::as_select())
-                    .load(&mut conn)
-                    .await?;
-                Ok(grouped(rows, |r: &InterfaceRow| r.device_id))
-            })
-            .await?;
-        Ok(rows.unwrap_or_default())
-    }
-
     pub async fn identifiers_of(&self, device: Uuid) -> ApiResult<Vec<IdentifierRow>> {
         let rows = self
             .identifiers
@@ -317,41 +411,6 @@ impl Loaders {
             .await
     }
 
-    pub async fn devices_in_group(&self, group: Uuid) -> ApiResult<Vec<DeviceRow>> {
-        let rows = self
-            .group_devices
-            .load_one(group, |ids| async move {
-                let mut conn = self.scope.conn().await?;
-                let rows = devices::table
-                    .filter(devices::group_id.eq_any(ids))
-                    .order((devices::hostname, devices::id))
-                    .select(DeviceRow::as_select())
-                    .load(&mut conn)
-                    .await?;
-                Ok(grouped(rows, |r: &DeviceRow| r.group_id.unwrap_or_default()))
-            })
-            .await?;
-        Ok(rows.unwrap_or_default())
-    }
-
-    pub async fn open_alerts_of(&self, device: Uuid) -> ApiResult<Vec<AlertRow>> {
-        let rows = self
-            .open_alerts
-            .load_one(device, |ids| async move {
-                let mut conn = self.scope.conn().await?;
-                let rows = alerts::table
-                    .filter(alerts::device_id.eq_any(ids))
-                    .filter(alerts::status.ne("resolved"))
-                    .order((alerts::triggered_at.desc(), alerts::id.desc()))
-                    .select(AlertRow::as_select())
-                    .load(&mut conn)
-                    .await?;
-                Ok(grouped(rows, |r: &AlertRow| r.device_id.unwrap_or_default()))
-            })
-            .await?;
-        Ok(rows.unwrap_or_default())
-    }
-
     pub async fn gateway(&self, id: Uuid) -> ApiResult<Option<GatewayRow>> {
         self.gateways
             .load_one(id, |ids| async move {
@@ -380,54 +439,113 @@ impl Loaders {
             .await
     }
 
-    pub async fn agents_of_gateway(&self, gateway: Uuid) -> ApiResult<Vec<AgentRow>> {
-        let rows = self
-            .gateway_agents
-            .load_one(gateway, |ids| async move {
+    /// The pages of a nested list for every parent of a batch, one statement per distinct
+    /// slice (one for the whole batch unless aliases ask for different pages).
+    async fn nested<R>(
+        &self,
+        list: &Nested,
+        keys: Vec<(Uuid, Slice)>,
+        parent: impl Fn(&R) -> Uuid,
+    ) -> ApiResult<HashMap<(Uuid, Slice), Vec<R>>>
+    where
+        R: QueryableByName<diesel::pg::Pg> + Send + 'static,
+    {
+        use diesel::sql_types::{Array, BigInt, Text};
+        let mut slices: HashMap<Slice, Vec<Uuid>> = HashMap::new();
+        for (id, slice) in keys {
+            slices.entry(slice).or_default().push(id);
+        }
+        let mut pages = HashMap::new();
+        for (slice, ids) in slices {
+            let mut query = diesel::sql_query(list.sql(slice.after.is_some()))
+                .into_boxed::<diesel::pg::Pg>()
+                .bind::<Array<diesel::sql_types::Uuid>, _>(ids.clone())
+                .bind::<BigInt, _>(slice.limit());
+            if let Some(after) = &slice.after {
+                query = query
+                    .bind::<Text, _>(after.key.clone())
+                    .bind::<diesel::sql_types::Uuid, _>(after.id);
+            }
+            let rows: Vec<R> = {
                 let mut conn = self.scope.conn().await?;
-                let rows = agents::table
-                    .filter(agents::gateway_id.eq_any(ids))
-                    .order((agents::name, agents::id))
-                    .select(AgentRow::as_select())
-                    .load(&mut conn)
-                    .await?;
-                Ok(grouped(rows, |r: &AgentRow| r.gateway_id.unwrap_or_default()))
+                query.load(&mut conn).await?
+            };
+            let mut by_parent = grouped(rows, &parent);
+            for id in ids {
+                let page = by_parent.remove(&id).unwrap_or_default();
+                pages.insert((id, slice.clone()), page);
+            }
+        }
+        Ok(pages)
+    }
+
+    /// A page of a device's interfaces, by name.
+    pub async fn interfaces_of(&self, device: Uuid, window: &Window) -> ApiResult<Vec<InterfaceRow>> {
+        let rows = self
+            .interfaces
+            .load_one((device, Slice::of(window)), |keys| {
+                self.nested(&INTERFACES, keys, |r: &InterfaceRow| r.device_id)
             })
             .await?;
         Ok(rows.unwrap_or_default())
     }
 
-    pub async fn checkers_of_agent(&self, agent: Uuid) -> ApiResult<Vec<CheckerRow>> {
+    /// A page of a group's devices, by host name.
+    pub async fn devices_in_group(&self, group: Uuid, window: &Window) -> ApiResult<Vec<DeviceRow>> {
         let rows = self
-            .agent_checkers
-            .load_one(agent, |ids| async move {
-                let mut conn = self.scope.conn().await?;
-                let rows = checkers::table
-                    .filter(checkers::agent_id.eq_any(ids))
-                    .order((checkers::name, checkers::id))
-                    .select(CheckerRow::as_select())
-                    .load(&mut conn)
-                    .await?;
-                Ok(grouped(rows, |r: &CheckerRow| r.agent_id))
+            .group_devices
+            .load_one((group, Slice::of(window)), |keys| {
+                self.nested(&GROUP_DEVICES, keys, |r: &DeviceRow| {
+                    r.group_id.unwrap_or_default()
+                })
             })
             .await?;
         Ok(rows.unwrap_or_default())
     }
 
-    pub async fn recent_events_of(&self, device: Uuid) -> ApiResult<Vec<EventRow>> {
+    /// A page of a device's alerts that are not resolved, newest first.
+    pub async fn open_alerts_of(&self, device: Uuid, window: &Window) -> ApiResult<Vec<AlertRow>> {
+        let rows = self
+            .open_alerts
+            .load_one((device, Slice::of(window)), |keys| {
+                self.nested(&OPEN_ALERTS, keys, |r: &AlertRow| r.device_id.unwrap_or_default())
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    /// A page of a device's events, newest first.
+    pub async fn recent_events_of(&self, device: Uuid, window: &Window) -> ApiResult<Vec<EventRow>> {
         let rows = self
             .recent_events
-            .load_one(device, |ids| async move {
-                let mut conn = self.scope.conn().await?;
-                let rows: Vec<EventRow> = diesel::sql_query(
-                    "SELECT e.* FROM unnest($1::uuid[]) AS d(id) CROSS JOIN LATERAL \
-                     (SELECT * FROM events WHERE device_id = d.id ORDER BY occurred_at DESC, id DESC LIMIT $2) e",
-                )
-                .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
-                .bind::<diesel::sql_types::BigInt, _>(RECENT_EVENTS)
-                .load(&mut conn)
-                .await?;
-                Ok(grouped(rows, |r: &EventRow| r.device_id.unwrap_or_default()))
+            .load_one((device, Slice::of(window)), |keys| {
+                self.nested(&RECENT_EVENTS, keys, |r: &EventRow| {
+                    r.device_id.unwrap_or_default()
+                })
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    /// A page of a gateway's agents, by name.
+    pub async fn agents_of_gateway(&self, gateway: Uuid, window: &Window) -> ApiResult<Vec<AgentRow>> {
+        let rows = self
+            .gateway_agents
+            .load_one((gateway, Slice::of(window)), |keys| {
+                self.nested(&GATEWAY_AGENTS, keys, |r: &AgentRow| {
+                    r.gateway_id.unwrap_or_default()
+                })
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
+    }
+
+    /// A page of an agent's checkers, by name.
+    pub async fn checkers_of_agent(&self, agent: Uuid, window: &Window) -> ApiResult<Vec<CheckerRow>> {
+        let rows = self
+            .agent_checkers
+            .load_one((agent, Slice::of(window)), |keys| {
+                self.nested(&AGENT_CHECKERS, keys, |r: &CheckerRow| r.agent_id)
             })
             .await?;
         Ok(rows.unwrap_or_default())

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod context;
+pub mod device_history;
 pub mod edge;
 pub mod enums;
 pub mod errors;
@@ -12,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod infrastructure;
 pub mod inventory;
+pub mod inventory_edits;
 pub mod limits;
 pub mod loaders;
 pub mod monitoring;
@@ -35,6 +37,7 @@ pub struct Query(
     identity::IdentityQuery,
     platform::PlatformQuery,
     inventory::InventoryQuery,
+    device_history::DeviceHistoryQuery,
     infrastructure::InfrastructureQuery,
     monitoring::MonitoringQuery,
     observability::ObservabilityQuery,
@@ -49,6 +52,7 @@ pub struct Mutation(
     platform::PlatformMutation,
     platform::ImpersonationMutation,
     inventory::InventoryMutation,
+    inventory_edits::InventoryEdits,
     infrastructure::InfrastructureMutation,
     infrastructure::InfrastructureUpdates,
     infrastructure::InfrastructureDeletions,

@@ -17,7 +17,7 @@ use super::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::auth::token::Credential;
 use crate::schema::tenant::{alerts, events};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = alerts, check_for_backend(Pg))]
 pub struct AlertRow {
     pub id: Uuid,

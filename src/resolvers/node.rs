@@ -6,19 +6,22 @@ use diesel_async::RunQueryDsl;
 
 use super::context::{loaders, scope};
 use super::errors::ApiResult;
-use super::identity::User;
+use super::identity::{ApiToken, User};
 use super::ids;
 use super::infrastructure::{
     Agent, Checker, CheckerRow, EdgeSite, EdgeSiteRow, Gateway, HealthEvent, HealthEventRow,
     IntegrationSource, IntegrationSourceRow, PollingSchedule, PollingScheduleRow, ServiceCheck,
     ServiceCheckRow,
 };
-use super::inventory::{Device, DeviceGroup, Interface as NetworkInterface, Partition};
+use super::inventory::{
+    Device, DeviceGroup, DeviceIdentifier, IdentifierRow, Interface as NetworkInterface, Partition,
+};
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
+use super::platform::Tenant;
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{
-    alerts, checkers, edge_sites, events, health_events, integration_sources, interfaces, polling_schedules,
-    service_checks, users,
+    alerts, api_tokens, checkers, device_identifiers, edge_sites, events, health_events, integration_sources,
+    interfaces, polling_schedules, service_checks, users,
 };
 
 /// An object with a global id.
@@ -40,6 +43,9 @@ pub enum Node {
     IntegrationSource(IntegrationSource),
     EdgeSite(EdgeSite),
     User(User),
+    ApiToken(ApiToken),
+    DeviceIdentifier(DeviceIdentifier),
+    Tenant(Tenant),
 }
 
 /// Reads one row by primary key in the request's tenant transaction.
@@ -98,10 +104,16 @@ impl NodeQuery {
             "IntegrationSource" => find!(ctx, integration_sources, IntegrationSourceRow, key)
                 .map(|r| Node::IntegrationSource(r.into())),
             "EdgeSite" => find!(ctx, edge_sites, EdgeSiteRow, key).map(|r| Node::EdgeSite(r.into())),
-            // Users are listed to admins only (see `access`); the same holds here.
+            "DeviceIdentifier" => find!(ctx, device_identifiers, IdentifierRow, key)
+                .map(|r| Node::DeviceIdentifier(DeviceIdentifier(r))),
+            // Users and API tokens are listed to admins only (see `access`); the same holds here.
             "User" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
                 find!(ctx, users, UserRecord, key).map(|r| Node::User(r.into()))
             }
+            "ApiToken" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
+                find!(ctx, api_tokens, ApiToken, key).map(Node::ApiToken)
+            }
+            "Tenant" => super::platform::tenant_node(ctx, key).await?.map(Node::Tenant),
             _ => None,
         })
     }

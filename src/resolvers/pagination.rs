@@ -8,7 +8,7 @@
 //! `last: 0`) returns no edges but still answers `pageInfo` and `totalCount`.
 
 use async_graphql::OutputType;
-use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::connection::{Connection, ConnectionNameType, CursorType, Edge, EmptyFields};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use super::errors::{ApiError, ApiResult};
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 
 /// A position in an ordered list: the sort key (as text) and the id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub key: String,
     pub id: Uuid,
@@ -107,6 +107,11 @@ impl Window {
         }
     }
 
+    /// A forward window (`first`/`after`), as nested lists take.
+    pub fn forward(first: Option<i32>, after: Option<String>, max: usize) -> ApiResult<Self> {
+        Self::new(first, after, None, None, max)
+    }
+
     /// Rows to fetch: one more than the page, to know whether more follow.
     pub fn fetch_limit(&self) -> i64 {
         i64::try_from(self.size + 1).unwrap_or(i64::MAX)
@@ -114,11 +119,11 @@ impl Window {
 
     /// Builds the connection from (cursor, node) pairs fetched in walking order
     /// (`fetch_limit` of them at most).
-    pub fn connection<N: OutputType, E: async_graphql::ObjectType>(
+    pub fn connection<N: OutputType, E: async_graphql::ObjectType, Name: ConnectionNameType>(
         &self,
         mut rows: Vec<(Cursor, N)>,
         extra: E,
-    ) -> Connection<Cursor, N, E> {
+    ) -> Connection<Cursor, N, E, EmptyFields, Name> {
         let more = rows.len() > self.size;
         rows.truncate(self.size);
         if self.direction == Direction::Backward {

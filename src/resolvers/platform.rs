@@ -6,14 +6,18 @@
 //! at most 15 minutes carrying the impersonator and records it in
 //! `public.impersonation_logs`; the HTTP layer records every mutation made with it.
 
+use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use diesel::prelude::*;
 
 use super::context::{RequirePlatformAdmin, actor, app, current_user, platform_admin};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
+use super::pagination::{Cursor, Window, keyset, text_key};
 use crate::auth::Role;
 use crate::auth::token::{self, Claims, Credential};
+use crate::schema::public::tenants;
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::impersonation::{self, NewImpersonation};
 use crate::tenancy::provision::{self, NewTenant};
@@ -44,6 +48,7 @@ impl From<TenantStatus> for TenantStatusValue {
 #[derive(SimpleObject, Clone)]
 pub struct Tenant {
     /// Opaque global id.
+    #[graphql(owned)]
     pub id: ID,
     /// Short unique name; the tenant's schema is `tenant_<slug>`.
     pub slug: String,
@@ -120,15 +125,51 @@ pub struct PlatformQuery;
 
 #[Object]
 impl PlatformQuery {
-    /// Every tenant (platform admins only).
-    #[graphql(guard = "RequirePlatformAdmin")]
-    async fn tenants(&self, ctx: &Context<'_>) -> ApiResult<Vec<Tenant>> {
-        let mut conn = app(ctx)?.db.platform(&platform_admin(ctx)?).await?;
-        Ok(registry::list(&mut conn)
-            .await?
+    /// Every tenant, by slug (platform admins only).
+    #[graphql(
+        guard = "RequirePlatformAdmin",
+        complexity = "super::limits::list_cost(first, last, child_complexity)"
+    )]
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, Tenant, EmptyFields>> {
+        let app = app(ctx)?;
+        let window = Window::new(first, after, last, before, app.max_page_size)?;
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
+        let query = tenants::table
+            .select(TenantRecord::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(query, &window, tenants::slug, tenants::id, text_key, ascending);
+        let rows: Vec<TenantRecord> = diesel_async::RunQueryDsl::load(query, &mut conn).await?;
+        let rows = rows
             .into_iter()
-            .map(Tenant::from)
-            .collect())
+            .map(|r| {
+                (
+                    Cursor {
+                        key: r.slug.clone(),
+                        id: r.id,
+                    },
+                    Tenant::from(r),
+                )
+            })
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
 }
 
@@ -268,4 +309,23 @@ async fn set_status(ctx: &Context<'_>, slug: &str, status: TenantStatus) -> ApiR
     Ok(TenantPayload {
         tenant: record.into(),
     })
+}
+
+/// A tenant by id for `node(id:)`: the caller's own, or any to a platform admin.
+pub(super) async fn tenant_node(ctx: &Context<'_>, id: uuid::Uuid) -> ApiResult<Option<Tenant>> {
+    let actor = actor(ctx)?;
+    if actor.tenant.id == id {
+        return Ok(Some(Tenant::from(actor.tenant.as_ref())));
+    }
+    let Some(witness) = super::context::scope(ctx)?.platform_admin() else {
+        return Ok(None);
+    };
+    let mut conn = app(ctx)?.db.platform(&witness).await?;
+    let record = diesel_async::RunQueryDsl::first::<TenantRecord>(
+        tenants::table.find(id).select(TenantRecord::as_select()),
+        &mut conn,
+    )
+    .await
+    .optional()?;
+    Ok(record.map(Tenant::from))
 }
