@@ -159,7 +159,8 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     .await?;
     let (device_sql, list_sql) = (&captured[0], &captured[1]);
     let first_page = first_page_ids(&installation.database_url, 50).await?;
-    let random_device = "ANY(ARRAY[('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid])";
+    let random_device_array = "ARRAY[('00000000-0000-4000-8000-' || lpad(:d::text, 12, '0'))::uuid]";
+    let random_device = format!("ANY({random_device_array})");
     let preamble = format!(
         "\\set t random(1, {})\n\\set d random(1, {})\n",
         options.tenants, options.devices
@@ -176,6 +177,15 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
                 captured: "= ANY($1)",
                 replay: format!("= {random_device}"),
             },
+            // The device's first page of interfaces (one LATERAL statement).
+            Substitution {
+                captured: "unnest($1::uuid[])",
+                replay: format!("unnest({random_device_array})"),
+            },
+            Substitution {
+                captured: "LIMIT $2",
+                replay: "LIMIT 51".to_owned(),
+            },
             session_check(),
         ],
     )?;
@@ -189,6 +199,15 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
             },
             Substitution {
                 captured: "LIMIT $1",
+                replay: "LIMIT 51".to_owned(),
+            },
+            // Each device's first page of interfaces: one LATERAL statement for the page.
+            Substitution {
+                captured: "unnest($1::uuid[])",
+                replay: "unnest(:ids::uuid[])".to_owned(),
+            },
+            Substitution {
+                captured: "LIMIT $2",
                 replay: "LIMIT 51".to_owned(),
             },
             session_check(),
