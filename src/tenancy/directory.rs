@@ -191,27 +191,36 @@ impl TenantDirectory {
     ) -> Result<Vec<(Uuid, String, String)>, super::transaction::TxError> {
         #[derive(QueryableByName)]
         struct CaRow {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            tenant_id: Uuid,
             #[diesel(sql_type = Text)]
             key_identifier: String,
             #[diesel(sql_type = Text)]
             certificate_pem: String,
         }
-        let mut conn = gateway.platform_unchecked().await?;
-        let mut found = Vec::new();
-        for tenant in self.all() {
-            let rows: Vec<CaRow> = diesel::sql_query(format!(
-                "SELECT key_identifier, certificate_pem FROM {}.tenant_cas \
-                 WHERE revoked_at IS NULL AND key_identifier IS NOT NULL AND not_after > now()",
-                db::quote_ident(&tenant.slug.schema_name())
-            ))
-            .load(&mut conn)
-            .await?;
-            found.extend(
-                rows.into_iter()
-                    .map(|row| (tenant.id, row.key_identifier, row.certificate_pem)),
-            );
+        let tenants = self.all();
+        if tenants.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        // One statement for the whole fleet (ids are uuids, schemas quoted identifiers).
+        let sql = tenants
+            .iter()
+            .map(|tenant| {
+                format!(
+                    "SELECT '{}'::uuid AS tenant_id, key_identifier, certificate_pem FROM {}.tenant_cas \
+                     WHERE revoked_at IS NULL AND key_identifier IS NOT NULL AND not_after > now()",
+                    tenant.id,
+                    db::quote_ident(&tenant.slug.schema_name())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut conn = gateway.platform_unchecked().await?;
+        let rows: Vec<CaRow> = diesel::sql_query(sql).load(&mut conn).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.tenant_id, row.key_identifier, row.certificate_pem))
+            .collect())
     }
 
     /// Re-reads every tenant and domain (one query) and swaps the snapshot.
