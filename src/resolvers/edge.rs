@@ -420,8 +420,9 @@ impl EdgeMutation {
         })
     }
 
-    /// Revokes an edge component's certificate: its next request to the edge endpoint is
-    /// refused (tenant admins). Revoking again changes nothing.
+    /// Revokes an edge component: every certificate it holds (renewals included) is refused
+    /// on its next request to the edge endpoint (tenant admins). Revoking again changes
+    /// nothing.
     async fn revoke_edge_component(
         &self,
         ctx: &Context<'_>,
@@ -442,10 +443,19 @@ impl EdgeMutation {
                 edge_component: row.into(),
             });
         }
-        let row = diesel::update(edge_components::table.find(id))
-            .set(edge_components::revoked_at.eq(diesel::dsl::now))
-            .returning(EdgeComponentRow::as_returning())
-            .get_result(&mut conn)
+        // Every certificate of the component (renewals included) goes at once.
+        diesel::update(
+            edge_components::table
+                .filter(edge_components::component_id.eq(&row.component_id))
+                .filter(edge_components::revoked_at.is_null()),
+        )
+        .set(edge_components::revoked_at.eq(diesel::dsl::now))
+        .execute(&mut conn)
+        .await?;
+        let row = edge_components::table
+            .find(id)
+            .select(EdgeComponentRow::as_select())
+            .first(&mut conn)
             .await?;
         if let Some(package) = row.onboarding_package_id {
             diesel::update(onboarding_packages::table.find(package))
