@@ -1808,3 +1808,127 @@ async fn process_otel_and_trace_data_page_newest_first_within_the_tenant() {
         .await;
     assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
 }
+
+#[tokio::test]
+async fn checkers_sources_sites_and_interfaces_update_only_what_is_given_within_the_tenant() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    let globex_admin = f.t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex = f.t.session("globex", &globex_admin).await;
+    let gql = |token: &str, query: &str, variables: Value| {
+        let (t, token, query) = (&f.t, token.to_owned(), query.to_owned());
+        async move { t.gql(Some(&token), &query, variables).await }
+    };
+    let created = gql(
+        &f.admin,
+        "mutation { a: createAgent(input: {name: \"agent-1\"}) { agent { id } } \
+           s: createIntegrationSource(input: {name: \"netbox\", kind: NETBOX, config: {url: \"https://nb\"}}) { integrationSource { id } } \
+           e: createEdgeSite(input: {name: \"plant\", location: \"Lyon\"}) { edgeSite { id } } }",
+        json!({}),
+    )
+    .await;
+    assert!(created["errors"].is_null(), "{created}");
+    let agent = created["data"]["a"]["agent"]["id"].clone();
+    let source = created["data"]["s"]["integrationSource"]["id"].clone();
+    let site = created["data"]["e"]["edgeSite"]["id"].clone();
+    let checker = gql(
+        &f.admin,
+        "mutation($a: ID!) { createChecker(input: {agentId: $a, name: \"ping\", kind: ICMP, config: {count: 3}}) { checker { id } } }",
+        json!({ "a": agent }),
+    )
+    .await["data"]["createChecker"]["checker"]["id"]
+        .clone();
+    let interface = gql(
+        &f.admin,
+        "{ devices { edges { node { interfaces { nodes { id name } } } } } }",
+        json!({}),
+    )
+    .await["data"]["devices"]["edges"][0]["node"]["interfaces"]["nodes"][0]["id"]
+        .clone();
+
+    let updated = gql(
+        &f.admin,
+        "mutation($c: ID!, $s: ID!, $e: ID!, $i: ID!) { \
+           c: updateChecker(input: {id: $c, enabled: false}) { checker { name enabled config } } \
+           s: updateIntegrationSource(input: {id: $s, config: {url: \"https://nb2\"}}) { integrationSource { name enabled } } \
+           e: updateEdgeSite(input: {id: $e, status: ONLINE}) { edgeSite { name location status } } \
+           i: updateInterface(input: {id: $i, operStatus: DOWN, speedBps: \"10000000000\", mac: \"aa:bb:cc:dd:ee:ff\"}) { interface { name operStatus speedBps mac } } }",
+        json!({ "c": checker, "s": source, "e": site, "i": interface }),
+    )
+    .await;
+    assert!(updated["errors"].is_null(), "{updated}");
+    let data = &updated["data"];
+    assert_eq!(
+        data["c"]["checker"],
+        json!({"name": "ping", "enabled": false, "config": {"count": 3}})
+    );
+    assert_eq!(
+        data["s"]["integrationSource"],
+        json!({"name": "netbox", "enabled": true})
+    );
+    assert_eq!(
+        f.t.db.count("SELECT count(*) AS n FROM tenant_acme.integration_sources WHERE config->>'url' = 'https://nb2'").await,
+        1
+    );
+    assert_eq!(
+        data["e"]["edgeSite"],
+        json!({"name": "plant", "location": "Lyon", "status": "ONLINE"})
+    );
+    assert_eq!(data["i"]["interface"]["name"], "eth0");
+    assert_eq!(data["i"]["interface"]["operStatus"], "DOWN");
+    assert_eq!(data["i"]["interface"]["speedBps"], "10000000000");
+
+    // Bad input changes nothing.
+    let refused = gql(
+        &f.admin,
+        "mutation($c: ID!) { updateChecker(input: {id: $c, name: \"renamed\", config: [1, 2]}) { checker { name } } }",
+        json!({ "c": checker }),
+    )
+    .await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
+    let refused = gql(
+        &f.admin,
+        "mutation($i: ID!) { updateInterface(input: {id: $i, name: \"  \", mac: \"nonsense\"}) { interface { name } } }",
+        json!({ "i": interface }),
+    )
+    .await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
+    assert_eq!(
+        f.t.db.names("SELECT name FROM tenant_acme.checkers UNION ALL SELECT name FROM tenant_acme.interfaces WHERE mac IS NOT NULL").await,
+        ["ping", "eth0"]
+    );
+
+    // Another tenant's admin cannot reach them.
+    for (mutation, id) in [
+        (
+            "updateChecker(input: {id: $x, enabled: true}) { checker { id } }",
+            &checker,
+        ),
+        (
+            "updateIntegrationSource(input: {id: $x, enabled: false}) { integrationSource { id } }",
+            &source,
+        ),
+        (
+            "updateEdgeSite(input: {id: $x, location: \"elsewhere\"}) { edgeSite { id } }",
+            &site,
+        ),
+        (
+            "updateInterface(input: {id: $x, description: \"mine\"}) { interface { id } }",
+            &interface,
+        ),
+    ] {
+        let foreign = gql(
+            &globex,
+            &format!("mutation($x: ID!) {{ {mutation} }}"),
+            json!({ "x": id }),
+        )
+        .await;
+        assert_eq!(error_code(&foreign), Some("NOT_FOUND"), "{foreign}");
+    }
+    assert_eq!(
+        f.t.db
+            .count("SELECT count(*) AS n FROM tenant_acme.edge_sites WHERE location = 'Lyon'")
+            .await,
+        1
+    );
+}

@@ -772,6 +772,88 @@ struct GatewayChanges {
     updated_at: DateTime<Utc>,
 }
 
+/// Input of `updateChecker`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateCheckerInput {
+    /// The checker to change.
+    pub id: ID,
+    /// New name.
+    pub name: Option<String>,
+    /// New plug-in configuration (a JSON object; replaces the old one).
+    pub config: Option<Json<serde_json::Value>>,
+    /// Run it or not.
+    pub enabled: Option<bool>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = checkers)]
+struct CheckerChanges {
+    name: Option<String>,
+    config: Option<serde_json::Value>,
+    enabled: Option<bool>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Input of `updateIntegrationSource`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateIntegrationSourceInput {
+    /// The source to change.
+    pub id: ID,
+    /// New name.
+    pub name: Option<String>,
+    /// New configuration (a JSON object; replaces the old one).
+    pub config: Option<Json<serde_json::Value>>,
+    /// Sync it or not.
+    pub enabled: Option<bool>,
+    /// New partition (`null` clears it).
+    #[graphql(default)]
+    pub partition_id: MaybeUndefined<ID>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = integration_sources)]
+struct IntegrationSourceChanges {
+    name: Option<String>,
+    config: Option<serde_json::Value>,
+    enabled: Option<bool>,
+    partition_id: Option<Option<Uuid>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// Input of `updateEdgeSite`: absent fields are left alone.
+#[derive(InputObject)]
+pub struct UpdateEdgeSiteInput {
+    /// The site to change.
+    pub id: ID,
+    /// New name.
+    pub name: Option<String>,
+    /// New location.
+    pub location: Option<String>,
+    /// New status.
+    pub status: Option<EdgeSiteStatus>,
+    /// New partition (`null` clears it).
+    #[graphql(default)]
+    pub partition_id: MaybeUndefined<ID>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = edge_sites)]
+struct EdgeSiteChanges {
+    name: Option<String>,
+    location: Option<String>,
+    status: Option<&'static str>,
+    partition_id: Option<Option<Uuid>>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A configuration given as input: a JSON object, or a bad-input error.
+fn config_object(config: Option<Json<serde_json::Value>>) -> ApiResult<Option<serde_json::Value>> {
+    match config.map(|c| c.0) {
+        Some(config) if !config.is_object() => Err(ApiError::bad_input("config must be a JSON object")),
+        config => Ok(config),
+    }
+}
+
 fn maybe_id(kind: &str, value: MaybeUndefined<ID>) -> ApiResult<Option<Option<Uuid>>> {
     Ok(match value {
         MaybeUndefined::Undefined => None,
@@ -883,6 +965,67 @@ impl InfrastructureUpdates {
         };
         let row = update_by_id!(ctx, input.id, "Gateway", gateways, changes, GatewayRow);
         Ok(GatewayPayload { gateway: row.into() })
+    }
+
+    /// Changes a checker (rename, reconfigure, enable, disable).
+    async fn update_checker(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateCheckerInput,
+    ) -> ApiResult<CheckerPayload> {
+        let changes = CheckerChanges {
+            name: input.name.as_deref().map(trimmed_name),
+            config: config_object(input.config)?,
+            enabled: input.enabled,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(ctx, input.id, "Checker", checkers, changes, CheckerRow);
+        Ok(CheckerPayload { checker: row.into() })
+    }
+
+    /// Changes an integration source (rename, reconfigure, enable, disable, move).
+    async fn update_integration_source(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateIntegrationSourceInput,
+    ) -> ApiResult<IntegrationSourcePayload> {
+        let changes = IntegrationSourceChanges {
+            name: input.name.as_deref().map(trimmed_name),
+            config: config_object(input.config)?,
+            enabled: input.enabled,
+            partition_id: maybe_id("Partition", input.partition_id)?,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(
+            ctx,
+            input.id,
+            "IntegrationSource",
+            integration_sources,
+            changes,
+            IntegrationSourceRow
+        );
+        Ok(IntegrationSourcePayload {
+            integration_source: row.into(),
+        })
+    }
+
+    /// Changes an edge site (rename, relocate, set its status, move).
+    async fn update_edge_site(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateEdgeSiteInput,
+    ) -> ApiResult<EdgeSitePayload> {
+        let changes = EdgeSiteChanges {
+            name: input.name.as_deref().map(trimmed_name),
+            location: input.location,
+            status: input.status.map(EdgeSiteStatus::as_str),
+            partition_id: maybe_id("Partition", input.partition_id)?,
+            updated_at: Utc::now(),
+        };
+        let row = update_by_id!(ctx, input.id, "EdgeSite", edge_sites, changes, EdgeSiteRow);
+        Ok(EdgeSitePayload {
+            edge_site: row.into(),
+        })
     }
 }
 

@@ -103,7 +103,7 @@ fn format_mac(mac: [u8; 6]) -> String {
         .join(":")
 }
 
-fn parse_mac(raw: &str) -> ApiResult<[u8; 6]> {
+pub(super) fn parse_mac(raw: &str) -> ApiResult<[u8; 6]> {
     let parts: Vec<&str> = raw.trim().split([':', '-']).collect();
     let mut mac = [0u8; 6];
     if parts.len() != 6 {
@@ -117,7 +117,7 @@ fn parse_mac(raw: &str) -> ApiResult<[u8; 6]> {
 }
 
 /// An address (`10.0.0.1`) or a network (`10.0.0.0/24`).
-fn parse_ip(raw: &str) -> ApiResult<IpNet> {
+pub(super) fn parse_ip(raw: &str) -> ApiResult<IpNet> {
     let raw = raw.trim();
     raw.parse::<IpNet>()
         .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))

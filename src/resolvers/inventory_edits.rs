@@ -1,20 +1,21 @@
 //! Inventory edits that complete `inventory`'s: a device's identifiers added and removed
-//! one by one, device groups and partitions updated, and interfaces, device groups and
-//! partitions deleted. Input is checked before any SQL runs; a refused
+//! one by one, interfaces, device groups and partitions updated, and interfaces, device
+//! groups and partitions deleted. Input is checked before any SQL runs; a refused
 //! edit writes nothing.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::context::scope;
-use super::enums::IdentifierKind;
+use super::enums::{AdminStatus, IdentifierKind, OperStatus};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
 use super::inventory::{
-    DeviceGroup, DeviceGroupPayload, DeviceIdentifier, GroupRow, IdentifierRow, Partition, PartitionPayload,
-    PartitionRow,
+    DeviceGroup, DeviceGroupPayload, DeviceIdentifier, GroupRow, IdentifierRow, Interface, InterfacePayload,
+    InterfaceRow, Partition, PartitionPayload, PartitionRow, parse_ip, parse_mac,
 };
+use super::scalars::BigInt;
 use crate::schema::tenant::{device_groups, device_identifiers, interfaces, partitions};
 
 /// Longest identifier value accepted.
@@ -83,6 +84,58 @@ pub struct UpdatePartitionInput {
     pub description: Option<String>,
     /// New networks (CIDR notation), replacing the old ones.
     pub cidrs: Option<Vec<String>>,
+}
+
+/// Input of `updateInterface`: absent fields keep their value.
+#[derive(InputObject)]
+pub struct UpdateInterfaceInput {
+    /// Global id of the interface.
+    pub id: ID,
+    /// New name, unique per device (not blank).
+    pub name: Option<String>,
+    /// New SNMP ifIndex (`null` clears it).
+    #[graphql(default)]
+    pub if_index: MaybeUndefined<i32>,
+    /// New MAC address (`null` clears it).
+    #[graphql(default)]
+    pub mac: MaybeUndefined<String>,
+    /// New addresses, replacing the old ones.
+    pub addresses: Option<Vec<String>>,
+    /// New speed in bits per second (`null` clears it).
+    #[graphql(default)]
+    pub speed_bps: MaybeUndefined<BigInt>,
+    /// New administrative state.
+    pub admin_status: Option<AdminStatus>,
+    /// New operational state.
+    pub oper_status: Option<OperStatus>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = interfaces)]
+struct InterfaceChanges {
+    name: Option<String>,
+    if_index: Option<Option<i32>>,
+    mac: Option<Option<[u8; 6]>>,
+    addresses: Option<Vec<ipnet::IpNet>>,
+    speed_bps: Option<Option<i64>>,
+    admin_status: Option<&'static str>,
+    oper_status: Option<&'static str>,
+    description: Option<String>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A field that may be absent (unchanged), null (cleared) or a value, converted.
+fn maybe<T, U>(
+    value: MaybeUndefined<T>,
+    convert: impl FnOnce(T) -> ApiResult<U>,
+) -> ApiResult<Option<Option<U>>> {
+    Ok(match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(value) => Some(Some(convert(value)?)),
+    })
 }
 
 #[derive(AsChangeset)]
@@ -165,6 +218,52 @@ impl InventoryEdits {
             return Err(ApiError::not_found("no such device identifier"));
         }
         Ok(RemoveDeviceIdentifierPayload { removed_id: id })
+    }
+
+    /// Changes an interface (admins): absent fields keep their value; a refused change
+    /// writes nothing.
+    async fn update_interface(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: UpdateInterfaceInput,
+    ) -> ApiResult<InterfacePayload> {
+        let key = ids::decode("Interface", &input.id)?;
+        let changes = InterfaceChanges {
+            name: new_name(input.name)?,
+            if_index: maybe(input.if_index, Ok)?,
+            mac: maybe(input.mac, |mac| parse_mac(&mac))?,
+            addresses: input
+                .addresses
+                .map(|addresses| {
+                    addresses
+                        .iter()
+                        .map(|a| parse_ip(a))
+                        .collect::<ApiResult<Vec<_>>>()
+                })
+                .transpose()?,
+            speed_bps: maybe(input.speed_bps, |speed| {
+                if speed.0 < 0 {
+                    Err(ApiError::bad_input("speedBps must not be negative"))
+                } else {
+                    Ok(speed.0)
+                }
+            })?,
+            admin_status: input.admin_status.map(AdminStatus::as_str),
+            oper_status: input.oper_status.map(OperStatus::as_str),
+            description: input.description,
+            updated_at: chrono::Utc::now(),
+        };
+        let mut conn = scope(ctx)?.conn().await?;
+        let row = diesel::update(interfaces::table.find(key))
+            .set(changes)
+            .returning(InterfaceRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?
+            .ok_or_else(|| ApiError::not_found("no such interface"))?;
+        Ok(InterfacePayload {
+            interface: Interface(row),
+        })
     }
 
     /// Deletes an interface (admins).
