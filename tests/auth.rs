@@ -501,6 +501,45 @@ async fn impersonation_is_logged_expires_within_15_minutes_and_logs_every_mutati
         1
     );
 
+    // Platform admins read the audit through GraphQL, newest first; nobody else does.
+    let audit = t
+        .gql(
+            Some(&platform_token),
+            "{ all: impersonationLogs(filter: {targetTenantSlug: \"acme\"}) { edges { node { action reason impersonatorEmail targetTenantSlug impersonationId } } } \
+               mutations: impersonationLogs(filter: {startsOnly: false}, first: 1) { pageInfo { hasNextPage } edges { node { action } } } }",
+            json!({}),
+        )
+        .await;
+    let actions: Vec<&str> = audit["data"]["all"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .filter_map(|e| e["node"]["action"].as_str())
+        .collect();
+    assert_eq!(actions.len(), 3, "{audit}");
+    assert_eq!(actions.last(), Some(&"impersonate"), "newest first: {actions:?}");
+    let session = &audit["data"]["all"]["edges"][0]["node"]["impersonationId"];
+    assert!(
+        audit["data"]["all"]["edges"]
+            .as_array()
+            .is_some_and(|edges| edges.iter().all(|e| &e["node"]["impersonationId"] == session)),
+        "one impersonation: {audit}"
+    );
+    assert_eq!(audit["data"]["mutations"]["pageInfo"]["hasNextPage"], true);
+    assert!(
+        audit["data"]["mutations"]["edges"][0]["node"]["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("mutation "))
+    );
+    let refused = t
+        .gql(
+            Some(&token),
+            "{ impersonationLogs { edges { node { action } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+
     // An impersonation token past its expiry is refused.
     let keys = RootKeys::parse(&t.key_spec).expect("keys");
     let stale = token::mint(

@@ -17,7 +17,7 @@ use super::ids;
 use super::pagination::{Cursor, Window, keyset, text_key};
 use crate::auth::Role;
 use crate::auth::token::{self, Claims, Credential};
-use crate::schema::public::tenants;
+use crate::schema::public::{impersonation_logs, tenants};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::impersonation::{self, NewImpersonation};
 use crate::tenancy::provision::{self, NewTenant};
@@ -120,6 +120,80 @@ pub struct ImpersonatePayload {
     pub tenant: Tenant,
 }
 
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = impersonation_logs, check_for_backend(diesel::pg::Pg))]
+pub struct ImpersonationLogRow {
+    pub id: uuid::Uuid,
+    pub impersonator_user_id: uuid::Uuid,
+    pub impersonator_email: String,
+    pub target_tenant_id: Option<uuid::Uuid>,
+    pub target_tenant_slug: String,
+    pub token_id: uuid::Uuid,
+    pub action: String,
+    pub reason: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One entry of the impersonation audit: an impersonation begun (`impersonate`) or a
+/// mutation made under one (`mutation <fields>`).
+#[derive(SimpleObject, Clone)]
+pub struct ImpersonationLogEntry {
+    /// Opaque id of the entry.
+    pub id: ID,
+    /// Email of the platform admin who impersonated.
+    pub impersonator_email: String,
+    /// Slug of the tenant entered (kept after the tenant is dropped).
+    pub target_tenant_slug: String,
+    /// Global id of the tenant entered; none once it is dropped.
+    pub target_tenant_id: Option<ID>,
+    /// Which impersonation (its token's credential id): the entries of one session share it.
+    pub impersonation_id: ID,
+    /// `impersonate`, or `mutation <root fields>`.
+    pub action: String,
+    /// The reason given.
+    pub reason: String,
+    /// When the impersonation token expires (`impersonate` entries).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was ended with `endImpersonation`, if it was.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ImpersonationLogRow> for ImpersonationLogEntry {
+    fn from(row: ImpersonationLogRow) -> Self {
+        Self {
+            id: ids::encode("ImpersonationLogEntry", row.id),
+            impersonator_email: row.impersonator_email,
+            target_tenant_slug: row.target_tenant_slug,
+            target_tenant_id: row.target_tenant_id.map(|id| ids::encode("Tenant", id)),
+            impersonation_id: ids::encode("Impersonation", row.token_id),
+            action: row.action,
+            reason: row.reason,
+            expires_at: row.expires_at,
+            ended_at: row.ended_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Which impersonation audit entries to list.
+#[derive(InputObject, Default)]
+pub struct ImpersonationLogFilter {
+    /// Only entries about this tenant (its slug; dropped tenants too).
+    pub target_tenant_slug: Option<String>,
+    /// Only entries of this platform admin (email).
+    pub impersonator_email: Option<String>,
+    /// Only `impersonate` entries (true) or only mutations (false).
+    pub starts_only: Option<bool>,
+    /// Only entries at or after this time (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this time (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
 #[derive(Default)]
 pub struct PlatformQuery;
 
@@ -166,6 +240,78 @@ impl PlatformQuery {
                         id: r.id,
                     },
                     Tenant::from(r),
+                )
+            })
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
+    }
+
+    /// The impersonation audit, newest first: impersonations begun and the mutations made
+    /// under them (platform admins only).
+    #[graphql(
+        guard = "RequirePlatformAdmin",
+        complexity = "super::limits::list_cost(first, last, child_complexity)"
+    )]
+    async fn impersonation_logs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which entries to list; all when absent.")] filter: Option<ImpersonationLogFilter>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, ImpersonationLogEntry, EmptyFields>> {
+        use super::monitoring::{cursor_time, time_cursor};
+        let app = app(ctx)?;
+        let window = Window::new(first, after, last, before, app.max_page_size)?;
+        let filter = filter.unwrap_or_default();
+        let mut query = impersonation_logs::table
+            .select(ImpersonationLogRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(slug) = filter.target_tenant_slug {
+            query = query.filter(impersonation_logs::target_tenant_slug.eq(slug));
+        }
+        if let Some(email) = filter.impersonator_email {
+            query = query.filter(impersonation_logs::impersonator_email.eq(email));
+        }
+        match filter.starts_only {
+            Some(true) => query = query.filter(impersonation_logs::action.eq("impersonate")),
+            Some(false) => query = query.filter(impersonation_logs::action.ne("impersonate")),
+            None => {}
+        }
+        if let Some(from) = filter.from {
+            query = query.filter(impersonation_logs::created_at.ge(from));
+        }
+        if let Some(to) = filter.to {
+            query = query.filter(impersonation_logs::created_at.lt(to));
+        }
+        let query = keyset!(
+            query,
+            &window,
+            impersonation_logs::created_at,
+            impersonation_logs::id,
+            cursor_time,
+            descending
+        );
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
+        let rows: Vec<ImpersonationLogRow> = diesel_async::RunQueryDsl::load(query, &mut conn).await?;
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                (
+                    time_cursor(row.created_at, row.id),
+                    ImpersonationLogEntry::from(row),
                 )
             })
             .collect();
