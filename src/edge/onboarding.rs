@@ -10,6 +10,11 @@
 //! stored), records the certificate in `edge_components`, marks the package `delivered`
 //! and records the event. Refusals are recorded too (`failed`), and all the caller learns is
 //! 404 (unknown) or 410 (used or expired).
+//!
+//! When NATS is configured (`crate::nats`), the package also holds `nats.creds`: a user of
+//! the tenant's NATS account limited to the tenant's subjects, valid as long as the
+//! certificate, recorded (public key and JWT, never the seed) in `nats_credentials` with the
+//! component, so that revoking the component revokes it.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -25,7 +30,7 @@ use uuid::Uuid;
 
 use super::ca::{self, ComponentKind, EdgeError};
 use crate::app::App;
-use crate::schema::tenant::{edge_components, onboarding_events, onboarding_packages};
+use crate::schema::tenant::{edge_components, nats_credentials, onboarding_events, onboarding_packages};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::transaction::{Access, TxError};
 
@@ -166,11 +171,14 @@ pub enum DownloadError {
     Archive(#[from] std::io::Error),
     #[error("the edge is not configured")]
     NotConfigured,
+    #[error("cannot issue NATS credentials: {0:#}")]
+    Nats(anyhow::Error),
 }
 
 #[derive(Queryable)]
 struct PackageRow {
     id: Uuid,
+    edge_site_id: Uuid,
     status: String,
     expires_at: DateTime<Utc>,
     kind: Option<String>,
@@ -184,6 +192,8 @@ struct Files {
     certificate_pem: String,
     key_pem: String,
     config_json: String,
+    /// `nats.creds`, when NATS is configured.
+    nats_creds: Option<String>,
 }
 
 /// Serves one download (see the module doc).
@@ -208,6 +218,7 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
             .filter(onboarding_packages::token_hash.eq(&hash))
             .select((
                 onboarding_packages::id,
+                onboarding_packages::edge_site_id,
                 onboarding_packages::status,
                 onboarding_packages::expires_at,
                 onboarding_packages::kind,
@@ -255,7 +266,7 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
         };
         let tenant_ca = ca::load_tenant_ca(&authority, &mut conn, &tenant.slug).await?;
         let issued = tenant_ca.issue_component(kind, &component_id)?;
-        diesel::insert_into(edge_components::table)
+        let edge_component: Uuid = diesel::insert_into(edge_components::table)
             .values((
                 edge_components::onboarding_package_id.eq(package.id),
                 edge_components::kind.eq(kind.as_str()),
@@ -265,8 +276,30 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
                 edge_components::serial.eq(&issued.serial),
                 edge_components::not_after.eq(issued.not_after),
             ))
-            .execute(&mut conn)
+            .returning(edge_components::id)
+            .get_result(&mut conn)
             .await?;
+        let nats_user = crate::nats::issue_component_user(
+            app,
+            tenant.id,
+            tenant.slug.as_str(),
+            &component_id,
+            Some(issued.not_after.timestamp()),
+        )
+        .await
+        .map_err(DownloadError::Nats)?;
+        if let Some(user) = &nats_user {
+            diesel::insert_into(nats_credentials::table)
+                .values((
+                    nats_credentials::edge_site_id.eq(package.edge_site_id),
+                    nats_credentials::edge_component_id.eq(edge_component),
+                    nats_credentials::user_public_key.eq(&user.public_key),
+                    nats_credentials::jwt_ref.eq(&user.jwt),
+                    nats_credentials::expires_at.eq(issued.not_after),
+                ))
+                .execute(&mut conn)
+                .await?;
+        }
         diesel::update(onboarding_packages::table.find(package.id))
             .set(onboarding_packages::status.eq("delivered"))
             .execute(&mut conn)
@@ -285,13 +318,18 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
             "name": name,
             "commonName": issued.common_name,
             "edgeEndpoint": authority.endpoint(),
-            "natsPrefix": tenant.slug.as_str(),
+            "natsPrefix": app
+                .installation
+                .nats
+                .as_ref()
+                .map_or_else(|| tenant.slug.to_string(), |nats| nats.subjects().tenant_root(tenant.slug.as_str())),
         });
         let files = Files {
             chain_pem: tenant_ca.chain_pem(),
             certificate_pem: issued.certificate_pem,
             key_pem: issued.key_pem,
             config_json: format!("{config:#}\n"),
+            nats_creds: nats_user.map(|user| user.creds),
         };
         Ok((Download::Package(Vec::new()), Some(files)))
     }
@@ -312,7 +350,8 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
     }
 }
 
-/// The package as a gzip-compressed tar holding exactly the four files.
+/// The package as a gzip-compressed tar holding exactly the four files, and `nats.creds`
+/// when NATS is configured.
 fn archive(files: &Files) -> std::io::Result<Vec<u8>> {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
@@ -322,7 +361,14 @@ fn archive(files: &Files) -> std::io::Result<Vec<u8>> {
         ("component.pem", files.certificate_pem.as_str(), 0o644),
         ("component-key.pem", files.key_pem.as_str(), 0o600),
         ("config.json", files.config_json.as_str(), 0o644),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        files
+            .nats_creds
+            .as_deref()
+            .map(|creds| ("nats.creds", creds, 0o600)),
+    ) {
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
         header.set_mode(mode);

@@ -17,7 +17,9 @@ use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Window, fetch_page, keyset};
 use crate::edge::ca::ComponentKind;
 use crate::edge::onboarding;
-use crate::schema::tenant::{edge_components, edge_sites, onboarding_events, onboarding_packages};
+use crate::schema::tenant::{
+    edge_components, edge_sites, nats_credentials, onboarding_events, onboarding_packages,
+};
 
 impl EdgeComponentKind {
     fn component(self) -> ComponentKind {
@@ -421,7 +423,9 @@ impl EdgeMutation {
     }
 
     /// Revokes an edge component's certificate: its next request to the edge endpoint is
-    /// refused (tenant admins). Revoking again changes nothing.
+    /// refused (tenant admins); its NATS users are revoked too (their account is re-signed
+    /// and handed to the NATS resolver, which closes their connections). Revoking again
+    /// changes nothing.
     async fn revoke_edge_component(
         &self,
         ctx: &Context<'_>,
@@ -459,6 +463,22 @@ impl EdgeMutation {
                 &format!("certificate {} revoked", row.serial),
             )
             .await?;
+        }
+        let nats_users: Vec<String> = diesel::update(
+            nats_credentials::table
+                .filter(nats_credentials::edge_component_id.eq(id))
+                .filter(nats_credentials::revoked_at.is_null()),
+        )
+        .set(nats_credentials::revoked_at.eq(diesel::dsl::now))
+        .returning(nats_credentials::user_public_key)
+        .get_results(&mut conn)
+        .await?;
+        if !nats_users.is_empty() {
+            // Committed on its own before this transaction: should the mutation still roll
+            // back, the users stay revoked in NATS (the safe side).
+            crate::nats::revoke_users(app(ctx)?, actor(ctx)?.tenant.id, &nats_users)
+                .await
+                .map_err(ApiError::internal)?;
         }
         Ok(RevokeEdgeComponentPayload {
             edge_component: row.into(),
