@@ -33,14 +33,20 @@ struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts `nats-server` with `config` (what `enclave nats config` prints) on a free port.
-    fn start(config: &str) -> Self {
+    /// A new directory for a server (removed with it).
+    fn new_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("enclave-nats-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// Starts `nats-server` in `dir` with `config` (what `enclave nats config` prints) on a
+    /// free port.
+    fn start(dir: PathBuf, config: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
             .port();
-        let dir = std::env::temp_dir().join(format!("enclave-nats-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("nats.conf");
         std::fs::write(&file, format!("listen: 127.0.0.1:{port}\n{config}")).expect("config file");
         let binary = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
@@ -99,7 +105,13 @@ struct World {
 }
 
 impl World {
+    /// With the MEMORY resolver.
     async fn new() -> Self {
+        Self::with_resolver(false).await
+    }
+
+    /// With the full resolver (`--resolver-dir`) when `full`, else MEMORY.
+    async fn with_resolver(full: bool) -> Self {
         let app = TestApp::with(|_, auth| {
             // Only switches NATS on; the test connects to its own server below.
             auth.nats.nats_url = Some("nats://127.0.0.1:1".to_owned());
@@ -126,12 +138,15 @@ impl World {
             sites.insert(slug, site);
         }
         let authority = app.installation.nats.clone().expect("NATS prepared");
+        let dir = NatsServer::new_dir();
+        let jwt_dir = dir.join("jwt").display().to_string();
         let config = authority
-            .server_config(&mut app.db.conn().await, None)
+            .server_config(&mut app.db.conn().await, full.then_some(jwt_dir.as_str()))
             .await
             .expect("server config");
-        assert!(config.contains("resolver: MEMORY") && config.contains("system_account:"));
-        let server = NatsServer::start(&config);
+        assert!(config.contains("system_account:") && config.contains("resolver_preload"));
+        assert_eq!(config.contains("resolver: MEMORY"), !full, "{config}");
+        let server = NatsServer::start(dir, &config);
         Self {
             app,
             server,
@@ -148,6 +163,30 @@ impl World {
             .expect("NATS link");
         link.client.flush().await.expect("flush");
         (listener, link)
+    }
+
+    /// Adds a tenant with an admin and an edge site after the server started.
+    async fn add_tenant(&mut self, slug: &'static str) {
+        self.app.tenant(slug, &[]).await;
+        let admin = self
+            .app
+            .user(slug, &format!("admin@{slug}.test"), Role::Admin)
+            .await;
+        let token = self.app.session(slug, &admin).await;
+        let site = self
+            .app
+            .gql(
+                Some(&token),
+                "mutation($name: String!) { createEdgeSite(input: {name: $name}) { edgeSite { id } } }",
+                json!({ "name": format!("{slug} site") }),
+            )
+            .await;
+        let site = site["data"]["createEdgeSite"]["edgeSite"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("edge site: {site}"))
+            .to_owned();
+        self.tokens.insert(slug, token);
+        self.sites.insert(slug, site);
     }
 
     /// Creates and downloads a package of `slug`; returns its files.
@@ -509,17 +548,7 @@ async fn a_revoked_components_nats_user_is_disconnected_and_refused_while_its_si
     );
 
     // The revoked user's open connection is closed, and it cannot connect again.
-    for _ in 0..200 {
-        if doomed.connection_state() != async_nats::connection::State::Connected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_ne!(
-        doomed.connection_state(),
-        async_nats::connection::State::Connected,
-        "the revoked user is still connected"
-    );
+    wait_disconnected(&doomed).await;
     let refused = async_nats::ConnectOptions::with_credentials(&revoked["nats.creds"])
         .expect("creds parse")
         .connect(&world.server.url)
@@ -528,4 +557,76 @@ async fn a_revoked_components_nats_user_is_disconnected_and_refused_while_its_si
     // Its sibling, issued by the same account, still works.
     let (sibling, _) = connect(&world.server.url, &kept["nats.creds"]).await;
     sibling.flush().await.expect("the kept user is served");
+}
+
+/// Waits (bounded) until `client` is no longer connected.
+async fn wait_disconnected(client: &async_nats::Client) {
+    for _ in 0..200 {
+        if client.connection_state() != async_nats::connection::State::Connected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("still connected");
+}
+
+#[tokio::test]
+async fn a_tenant_created_later_reaches_the_full_resolver_and_suspending_it_disables_its_users() {
+    let mut world = World::with_resolver(true).await;
+    let (_listener, _link) = world.start().await;
+    // Created after the server started: its account and the enclave account's new import
+    // are pushed when its first package is downloaded.
+    world.add_tenant("initech").await;
+    let files = world.package("initech", "AGENT").await;
+    let config: Value = serde_json::from_str(&files["config.json"]).expect("config");
+    let (client, _) = connect(&world.server.url, &files["nats.creds"]).await;
+    client
+        .publish(
+            "initech.agents.heartbeat",
+            json!({ "componentId": config["componentId"] }).to_string().into(),
+        )
+        .await
+        .expect("sent");
+    client.flush().await.expect("flush");
+    wait_count(
+        &world.app,
+        "SELECT count(*) AS n FROM tenant_initech.edge_components WHERE last_seen IS NOT NULL",
+        1,
+    )
+    .await;
+
+    // A platform admin suspends the tenant: its account revokes every user.
+    let root = world
+        .app
+        .user("platform", "root@platform.test", Role::PlatformAdmin)
+        .await;
+    let root = world.app.session("platform", &root).await;
+    const STATUS: &str = "mutation($slug: String!) { suspendTenant(slug: $slug) { tenant { status } } }";
+    let done = world
+        .app
+        .gql(Some(&root), STATUS, json!({ "slug": "initech" }))
+        .await;
+    assert!(done["errors"].is_null(), "{done}");
+    wait_disconnected(&client).await;
+    let refused = async_nats::ConnectOptions::with_credentials(&files["nats.creds"])
+        .expect("creds parse")
+        .connect(&world.server.url)
+        .await;
+    assert!(refused.is_err(), "a suspended tenant's user connected");
+    // Other tenants are untouched.
+    let acme = world.package("acme", "AGENT").await;
+    connect(&world.server.url, &acme["nats.creds"]).await;
+
+    // Resuming serves the same credentials again.
+    let done = world
+        .app
+        .gql(
+            Some(&root),
+            &STATUS.replace("suspendTenant", "resumeTenant"),
+            json!({ "slug": "initech" }),
+        )
+        .await;
+    assert!(done["errors"].is_null(), "{done}");
+    let (again, _) = connect(&world.server.url, &files["nats.creds"]).await;
+    again.flush().await.expect("served again");
 }
