@@ -260,6 +260,7 @@ pub async fn start(app: Arc<App>, url: &str) -> anyhow::Result<Arc<NatsLink>> {
             outbox,
         )));
     }
+    link.tasks.push(tokio::spawn(follow_tenant_status(app.clone())));
     let subjects = authority.subjects().clone();
     let app_for_beats = app.clone();
     link.tasks.push(tokio::spawn(async move {
@@ -295,6 +296,28 @@ pub async fn start(app: Arc<App>, url: &str) -> anyhow::Result<Arc<NatsLink>> {
     });
     tracing::info!(%url, "NATS connected: publishing committed changes, listening for heartbeats");
     Ok(link)
+}
+
+/// Re-signs and pushes a tenant's account whenever the tenant directory sees its status
+/// change, whoever changed it (`enclave tenant suspend`, another instance, GraphQL).
+async fn follow_tenant_status(app: Arc<App>) {
+    let statuses =
+        |app: &App| -> std::collections::HashMap<uuid::Uuid, crate::tenancy::registry::TenantStatus> {
+            app.directory.all().iter().map(|t| (t.id, t.status)).collect()
+        };
+    let mut reloaded = app.directory.reloaded();
+    let mut known = statuses(&app);
+    while reloaded.changed().await.is_ok() {
+        let now = statuses(&app);
+        for (id, status) in &now {
+            if known.get(id).is_some_and(|before| before != status)
+                && let Err(error) = tenant_status_changed(&app, *id).await
+            {
+                tracing::error!(tenant = %id, error = %format!("{error:#}"), "cannot update the tenant's NATS account");
+            }
+        }
+        known = now;
+    }
 }
 
 /// The subject kind, global-id type and tenant slug of a change Enclave publishes.
