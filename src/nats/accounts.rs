@@ -53,6 +53,8 @@ pub enum AccountError {
     BadSeed(String),
     #[error("the {0} NATS account is missing")]
     MissingAccount(&'static str),
+    #[error("stored NATS revocations are unreadable: {0}")]
+    BadRevocations(String),
     #[error("tenant {0} has no NATS account")]
     NoTenantAccount(Uuid),
 }
@@ -311,8 +313,8 @@ impl NatsAuthority {
                         public_key
                     }
                 };
-                let revocations: BTreeMap<String, i64> =
-                    serde_json::from_str(&row.revocations).unwrap_or_default();
+                let revocations: BTreeMap<String, i64> = serde_json::from_str(&row.revocations)
+                    .map_err(|e| AccountError::BadRevocations(e.to_string()))?;
                 let jwt =
                     self.tenant_account_jwt(&row.slug, &public_key, revocations, row.status == "suspended")?;
                 tenants.push((row.slug, public_key.clone()));
@@ -484,7 +486,9 @@ impl NatsAuthority {
         })
     }
 
-    /// Adds `users` to the revocations of tenant `tenant_id`'s account and re-signs it.
+    /// Adds `users` to the revocations of tenant `tenant_id`'s account and re-signs it (one
+    /// transaction, serialised with [`Self::sync_accounts`] so that neither overwrites the
+    /// other's JWT with a stale one).
     pub async fn revoke_users(
         &self,
         conn: &mut AsyncPgConnection,
@@ -493,20 +497,43 @@ impl NatsAuthority {
     ) -> Result<AccountJwt, AccountError> {
         let now = chrono::Utc::now().timestamp();
         let entries: BTreeMap<&str, i64> = users.iter().map(|user| (user.as_str(), now)).collect();
-        sql_query(
-            "UPDATE public.nats_accounts SET revocations = revocations || $2::jsonb, updated_at = now() \
-             WHERE tenant_id = $1",
-        )
-        .bind::<SqlUuid, _>(tenant_id)
-        .bind::<Text, _>(serde_json::json!(entries).to_string())
-        .execute(conn)
-        .await?;
-        self.resign_tenant(conn, tenant_id).await
+        let entries = serde_json::json!(entries).to_string();
+        conn.transaction(async |conn| {
+            sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<BigInt, _>(OPERATOR_LOCK_KEY)
+                .execute(conn)
+                .await?;
+            sql_query(
+                "UPDATE public.nats_accounts SET revocations = revocations || $2::jsonb, updated_at = now() \
+                 WHERE tenant_id = $1",
+            )
+            .bind::<SqlUuid, _>(tenant_id)
+            .bind::<Text, _>(&entries)
+            .execute(conn)
+            .await?;
+            self.resign_locked(conn, tenant_id).await
+        })
+        .await
     }
 
     /// Re-signs tenant `tenant_id`'s account from its stored revocations and status (after a
     /// revocation, a suspension or a resumption).
     pub async fn resign_tenant(
+        &self,
+        conn: &mut AsyncPgConnection,
+        tenant_id: Uuid,
+    ) -> Result<AccountJwt, AccountError> {
+        conn.transaction(async |conn| {
+            sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<BigInt, _>(OPERATOR_LOCK_KEY)
+                .execute(conn)
+                .await?;
+            self.resign_locked(conn, tenant_id).await
+        })
+        .await
+    }
+
+    async fn resign_locked(
         &self,
         conn: &mut AsyncPgConnection,
         tenant_id: Uuid,
@@ -524,7 +551,8 @@ impl NatsAuthority {
             .next()
             .ok_or(AccountError::NoTenantAccount(tenant_id))?;
         let public_key = row.public_key.ok_or(AccountError::NoTenantAccount(tenant_id))?;
-        let revocations: BTreeMap<String, i64> = serde_json::from_str(&row.revocations).unwrap_or_default();
+        let revocations: BTreeMap<String, i64> = serde_json::from_str(&row.revocations)
+            .map_err(|e| AccountError::BadRevocations(e.to_string()))?;
         let jwt = self.tenant_account_jwt(&row.slug, &public_key, revocations, row.status == "suspended")?;
         sql_query("UPDATE public.nats_accounts SET jwt = $2, updated_at = now() WHERE public_key = $1")
             .bind::<Text, _>(&public_key)
