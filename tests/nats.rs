@@ -107,14 +107,16 @@ struct World {
 impl World {
     /// With the MEMORY resolver.
     async fn new() -> Self {
-        Self::with_resolver(false).await
+        Self::build(false, None).await
     }
 
-    /// With the full resolver (`--resolver-dir`) when `full`, else MEMORY.
-    async fn with_resolver(full: bool) -> Self {
+    /// With the full resolver (`--resolver-dir`) when `full`, else MEMORY, and subjects under
+    /// `prefix` (`ENCLAVE_NATS_PREFIX`).
+    async fn build(full: bool, prefix: Option<&str>) -> Self {
         let app = TestApp::with(|_, auth| {
             // Only switches NATS on; the test connects to its own server below.
             auth.nats.nats_url = Some("nats://127.0.0.1:1".to_owned());
+            auth.nats.nats_prefix = prefix.map(str::to_owned);
         })
         .await;
         let mut tokens = BTreeMap::new();
@@ -572,7 +574,7 @@ async fn wait_disconnected(client: &async_nats::Client) {
 
 #[tokio::test]
 async fn a_tenant_created_later_reaches_the_full_resolver_and_suspending_it_disables_its_users() {
-    let mut world = World::with_resolver(true).await;
+    let mut world = World::build(true, None).await;
     let (_listener, _link) = world.start().await;
     // Created after the server started: its account and the enclave account's new import
     // are pushed when its first package is downloaded.
@@ -642,4 +644,57 @@ async fn a_tenant_created_later_reaches_the_full_resolver_and_suspending_it_disa
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the resumed tenant's user is still refused");
+}
+
+#[tokio::test]
+async fn with_a_prefix_every_tenant_subject_lives_under_it() {
+    let world = World::build(false, Some("prod.eu")).await;
+    let mut conn = world.app.db.conn().await;
+    conn.batch_execute(
+        "INSERT INTO tenant_acme.alerts (id, severity, title) VALUES \
+           ('00000000-0000-0000-0000-00000000000a', 'major', 'first')",
+    )
+    .await
+    .expect("seed alert");
+    let (_listener, _link) = world.start().await;
+    let files = world.package("acme", "POLLER").await;
+    let config: Value = serde_json::from_str(&files["config.json"]).expect("config");
+    assert_eq!(config["natsPrefix"], "prod.eu.acme");
+    let (a, mut errors) = connect(&world.server.url, &files["nats.creds"]).await;
+    let mut mine = a
+        .subscribe("prod.eu.acme.alerts.changed")
+        .await
+        .expect("subscribe");
+    // The bare slug is not the tenant's subject root any more.
+    let _bare = a.subscribe("acme.>").await.expect("sent");
+    a.flush().await.expect("flush");
+    let error = next_error(&mut errors).await;
+    assert!(error.contains("acme.>"), "{error}");
+
+    a.publish(
+        "prod.eu.acme.pollers.heartbeat",
+        json!({ "componentId": config["componentId"] }).to_string().into(),
+    )
+    .await
+    .expect("sent");
+    a.flush().await.expect("flush");
+    wait_count(
+        &world.app,
+        "SELECT count(*) AS n FROM tenant_acme.edge_components WHERE last_seen IS NOT NULL",
+        1,
+    )
+    .await;
+    let alert = enclave::resolvers::ids::encode("Alert", uuid::Uuid::from_u128(0xa));
+    let done = world
+        .app
+        .gql(
+            Some(&world.tokens["acme"]),
+            "mutation($id: ID!) { acknowledgeAlert(input: {id: $id}) { alert { id } } }",
+            json!({ "id": alert.as_str() }),
+        )
+        .await;
+    assert!(done["errors"].is_null(), "{done}");
+    let (subject, body) = next_message(&mut mine).await;
+    assert_eq!(subject, "prod.eu.acme.alerts.changed");
+    assert_eq!(body["id"], alert.as_str());
 }
