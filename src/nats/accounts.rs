@@ -495,22 +495,12 @@ impl NatsAuthority {
         tenant_id: Uuid,
         users: &[String],
     ) -> Result<AccountJwt, AccountError> {
-        let now = chrono::Utc::now().timestamp();
-        let entries: BTreeMap<&str, i64> = users.iter().map(|user| (user.as_str(), now)).collect();
-        let entries = serde_json::json!(entries).to_string();
         conn.transaction(async |conn| {
             sql_query("SELECT pg_advisory_xact_lock($1)")
                 .bind::<BigInt, _>(OPERATOR_LOCK_KEY)
                 .execute(conn)
                 .await?;
-            sql_query(
-                "UPDATE public.nats_accounts SET revocations = revocations || $2::jsonb, updated_at = now() \
-                 WHERE tenant_id = $1",
-            )
-            .bind::<SqlUuid, _>(tenant_id)
-            .bind::<Text, _>(&entries)
-            .execute(conn)
-            .await?;
+            record_revocations(conn, tenant_id, users).await?;
             self.resign_locked(conn, tenant_id).await
         })
         .await
@@ -561,6 +551,27 @@ impl NatsAuthority {
             .await?;
         Ok(AccountJwt { public_key, jwt })
     }
+}
+
+/// Adds `users` to the stored revocations of tenant `tenant_id`'s account without signing
+/// (NATS not configured on this server: no key at hand); the next [`NatsAuthority::sync_accounts`]
+/// signs them in. Nothing happens when the tenant has no account.
+pub async fn record_revocations(
+    conn: &mut AsyncPgConnection,
+    tenant_id: Uuid,
+    users: &[String],
+) -> Result<(), AccountError> {
+    let now = chrono::Utc::now().timestamp();
+    let entries: BTreeMap<&str, i64> = users.iter().map(|user| (user.as_str(), now)).collect();
+    sql_query(
+        "UPDATE public.nats_accounts SET revocations = revocations || $2::jsonb, updated_at = now() \
+         WHERE tenant_id = $1",
+    )
+    .bind::<SqlUuid, _>(tenant_id)
+    .bind::<Text, _>(serde_json::json!(entries).to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 fn seed(pair: &KeyPair) -> Result<String, AccountError> {

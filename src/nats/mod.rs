@@ -432,14 +432,17 @@ async fn record_heartbeat(app: &App, subjects: &Subjects, subject: &str, payload
 /// Revokes NATS users of tenant `tenant_id` (e.g. of a revoked edge component): re-signs
 /// the tenant's account with them in its revocations and, when connected, pushes it. A
 /// push that fails is logged and counted; the stored JWT is pushed again at the next start.
+/// On a server without NATS configured the revocations are only stored, and signed in when
+/// NATS is configured again.
 pub async fn revoke_users(app: &App, tenant_id: uuid::Uuid, users: &[String]) -> anyhow::Result<()> {
-    let Some(authority) = app.installation.nats.clone() else {
-        return Ok(());
-    };
     if users.is_empty() {
         return Ok(());
     }
     let mut conn = db::connect(&app.installation.database_url).await?;
+    let Some(authority) = app.installation.nats.clone() else {
+        accounts::record_revocations(&mut conn, tenant_id, users).await?;
+        return Ok(());
+    };
     let account = authority.revoke_users(&mut conn, tenant_id, users).await?;
     if let Some(link) = app.nats.get() {
         link.push(app, &[account]).await;
