@@ -30,6 +30,8 @@ struct NatsServer {
     child: Child,
     dir: PathBuf,
     url: String,
+    port: u16,
+    binary: &'static str,
 }
 
 impl NatsServer {
@@ -60,26 +62,48 @@ impl NatsServer {
                     .is_ok_and(|status| status.success())
             })
             .expect("nats-server is installed (scripts/ensure-nats)");
-        let log = std::fs::File::create(dir.join("nats.log")).expect("log file");
-        let child = Command::new(binary)
+        let server = Self {
+            child: Self::spawn(binary, &dir),
+            dir,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            binary,
+        };
+        server.wait_listening();
+        server
+    }
+
+    fn spawn(binary: &str, dir: &std::path::Path) -> Child {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("nats.log"))
+            .expect("log file");
+        Command::new(binary)
             .arg("-c")
-            .arg(&file)
+            .arg(dir.join("nats.conf"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("nats-server starts");
-        let server = Self {
-            child,
-            dir,
-            url: format!("nats://127.0.0.1:{port}"),
-        };
+            .expect("nats-server starts")
+    }
+
+    fn wait_listening(&self) {
         for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nats-server did not listen: {}", server.log());
+        panic!("nats-server did not listen: {}", self.log());
+    }
+
+    /// Stops the server and starts it again with the same configuration file (and port).
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.binary, &self.dir);
+        self.wait_listening();
     }
 
     fn log(&self) -> String {
@@ -508,7 +532,7 @@ async fn a_committed_alert_is_published_once_on_its_tenants_subject_and_a_rolled
 
 #[tokio::test]
 async fn a_revoked_components_nats_user_is_disconnected_and_refused_while_its_sibling_works() {
-    let world = World::new().await;
+    let mut world = World::new().await;
     let (_listener, _link) = world.start().await;
     let revoked = world.package("acme", "POLLER").await;
     let kept = world.package("acme", "POLLER").await;
@@ -559,6 +583,30 @@ async fn a_revoked_components_nats_user_is_disconnected_and_refused_while_its_si
     // Its sibling, issued by the same account, still works.
     let (sibling, _) = connect(&world.server.url, &kept["nats.creds"]).await;
     sibling.flush().await.expect("the kept user is served");
+    drop(sibling);
+
+    // A restarted server knows only the JWTs of its configuration file, which predate the
+    // revocation: Enclave pushes every account again when it reconnects, and the revoked
+    // user is refused again.
+    world.server.restart();
+    let mut refused_again = false;
+    for _ in 0..400 {
+        let attempt = async_nats::ConnectOptions::with_credentials(&revoked["nats.creds"])
+            .expect("creds parse")
+            .connect(&world.server.url)
+            .await;
+        if attempt.is_err() {
+            refused_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused_again,
+        "the revoked user is served again after a server restart"
+    );
+    let (sibling, _) = connect(&world.server.url, &kept["nats.creds"]).await;
+    sibling.flush().await.expect("the kept user is still served");
 }
 
 /// Waits (bounded) until `client` is no longer connected.

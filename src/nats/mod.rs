@@ -161,12 +161,14 @@ pub struct NatsLink {
     /// A user of the system account: pushes account JWTs to the resolver.
     pub system: async_nats::Client,
     pub authority: Arc<NatsAuthority>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl NatsLink {
     /// Hands account JWTs to the server's resolver (`$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE`,
-    /// answered by the memory and the full resolver alike). Failures are logged and counted.
+    /// answered by the memory and the full resolver alike); returns how many it took.
+    /// Failures are logged and counted; when the server does not answer at all the rest is
+    /// left for the push that follows the next (re)connection.
     pub async fn push(&self, app: &App, accounts: &[AccountJwt]) -> usize {
         let mut pushed = 0;
         for account in accounts {
@@ -176,20 +178,23 @@ impl NatsLink {
                 self.system.request(subject, account.jwt.clone().into()),
             )
             .await;
-            let failure = match answer {
-                Ok(Ok(message)) => {
-                    let reply: serde_json::Value =
-                        serde_json::from_slice(&message.payload).unwrap_or_default();
-                    if reply.get("error").is_some() {
-                        Some(reply["error"].to_string())
-                    } else {
-                        None
-                    }
+            let message = match answer {
+                Ok(Ok(message)) => message,
+                Ok(Err(error)) => {
+                    app.requests.nats_push_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "NATS does not take account updates now; they are pushed again on reconnection");
+                    break;
                 }
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_) => Some("no answer within 5 s".to_owned()),
+                Err(_) => {
+                    app.requests.nats_push_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "NATS did not answer an account update within 5 s; they are pushed again on reconnection"
+                    );
+                    break;
+                }
             };
-            match failure {
+            let reply: serde_json::Value = serde_json::from_slice(&message.payload).unwrap_or_default();
+            match reply.get("error") {
                 None => pushed += 1,
                 Some(error) => {
                     app.requests.nats_push_failed.fetch_add(1, Ordering::Relaxed);
@@ -200,11 +205,23 @@ impl NatsLink {
         pushed
     }
 
-    /// Stops the publisher and the heartbeat listener.
+    /// Stops the publisher, the heartbeat listener and the other tasks of the link.
     pub fn stop(&self) {
-        for task in &self.tasks {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for task in tasks.iter() {
             task.abort();
         }
+    }
+
+    /// Stops `task` with the link.
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
     }
 }
 
@@ -214,11 +231,24 @@ impl Drop for NatsLink {
     }
 }
 
-async fn connect(url: &str, creds: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+async fn connect(
+    url: &str,
+    creds: &str,
+    name: &str,
+    connected: Option<Arc<tokio::sync::Notify>>,
+) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::with_credentials(creds)
         .context("bad NATS credentials")?
         .name(name)
         .retry_on_initial_connect()
+        .event_callback(move |event| {
+            let connected = connected.clone();
+            async move {
+                if let (async_nats::Event::Connected, Some(connected)) = (event, connected) {
+                    connected.notify_one();
+                }
+            }
+        })
         .connect(url)
         .await
         .with_context(|| format!("cannot connect to NATS at {url}"))
@@ -234,8 +264,18 @@ pub async fn start(app: Arc<App>, url: &str) -> anyhow::Result<Arc<NatsLink>> {
         .nats
         .clone()
         .context("NATS is not prepared (ENCLAVE_NATS_URL)")?;
-    let client = connect(url, &authority.enclave_creds()?, "enclave").await?;
-    let system = connect(url, &authority.system_creds()?, "enclave-system").await?;
+    // Every (re)connection of the system user re-pushes every account: a restarted server
+    // with the MEMORY resolver knows only the JWTs of its configuration file.
+    let connected = Arc::new(tokio::sync::Notify::new());
+    connected.notify_one();
+    let client = connect(url, &authority.enclave_creds()?, "enclave", None).await?;
+    let system = connect(
+        url,
+        &authority.system_creds()?,
+        "enclave-system",
+        Some(connected.clone()),
+    )
+    .await?;
     let outbox = app.changes.tap(OUTBOX_CAPACITY);
     let mut heartbeats = Vec::new();
     for kind in HEARTBEATS {
@@ -246,24 +286,24 @@ pub async fn start(app: Arc<App>, url: &str) -> anyhow::Result<Arc<NatsLink>> {
                 .context("cannot subscribe to heartbeats")?,
         );
     }
-    let mut link = NatsLink {
+    let link = NatsLink {
         client: client.clone(),
         system,
         authority: authority.clone(),
-        tasks: Vec::new(),
+        tasks: std::sync::Mutex::new(Vec::new()),
     };
     if let Some(outbox) = outbox {
-        link.tasks.push(tokio::spawn(publish_loop(
+        link.track(tokio::spawn(publish_loop(
             app.clone(),
             client.clone(),
             authority.subjects().clone(),
             outbox,
         )));
     }
-    link.tasks.push(tokio::spawn(follow_tenant_status(app.clone())));
+    link.track(tokio::spawn(follow_tenant_status(app.clone())));
     let subjects = authority.subjects().clone();
     let app_for_beats = app.clone();
-    link.tasks.push(tokio::spawn(async move {
+    link.track(tokio::spawn(async move {
         let mut beats = futures_util::stream::select_all(heartbeats);
         while let Some(message) = beats.next().await {
             record_heartbeat(&app_for_beats, &subjects, &message.subject, &message.payload).await;
@@ -273,27 +313,36 @@ pub async fn start(app: Arc<App>, url: &str) -> anyhow::Result<Arc<NatsLink>> {
     if app.nats.set(link.clone()).is_err() {
         anyhow::bail!("NATS was started twice");
     }
-    // Hands the server every account as signed now (new tenants, revocations), without
-    // holding up the start when NATS is not reachable yet.
-    let pushing = app.clone();
-    tokio::spawn(async move {
-        let accounts = async {
-            let mut conn = db::connect(&pushing.installation.database_url).await?;
-            authority
-                .sync_accounts(&mut conn)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        .await;
-        match (accounts, pushing.nats.get()) {
-            (Ok(accounts), Some(link)) => {
-                let pushed = link.push(&pushing, &accounts).await;
-                tracing::info!(pushed, "NATS accounts handed to the resolver");
+    // Hands the server every account as signed now (new tenants, revocations) after each
+    // (re)connection, without holding up the start when NATS is not reachable yet.
+    let pushing = Arc::downgrade(&app);
+    let push_task = tokio::spawn(async move {
+        loop {
+            connected.notified().await;
+            let Some(app) = pushing.upgrade() else {
+                return;
+            };
+            let accounts = async {
+                let mut conn = db::connect(&app.installation.database_url).await?;
+                authority
+                    .sync_accounts(&mut conn)
+                    .await
+                    .map_err(anyhow::Error::from)
             }
-            (Err(error), _) => tracing::warn!(%error, "cannot sign the NATS accounts"),
-            (Ok(_), None) => {}
+            .await;
+            match (accounts, app.nats.get()) {
+                (Ok(accounts), Some(link)) => {
+                    let pushed = link.push(&app, &accounts).await;
+                    tracing::info!(pushed, "NATS accounts handed to the resolver");
+                }
+                (Err(error), _) => {
+                    tracing::warn!(error = %format!("{error:#}"), "cannot sign the NATS accounts")
+                }
+                (Ok(_), None) => {}
+            }
         }
     });
+    link.track(push_task);
     tracing::info!(%url, "NATS connected: publishing committed changes, listening for heartbeats");
     Ok(link)
 }
