@@ -746,3 +746,42 @@ async fn with_a_prefix_every_tenant_subject_lives_under_it() {
     assert_eq!(subject, "prod.eu.acme.alerts.changed");
     assert_eq!(body["id"], alert.as_str());
 }
+
+#[tokio::test]
+async fn a_dropped_tenants_users_are_refused_even_when_its_slug_is_taken_again() {
+    let mut world = World::build(true, None).await;
+    let (_listener, _link) = world.start().await;
+    world.add_tenant("initech").await;
+    let old = world.package("initech", "AGENT").await;
+    let (old_client, _) = connect(&world.server.url, &old["nats.creds"]).await;
+
+    // `enclave tenant drop`: the running Enclave sees the tenant gone from its directory.
+    let slug = enclave::tenancy::provision::parse_slug("initech").expect("slug");
+    enclave::tenancy::provision::drop_tenant(&mut world.app.db.conn().await, &world.app.installation, &slug)
+        .await
+        .expect("dropped");
+    world.app.reload().await;
+    wait_disconnected(&old_client).await;
+    assert_eq!(
+        world
+            .app
+            .db
+            .count(
+                "SELECT count(*) AS n FROM public.nats_accounts WHERE kind = 'tenant' AND tenant_id IS NULL"
+            )
+            .await,
+        1,
+        "the account is kept, detached"
+    );
+
+    // A new tenant with the same slug gets a new account; the old users stay refused.
+    world.add_tenant("initech").await;
+    let new = world.package("initech", "AGENT").await;
+    let (new_client, _) = connect(&world.server.url, &new["nats.creds"]).await;
+    new_client.flush().await.expect("the new tenant's user is served");
+    let refused = async_nats::ConnectOptions::with_credentials(&old["nats.creds"])
+        .expect("creds parse")
+        .connect(&world.server.url)
+        .await;
+    assert!(refused.is_err(), "a dropped tenant's user connected");
+}

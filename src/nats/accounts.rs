@@ -21,7 +21,9 @@
 //!
 //! Revocations (user public key → unix time) are kept per account and signed into its JWT;
 //! a suspended tenant's JWT also revokes `*` (every user issued before now), which disables
-//! the account until it is re-signed after resuming.
+//! the account until it is re-signed after resuming. A dropped tenant's account stays,
+//! detached from any tenant, signed with `*` revoked and no imports, so that a new tenant of
+//! the same slug never feeds the old tenant's users.
 
 use std::collections::BTreeMap;
 
@@ -135,6 +137,12 @@ struct TenantAccountRow {
     seed_sealed: Option<String>,
     #[diesel(sql_type = Text)]
     revocations: String,
+}
+
+#[derive(QueryableByName)]
+struct KeyRow {
+    #[diesel(sql_type = Text)]
+    public_key: String,
 }
 
 #[derive(QueryableByName)]
@@ -319,6 +327,26 @@ impl NatsAuthority {
                     self.tenant_account_jwt(&row.slug, &public_key, revocations, row.status == "suspended")?;
                 tenants.push((row.slug, public_key.clone()));
                 signed.push(AccountJwt { public_key, jwt });
+            }
+            // Accounts of dropped tenants: disabled, importing nothing.
+            let dropped: Vec<KeyRow> = sql_query(
+                "SELECT public_key FROM public.nats_accounts \
+                 WHERE operator_id = $1 AND kind = 'tenant' AND tenant_id IS NULL",
+            )
+            .bind::<SqlUuid, _>(self.operator_id)
+            .load(conn)
+            .await?;
+            for row in dropped {
+                let spec = AccountSpec {
+                    name: "dropped tenant".to_owned(),
+                    public_key: row.public_key.clone(),
+                    revocations: BTreeMap::from([("*".to_owned(), chrono::Utc::now().timestamp())]),
+                    ..AccountSpec::default()
+                };
+                signed.push(AccountJwt {
+                    jwt: jwt::account(&spec, &self.operator)?,
+                    public_key: row.public_key,
+                });
             }
             signed.push(AccountJwt {
                 public_key: self.enclave.public_key(),

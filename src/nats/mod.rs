@@ -348,7 +348,8 @@ pub async fn start(app: Arc<App>, url: &str) -> anyhow::Result<Arc<NatsLink>> {
 }
 
 /// Re-signs and pushes a tenant's account whenever the tenant directory sees its status
-/// change, whoever changed it (`enclave tenant suspend`, another instance, GraphQL).
+/// change, whoever changed it (`enclave tenant suspend`, another instance, GraphQL), and
+/// every account when a tenant is gone (`enclave tenant drop`: its account is disabled).
 async fn follow_tenant_status(app: Arc<App>) {
     let statuses =
         |app: &App| -> std::collections::HashMap<uuid::Uuid, crate::tenancy::registry::TenantStatus> {
@@ -358,6 +359,21 @@ async fn follow_tenant_status(app: Arc<App>) {
     let mut known = statuses(&app);
     while reloaded.changed().await.is_ok() {
         let now = statuses(&app);
+        if known.keys().any(|id| !now.contains_key(id)) {
+            let pushed = async {
+                let authority = app.installation.nats.clone().context("NATS is not prepared")?;
+                let mut conn = db::connect(&app.installation.database_url).await?;
+                let accounts = authority.sync_accounts(&mut conn).await?;
+                if let Some(link) = app.nats.get() {
+                    link.push(&app, &accounts).await;
+                }
+                Ok::<_, anyhow::Error>(())
+            }
+            .await;
+            if let Err(error) = pushed {
+                tracing::error!(error = %format!("{error:#}"), "cannot disable a dropped tenant's NATS account");
+            }
+        }
         for (id, status) in &now {
             if known.get(id).is_some_and(|before| before != status)
                 && let Err(error) = tenant_status_changed(&app, *id).await
