@@ -28,6 +28,14 @@
 //! subject's tenant root, which only that tenant's account can export (the server enforces
 //! it). The component id in the payload only chooses *which of that tenant's* components
 //! was seen; an unknown, revoked or wrong-kind component is counted and ignored.
+//!
+//! **Account JWTs reach the server** as pushes on `$SYS.REQ.ACCOUNT.<key>.CLAIMS.UPDATE`
+//! from a system-account user: every account after each (re)connection (a restarted server
+//! with the MEMORY resolver only knows its configuration file), a tenant's account when one
+//! of its components is revoked or its status changes (seen in the mutation or through the
+//! tenant directory, so `enclave tenant suspend` and other instances count too), every
+//! account when a tenant was dropped, and a new tenant's (with the enclave account's new
+//! imports) at its first onboarding download.
 
 pub mod accounts;
 pub mod jwt;
