@@ -411,6 +411,27 @@ async fn a_tenant_user_reaches_only_its_own_subjects_and_its_heartbeats_land_in_
         0,
         "nothing was recorded in globex"
     );
+    // The first heartbeat activated acme's package, not globex's.
+    assert_eq!(
+        world
+            .app
+            .db
+            .count(
+                "SELECT count(*) AS n FROM tenant_acme.onboarding_packages p \
+                 JOIN tenant_acme.onboarding_events e ON e.onboarding_package_id = p.id \
+                 WHERE p.status = 'activated' AND e.event = 'activated'"
+            )
+            .await,
+        1
+    );
+    assert_eq!(
+        world
+            .app
+            .db
+            .count("SELECT count(*) AS n FROM tenant_globex.onboarding_packages WHERE status = 'activated'")
+            .await,
+        0
+    );
     assert!(
         world
             .app

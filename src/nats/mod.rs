@@ -54,7 +54,7 @@ use crate::app::App;
 use crate::changes::Change;
 use crate::config::AuthConfig;
 use crate::db;
-use crate::schema::tenant::edge_components;
+use crate::schema::tenant::{edge_components, onboarding_packages};
 use crate::tenancy::Installation;
 use crate::tenancy::transaction::Access;
 pub use accounts::{AccountJwt, NatsAuthority};
@@ -473,16 +473,40 @@ async fn record_heartbeat(app: &App, subjects: &Subjects, subject: &str, payload
     let tx = app.tenant_tx(tenant, Access::ReadWrite, None);
     let outcome = async {
         let mut conn = tx.conn().await?;
-        let updated = diesel::update(
+        let packages: Vec<Option<uuid::Uuid>> = diesel::update(
             edge_components::table
                 .filter(edge_components::component_id.eq(&beat.component_id))
                 .filter(edge_components::kind.eq(component_kind))
                 .filter(edge_components::revoked_at.is_null()),
         )
         .set(edge_components::last_seen.eq(diesel::dsl::now))
-        .execute(&mut conn)
+        .returning(edge_components::onboarding_package_id)
+        .get_results(&mut conn)
         .await?;
-        Ok::<_, crate::tenancy::transaction::TxError>(updated)
+        // A component's first heartbeat activates its package, as its first edge request does.
+        for package in packages.iter().flatten() {
+            let activated = diesel::update(
+                onboarding_packages::table
+                    .find(package)
+                    .filter(onboarding_packages::status.eq("delivered")),
+            )
+            .set((
+                onboarding_packages::status.eq("activated"),
+                onboarding_packages::activated_at.eq(diesel::dsl::now),
+            ))
+            .execute(&mut conn)
+            .await?;
+            if activated > 0 {
+                crate::edge::onboarding::record_event(
+                    &mut conn,
+                    *package,
+                    "activated",
+                    "first NATS heartbeat",
+                )
+                .await?;
+            }
+        }
+        Ok::<_, crate::tenancy::transaction::TxError>(packages.len())
     }
     .await;
     match outcome {
