@@ -75,6 +75,24 @@ enum Command {
         command: TenantCommand,
         #[command(flatten)]
         database: DatabaseConfig,
+        /// With an edge key (ENCLAVE_EDGE_KEY), `create` also creates the tenant's edge CA.
+        #[command(flatten)]
+        auth: AuthConfig,
+    },
+    /// The edge's certificate authorities.
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true))
+    )]
+    Edge {
+        #[command(subcommand)]
+        command: EdgeCommand,
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        auth: AuthConfig,
     },
     /// Add users to a tenant.
     #[command(
@@ -152,6 +170,24 @@ enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum EdgeCommand {
+    /// Certificate authorities.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Create the platform root CA (sealed with ENCLAVE_EDGE_KEY) unless it exists, and a CA
+    /// for every tenant without one; print the root certificate (PEM) to stdout. `serve`
+    /// does the same at startup; this lets an operator do it, and distribute the root,
+    /// before the first start.
+    Init,
 }
 
 #[derive(Debug, Subcommand)]
@@ -324,8 +360,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Tenant { command, database } => {
-            let installation = open_database(&database, sets).await?;
+        Command::Tenant {
+            command,
+            database,
+            auth,
+        } => {
+            let mut installation = open_database(&database, sets).await?;
+            if matches!(command, TenantCommand::Create { .. }) {
+                installation.edge = crate::edge::prepare_if_configured(&installation, &auth).await?;
+            }
             tenant(command, &installation).await
         }
         Command::Nats {
@@ -336,6 +379,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let installation = open_database(&database, sets).await?;
             let config = crate::nats::server_config(&installation, &auth, resolver_dir.as_deref()).await?;
             print!("{config}");
+            Ok(())
+        }
+        Command::Edge {
+            command: EdgeCommand::Ca {
+                command: CaCommand::Init,
+            },
+            database,
+            auth,
+        } => {
+            let installation = open_database(&database, sets).await?;
+            let authority = crate::edge::prepare(&installation, &auth).await?;
+            let root = authority.root();
+            eprintln!(
+                "edge root CA {} (valid until {}); every tenant has a CA",
+                root.key_identifier, root.not_after
+            );
+            print!("{}", authority.root_pem());
             Ok(())
         }
         Command::Uninstall { confirm, database } => {

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod device_merge;
 pub mod edge;
 pub mod http;
 pub mod nats;

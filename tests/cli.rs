@@ -544,3 +544,60 @@ async fn nats_config_prints_one_operator_and_an_account_per_tenant_and_needs_the
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("edge key"), "{}", stderr(&refused));
 }
+
+#[tokio::test]
+async fn edge_ca_init_prints_the_same_root_each_time_and_tenant_create_gives_a_ca_with_the_key() {
+    let db = common::TestDb::new().await;
+    db.prepare().await;
+    let scratch = Scratch::new();
+    let (_, edge_key) = enclave::edge::keys::EdgeKey::generate().expect("edge key");
+    let with_key = [("ENCLAVE_EDGE_KEY", edge_key.as_str())];
+    let init = ["edge", "ca", "init", "--database-url", db.url.as_str()];
+    let first = enclave(scratch.path(), scratch.path(), &with_key, &init);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        stdout(&first)
+    );
+    let second = enclave(scratch.path(), scratch.path(), &with_key, &init);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(stdout(&first), stdout(&second), "the root is created once");
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM public.edge_root_cas").await,
+        1
+    );
+    // Without the key that sealed it, nothing starts.
+    let (_, other_key) = enclave::edge::keys::EdgeKey::generate().expect("edge key");
+    let wrong = enclave(
+        scratch.path(),
+        scratch.path(),
+        &[("ENCLAVE_EDGE_KEY", other_key.as_str())],
+        &init,
+    );
+    assert!(!wrong.status.success());
+
+    let create = |slug: &'static str, vars: &[(&str, &str)]| {
+        enclave(
+            scratch.path(),
+            scratch.path(),
+            vars,
+            &["tenant", "create", slug, "--database-url", db.url.as_str()],
+        )
+    };
+    let created = create("initech", &with_key);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM tenant_initech.tenant_cas")
+            .await,
+        1
+    );
+    let created = create("hooli", &[]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM tenant_hooli.tenant_cas")
+            .await,
+        0,
+        "without an edge key the CA comes at the next start with one"
+    );
+}

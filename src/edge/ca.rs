@@ -44,7 +44,7 @@ const ROOT_LOCK_KEY: i64 = 0x656e_6564_6765_7263; // "enedgerc"
 /// Why a certificate operation failed. Messages are for operators, never for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
-    #[error("{0}")]
+    #[error(transparent)]
     Key(#[from] EdgeKeyError),
     #[error("certificate generation failed: {0}")]
     Certificate(#[from] rcgen::Error),
@@ -56,6 +56,8 @@ pub enum EdgeError {
     InvalidComponentId(String),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    #[error("not a PEM certificate signing request with a valid signature and a supported key")]
+    InvalidCsr,
 }
 
 /// What a component is; the closed set of the API's `EdgeComponentKind`.
@@ -556,10 +558,23 @@ pub fn authority_key_identifier(der: &[u8]) -> Option<String> {
         })
 }
 
+/// The public key of a verified certificate signing request.
+pub struct CsrKey(rcgen::PublicKey);
+
+/// Reads a PEM certificate signing request and checks its signature (which proves the
+/// requester holds the key). Only its public key is kept: names, usages and validity of
+/// the certificate are Enclave's, whatever the request asks for.
+pub fn parse_csr(pem: &str) -> Result<CsrKey, EdgeError> {
+    rcgen::CertificateSigningRequestParams::from_pem(pem)
+        .map(|request| CsrKey(request.public_key))
+        .map_err(|_| EdgeError::InvalidCsr)
+}
+
 /// A component certificate with its fresh key; the key is handed out, never stored.
 pub struct IssuedComponent {
     pub certificate_pem: String,
-    pub key_pem: String,
+    /// The new key, when Enclave generated it (none for a certificate signing request).
+    pub key_pem: Option<String>,
     /// Serial number, hex.
     pub serial: String,
     pub common_name: String,
@@ -592,6 +607,30 @@ impl TenantCa {
         kind: ComponentKind,
         component_id: &str,
     ) -> Result<IssuedComponent, EdgeError> {
+        let key = KeyPair::generate()?;
+        let mut issued = self.sign_component(kind, component_id, &key)?;
+        issued.key_pem = Some(key.serialize_pem());
+        Ok(issued)
+    }
+
+    /// Issues a component certificate for the key of a certificate signing request (see
+    /// [`parse_csr`]), so the component keeps its key to itself.
+    pub fn issue_component_for_key(
+        &self,
+        kind: ComponentKind,
+        component_id: &str,
+        public_key: &CsrKey,
+    ) -> Result<IssuedComponent, EdgeError> {
+        self.sign_component(kind, component_id, &public_key.0)
+    }
+
+    /// Signs the component certificate of `component_id` for `public_key`.
+    fn sign_component(
+        &self,
+        kind: ComponentKind,
+        component_id: &str,
+        public_key: &impl rcgen::PublicKeyData,
+    ) -> Result<IssuedComponent, EdgeError> {
         if !valid_component_id(component_id) {
             return Err(EdgeError::InvalidComponentId(component_id.to_owned()));
         }
@@ -601,7 +640,6 @@ impl TenantCa {
             component_id: component_id.to_owned(),
         };
         let issuer = Issuer::from_ca_cert_pem(&self.stored.certificate_pem, &self.key)?;
-        let key = KeyPair::generate()?;
         let now = OffsetDateTime::now_utc();
         let common_name = name.common_name(&self.domain);
         let mut params = CertificateParams::default();
@@ -630,10 +668,10 @@ impl TenantCa {
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         params.use_authority_key_identifier_extension = true;
-        let certificate = params.signed_by(&key, &issuer)?;
+        let certificate = params.signed_by(public_key, &issuer)?;
         Ok(IssuedComponent {
             certificate_pem: certificate.pem(),
-            key_pem: key.serialize_pem(),
+            key_pem: None,
             serial: hex(&serial.to_bytes()),
             common_name,
             not_after: to_chrono(params.not_after),

@@ -11,10 +11,16 @@
 //! and records the event. Refusals are recorded too (`failed`), and all the caller learns is
 //! 404 (unknown) or 410 (used or expired).
 //!
+//! A component that keeps its key to itself posts a certificate signing request instead
+//! (`POST /onboarding/<token>`): the request's signature is checked *before* the token is
+//! spent, then the same transaction issues the certificate for the request's key; the
+//! answer carries no key.
+//!
 //! When NATS is configured (`crate::nats`), the package also holds `nats.creds`: a user of
 //! the tenant's NATS account limited to the tenant's subjects, valid as long as the
 //! certificate, recorded (public key and JWT, never the seed) in `nats_credentials` with the
-//! component, so that revoking the component revokes it.
+//! component, so that revoking the component revokes it. The seed is made here, so a
+//! certificate signing request gets no NATS user.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -152,6 +158,9 @@ pub async fn create_package(
 pub enum Download {
     /// The package's files, as a gzip-compressed tar.
     Package(Vec<u8>),
+    /// For a certificate signing request: the component certificate, the tenant CA and the
+    /// root, PEM, and the package's `config.json`.
+    Chain { chain_pem: String, config_json: String },
     /// No such token (404).
     Unknown,
     /// Used already, expired or revoked (410).
@@ -190,14 +199,20 @@ struct PackageRow {
 struct Files {
     chain_pem: String,
     certificate_pem: String,
-    key_pem: String,
+    /// None when the component sent a certificate signing request.
+    key_pem: Option<String>,
     config_json: String,
     /// `nats.creds`, when NATS is configured.
     nats_creds: Option<String>,
 }
 
-/// Serves one download (see the module doc).
-pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadError> {
+/// Serves one download (see the module doc): a package with a fresh key, or, given the
+/// verified key of a certificate signing request, the certificate for that key.
+pub async fn download(
+    app: &Arc<App>,
+    token: &str,
+    csr_key: Option<&ca::CsrKey>,
+) -> Result<Download, DownloadError> {
     let Some(authority) = app.installation.edge.clone() else {
         return Err(DownloadError::NotConfigured);
     };
@@ -265,7 +280,10 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
             return Ok((Download::Gone, None));
         };
         let tenant_ca = ca::load_tenant_ca(&authority, &mut conn, &tenant.slug).await?;
-        let issued = tenant_ca.issue_component(kind, &component_id)?;
+        let issued = match csr_key {
+            Some(key) => tenant_ca.issue_component_for_key(kind, &component_id, key)?,
+            None => tenant_ca.issue_component(kind, &component_id)?,
+        };
         let edge_component: Uuid = diesel::insert_into(edge_components::table)
             .values((
                 edge_components::onboarding_package_id.eq(package.id),
@@ -279,15 +297,20 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
             .returning(edge_components::id)
             .get_result(&mut conn)
             .await?;
-        let nats_user = crate::nats::issue_component_user(
-            app,
-            tenant.id,
-            tenant.slug.as_str(),
-            &component_id,
-            Some(issued.not_after.timestamp()),
-        )
-        .await
-        .map_err(DownloadError::Nats)?;
+        // A NATS user's seed is made here, so a component that keeps its keys to itself
+        // (certificate signing request) gets none.
+        let nats_user = match csr_key {
+            Some(_) => None,
+            None => crate::nats::issue_component_user(
+                app,
+                tenant.id,
+                tenant.slug.as_str(),
+                &component_id,
+                Some(issued.not_after.timestamp()),
+            )
+            .await
+            .map_err(DownloadError::Nats)?,
+        };
         if let Some(user) = &nats_user {
             diesel::insert_into(nats_credentials::table)
                 .values((
@@ -339,6 +362,10 @@ pub async fn download(app: &Arc<App>, token: &str) -> Result<Download, DownloadE
             // Refusals commit too: their `failed` event is the audit trail.
             tx.finish(true).await?;
             match files {
+                Some(files) if files.key_pem.is_none() => Ok(Download::Chain {
+                    chain_pem: format!("{}{}", files.certificate_pem, files.chain_pem),
+                    config_json: files.config_json,
+                }),
                 Some(files) => Ok(Download::Package(archive(&files)?)),
                 None => Ok(outcome),
             }
@@ -356,10 +383,11 @@ fn archive(files: &Files) -> std::io::Result<Vec<u8>> {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
     let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+    let key_pem = files.key_pem.as_deref().unwrap_or_default();
     for (name, contents, mode) in [
         ("ca-chain.pem", files.chain_pem.as_str(), 0o644),
         ("component.pem", files.certificate_pem.as_str(), 0o644),
-        ("component-key.pem", files.key_pem.as_str(), 0o600),
+        ("component-key.pem", key_pem, 0o600),
         ("config.json", files.config_json.as_str(), 0o644),
     ]
     .into_iter()

@@ -96,7 +96,12 @@ pub fn router(state: AppState, options: &HttpOptions) -> Router {
         .merge(graphiql::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/onboarding/{token}", get(onboarding::handle));
+        .route(
+            "/onboarding/{token}",
+            get(onboarding::download)
+                .post(onboarding::sign_request)
+                .layer(RequestBodyLimitLayer::new(onboarding::MAX_CSR_BYTES)),
+        );
     if let Some(token) = &options.metrics_token {
         let digest: Arc<[u8]> = Sha256::digest(token.as_bytes()).to_vec().into();
         router = router.route(

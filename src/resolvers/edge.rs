@@ -422,10 +422,10 @@ impl EdgeMutation {
         })
     }
 
-    /// Revokes an edge component's certificate: its next request to the edge endpoint is
-    /// refused (tenant admins); its NATS users are revoked too (their account is re-signed
-    /// and handed to the NATS resolver, which closes their connections). Revoking again
-    /// changes nothing.
+    /// Revokes an edge component: every certificate it holds (renewals included) is refused
+    /// on its next request to the edge endpoint, and its NATS users are revoked (their
+    /// account is re-signed and handed to the NATS resolver, which closes their
+    /// connections) (tenant admins). Revoking again changes nothing.
     async fn revoke_edge_component(
         &self,
         ctx: &Context<'_>,
@@ -446,10 +446,19 @@ impl EdgeMutation {
                 edge_component: row.into(),
             });
         }
-        let row = diesel::update(edge_components::table.find(id))
-            .set(edge_components::revoked_at.eq(diesel::dsl::now))
-            .returning(EdgeComponentRow::as_returning())
-            .get_result(&mut conn)
+        // Every certificate of the component (renewals included) goes at once.
+        diesel::update(
+            edge_components::table
+                .filter(edge_components::component_id.eq(&row.component_id))
+                .filter(edge_components::revoked_at.is_null()),
+        )
+        .set(edge_components::revoked_at.eq(diesel::dsl::now))
+        .execute(&mut conn)
+        .await?;
+        let row = edge_components::table
+            .find(id)
+            .select(EdgeComponentRow::as_select())
+            .first(&mut conn)
             .await?;
         if let Some(package) = row.onboarding_package_id {
             diesel::update(onboarding_packages::table.find(package))
@@ -464,9 +473,15 @@ impl EdgeMutation {
             )
             .await?;
         }
+        // And every NATS user issued to it (with any of its certificates).
+        let certificates: Vec<Uuid> = edge_components::table
+            .filter(edge_components::component_id.eq(&row.component_id))
+            .select(edge_components::id)
+            .load(&mut conn)
+            .await?;
         let nats_users: Vec<String> = diesel::update(
             nats_credentials::table
-                .filter(nats_credentials::edge_component_id.eq(id))
+                .filter(nats_credentials::edge_component_id.eq_any(certificates))
                 .filter(nats_credentials::revoked_at.is_null()),
         )
         .set(nats_credentials::revoked_at.eq(diesel::dsl::now))

@@ -27,6 +27,16 @@ macro_rules! text_enum {
                     _ => text_enum!(@first $($variant),+),
                 }
             }
+
+            /// The variant for a stored value, if it is one (for input that does not come
+            /// through GraphQL, such as the edge endpoint's JSON).
+            #[allow(dead_code)]
+            pub fn parse(stored: &str) -> Option<Self> {
+                match stored {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
         }
     };
     (@first $first:ident $(, $rest:ident)*) => { Self::$first };
@@ -199,6 +209,8 @@ text_enum!(
         Checker => "checker",
         /// A device.
         Device => "device",
+        /// An edge component (its certificate's `EdgeComponent`), reporting its own health.
+        EdgeComponent => "edge_component",
     }
 );
 
@@ -275,5 +287,7 @@ text_enum!(
         Failed => "failed",
         /// The package or its component was revoked.
         Revoked => "revoked",
+        /// The component renewed its certificate over the edge endpoint.
+        Renewed => "renewed",
     }
 );

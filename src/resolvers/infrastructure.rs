@@ -407,7 +407,7 @@ pub struct HealthEventRow {
     pub occurred_at: DateTime<Utc>,
 }
 
-/// A health report of an agent, gateway, checker or device.
+/// A health report of an agent, gateway, checker, device or edge component.
 #[derive(SimpleObject, Clone)]
 pub struct HealthEvent {
     /// Opaque global id.
@@ -433,6 +433,7 @@ impl From<HealthEventRow> for HealthEvent {
             HealthSourceKind::Gateway => "Gateway",
             HealthSourceKind::Checker => "Checker",
             HealthSourceKind::Device => "Device",
+            HealthSourceKind::EdgeComponent => "EdgeComponent",
         };
         Self {
             id: ids::encode("HealthEvent", row.id),

@@ -83,13 +83,19 @@ pub async fn ensure(installation: &Installation) -> anyhow::Result<()> {
     let mut conn = db::connect(&installation.database_url)
         .await
         .with_context(|| format!("cannot connect to {}", db::describe(&installation.database_url)))?;
-    // Released when the connection closes, at the end of this function.
     diesel::sql_query("SELECT pg_advisory_lock($1)")
         .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
         .execute(&mut conn)
         .await
         .context("cannot take the authenticator lock")?;
-    ensure_locked(&mut conn, installation).await
+    let outcome = ensure_locked(&mut conn, installation).await;
+    // Released explicitly: a dropped connection closes only when its task next runs, and a
+    // caller that blocks its thread right after (a CLI test, say) would keep the lock.
+    let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(LOCK_KEY)
+        .execute(&mut conn)
+        .await;
+    outcome
 }
 
 async fn ensure_locked(conn: &mut AsyncPgConnection, installation: &Installation) -> anyhow::Result<()> {

@@ -9,6 +9,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod edge;
+pub mod subscribe;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
