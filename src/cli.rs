@@ -68,7 +68,17 @@ enum Command {
         mut_arg("pool_size", |a| a.hide(true)),
         mut_arg("pool_timeout_ms", |a| a.hide(true)),
         mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
-        mut_arg("statement_timeout_ms", |a| a.hide(true))
+        mut_arg("statement_timeout_ms", |a| a.hide(true)),
+        mut_arg("root_key", |a| a.hide(true)),
+        mut_arg("root_key_file", |a| a.hide(true)),
+        mut_arg("dev", |a| a.hide(true)),
+        mut_arg("dev_key_file", |a| a.hide(true)),
+        mut_arg("session_ttl_secs", |a| a.hide(true)),
+        mut_arg("default_tenant", |a| a.hide(true)),
+        mut_arg("edge_listen", |a| a.hide(true)),
+        mut_arg("edge_endpoint", |a| a.hide(true)),
+        mut_arg("nats_url", |a| a.hide(true)),
+        mut_arg("nats_prefix", |a| a.hide(true))
     )]
     Tenant {
         #[command(subcommand)]
@@ -84,7 +94,15 @@ enum Command {
         mut_arg("pool_size", |a| a.hide(true)),
         mut_arg("pool_timeout_ms", |a| a.hide(true)),
         mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
-        mut_arg("statement_timeout_ms", |a| a.hide(true))
+        mut_arg("statement_timeout_ms", |a| a.hide(true)),
+        mut_arg("root_key", |a| a.hide(true)),
+        mut_arg("root_key_file", |a| a.hide(true)),
+        mut_arg("session_ttl_secs", |a| a.hide(true)),
+        mut_arg("default_tenant", |a| a.hide(true)),
+        mut_arg("edge_listen", |a| a.hide(true)),
+        mut_arg("edge_endpoint", |a| a.hide(true)),
+        mut_arg("nats_url", |a| a.hide(true)),
+        mut_arg("nats_prefix", |a| a.hide(true))
     )]
     Edge {
         #[command(subcommand)]
@@ -126,7 +144,15 @@ enum Command {
         mut_arg("pool_size", |a| a.hide(true)),
         mut_arg("pool_timeout_ms", |a| a.hide(true)),
         mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
-        mut_arg("statement_timeout_ms", |a| a.hide(true))
+        mut_arg("statement_timeout_ms", |a| a.hide(true)),
+        mut_arg("root_key", |a| a.hide(true)),
+        mut_arg("root_key_file", |a| a.hide(true)),
+        mut_arg("session_ttl_secs", |a| a.hide(true)),
+        mut_arg("default_tenant", |a| a.hide(true)),
+        mut_arg("edge_domain", |a| a.hide(true)),
+        mut_arg("edge_listen", |a| a.hide(true)),
+        mut_arg("edge_endpoint", |a| a.hide(true)),
+        mut_arg("nats_url", |a| a.hide(true))
     )]
     Nats {
         #[command(subcommand)]

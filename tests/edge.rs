@@ -557,6 +557,28 @@ async fn a_revoked_component_is_refused_on_its_next_request() {
             .map(|r| r.0),
         Ok(200)
     );
+    // A keep-alive connection, idle after one request.
+    let mut idle = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let tcp = tokio::net::TcpStream::connect(server.address)
+            .await
+            .expect("connect");
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config.clone()));
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        tls.write_all(b"POST /edge/v1/heartbeat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            .await
+            .expect("request");
+        let mut answer = Vec::new();
+        while !String::from_utf8_lossy(&answer).contains("\"ok\":true") {
+            let mut chunk = [0u8; 1024];
+            let n = tls.read(&mut chunk).await.expect("response");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&chunk[..n]);
+        }
+        tls
+    };
+    assert_eq!(server.connections.len(), 1, "the idle connection is tracked");
     let listed = app
         .gql(
             Some(&acme),
@@ -579,6 +601,21 @@ async fn a_revoked_component_is_refused_on_its_next_request() {
         revoked["data"]["revokeEdgeComponent"]["edgeComponent"]["revokedAt"].is_string(),
         "{revoked}"
     );
+    // The idle connection is closed by the next revocation check (every 5 s; run now).
+    let closed = server
+        .connections
+        .close_revoked(&app.app)
+        .await
+        .expect("revocation check");
+    assert_eq!(closed, 1);
+    let mut rest = [0u8; 64];
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut idle, &mut rest),
+    )
+    .await
+    .expect("the idle connection is closed, not left open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     let (status, answer) = post(server.address, &config, "/edge/v1/heartbeat", &beat)
         .await
         .expect("answered");

@@ -563,3 +563,36 @@ async fn a_component_renews_its_certificate_and_revoking_it_revokes_every_certif
         );
     }
 }
+
+#[tokio::test]
+async fn edge_objects_are_nodes_for_admins_only() {
+    let r = Reporting::new().await;
+    let listed = r
+        .app
+        .gql(
+            Some(&r.acme),
+            "{ edgeComponents { edges { node { id serial } } } onboardingPackages { edges { node { id } } } \
+               onboardingEvents { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let component = &listed["data"]["edgeComponents"]["edges"][0]["node"];
+    let package = listed["data"]["onboardingPackages"]["edges"][0]["node"]["id"].clone();
+    let event = listed["data"]["onboardingEvents"]["edges"][0]["node"]["id"].clone();
+    let query = "query($c: ID!, $p: ID!, $e: ID!) { c: node(id: $c) { id ... on EdgeComponent { serial } } \
+                 p: node(id: $p) { id } e: node(id: $e) { id } }";
+    let variables = json!({ "c": component["id"], "p": package, "e": event });
+    let found = r.app.gql(Some(&r.acme), query, variables.clone()).await;
+    assert_eq!(found["data"]["c"]["serial"], component["serial"], "{found}");
+    assert_eq!(found["data"]["p"]["id"], package);
+    assert_eq!(found["data"]["e"]["id"], event);
+    let viewer = r
+        .app
+        .user("acme", "viewer@acme.test", enclave::auth::Role::Viewer)
+        .await;
+    let viewer = r.app.session("acme", &viewer).await;
+    let hidden = r.app.gql(Some(&viewer), query, variables).await;
+    for alias in ["c", "p", "e"] {
+        assert!(hidden["data"][alias].is_null(), "{hidden}");
+    }
+}

@@ -9,6 +9,7 @@
 //! seconds so that CI keeps the command working; it writes to `target/` instead.
 
 mod fleet;
+mod ingest;
 mod load;
 mod profile;
 mod report;
@@ -291,6 +292,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         root_key: &key_spec,
         pool_size: shape.connections,
         tenants_per_connection: DEFAULT_TENANTS_PER_CONNECTION,
+        edge: None,
     };
     let (server, _) = Server::start(&launch)?;
     let graphql = server.url("/graphql");
@@ -369,6 +371,31 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         unbounded_rss_mib: unbounded_rss,
         unbounded_backends_mib: unbounded_backends,
     });
+
+    step("edge ingest against psql \\copy");
+    let (_, edge_key) = enclave::edge::keys::EdgeKey::generate()?;
+    let mut auth = enclave::config::AuthConfig::with_key(key_spec.clone());
+    auth.edge.edge_key = Some(edge_key.clone());
+    let component = ingest::component(&installation, &auth, &fleet::slug(1), fleet::device_id(1)).await?;
+    let edge_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let edge_listen = format!("127.0.0.1:{edge_port}");
+    let (server, _) = Server::start(&Launch {
+        edge: Some((&edge_key, &edge_listen)),
+        ..launch
+    })?;
+    let (warmup, batches) = if options.smoke { (1, 2) } else { (3, 20) };
+    let measured = ingest::measure(
+        &component,
+        &edge_listen,
+        &options.database_url,
+        &fleet::slug(1),
+        &work,
+        warmup,
+        batches,
+    )
+    .await?;
+    drop(server);
+    figures.ingest(&measured);
 
     // Last: the extra migrations make the database unusable for this build of the server.
     step("fleet migration, sequential then concurrent");

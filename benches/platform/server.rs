@@ -25,6 +25,8 @@ pub struct Launch<'a> {
     pub root_key: &'a str,
     pub pool_size: u32,
     pub tenants_per_connection: u32,
+    /// The edge key and the edge listener's address, to serve the edge endpoint.
+    pub edge: Option<(&'a str, &'a str)>,
 }
 
 impl Server {
@@ -34,7 +36,13 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let address = format!("127.0.0.1:{port}");
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_enclave"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_enclave"));
+        if let Some((key, listen)) = launch.edge {
+            command
+                .env("ENCLAVE_EDGE_KEY", key)
+                .env("ENCLAVE_EDGE_LISTEN", listen);
+        }
+        let child = command
             .arg("serve")
             .env("DATABASE_URL", launch.database_url)
             .env("ENCLAVE_ROOT_KEY", launch.root_key)

@@ -12,7 +12,10 @@
 //! the client sends in a request chooses the tenant.
 //!
 //! **Revocation**: every request checks, in its tenant transaction, that the certificate
-//! (by serial) is a known, unrevoked component of the tenant (`edge_components`).
+//! (by serial) is a known, unrevoked component of the tenant (`edge_components`). Open
+//! connections are tracked ([`OpenConnections`]); every refresh (5 s) closes those whose
+//! certificate has been revoked since, so an idle keep-alive connection does not outlive
+//! its certificate either (on this instance or any other serving the same database).
 //!
 //! The endpoints themselves are in `edge::ingest`.
 
@@ -80,6 +83,87 @@ impl EdgeTrust {
             .read()
             .ok()
             .and_then(|map| map.get(key_id).cloned())
+    }
+}
+
+/// A connection's certificate: (tenant id, serial).
+type CertificateKey = (Uuid, String);
+
+/// The open connections, by (tenant id, certificate serial): each can be told to close.
+#[derive(Debug, Default)]
+pub struct OpenConnections {
+    next: std::sync::atomic::AtomicU64,
+    open: std::sync::Mutex<HashMap<u64, (CertificateKey, Arc<tokio::sync::Notify>)>>,
+}
+
+/// An open connection's registration; dropping it unregisters the connection.
+struct Registration {
+    id: u64,
+    connections: Arc<OpenConnections>,
+    closed: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.connections.open.lock() {
+            open.remove(&self.id);
+        }
+    }
+}
+
+impl OpenConnections {
+    fn register(self: &Arc<Self>, identity: &EdgeIdentity) -> Registration {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let closed = Arc::new(tokio::sync::Notify::new());
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(
+                id,
+                ((identity.tenant.id, identity.serial.clone()), closed.clone()),
+            );
+        }
+        Registration {
+            id,
+            connections: self.clone(),
+            closed,
+        }
+    }
+
+    /// How many connections are open.
+    pub fn len(&self) -> usize {
+        self.open.lock().map(|open| open.len()).unwrap_or(0)
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Closes the connections whose certificate is revoked (or whose tenant is gone).
+    pub async fn close_revoked(&self, app: &App) -> anyhow::Result<usize> {
+        let mut open: Vec<CertificateKey> = self
+            .open
+            .lock()
+            .map(|open| open.values().map(|(key, _)| key.clone()).collect())
+            .unwrap_or_default();
+        open.sort_unstable();
+        open.dedup();
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let revoked = app.directory.revoked_edge_serials(&app.db, &open).await?;
+        if revoked.is_empty() {
+            return Ok(0);
+        }
+        let mut closed = 0;
+        if let Ok(open) = self.open.lock() {
+            for (key, notify) in open.values() {
+                if revoked.contains(key) {
+                    notify.notify_one();
+                    closed += 1;
+                }
+            }
+        }
+        Ok(closed)
     }
 }
 
@@ -232,6 +316,8 @@ pub fn identify(
 pub struct EdgeServer {
     /// The trust map; refresh it to see new tenants at once.
     pub trust: Arc<EdgeTrust>,
+    /// The open connections; `close_revoked` closes those of revoked certificates at once.
+    pub connections: Arc<OpenConnections>,
     /// Where it listens.
     pub address: std::net::SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -316,23 +402,29 @@ pub async fn start(app: Arc<App>, listener: TcpListener, listen: &str) -> anyhow
         .context("the edge is not configured (ENCLAVE_EDGE_KEY)")?;
     let trust = Arc::new(EdgeTrust::default());
     trust.refresh(&app).await.context("cannot load the tenant CAs")?;
+    let connections = Arc::new(OpenConnections::default());
     let config = tls_config(&authority, trust.clone(), server_names(&authority, listen))?;
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let address = listener.local_addr().context("edge listener address")?;
     let router = super::ingest::router(app.clone());
     let refresher = {
-        let (app, trust) = (app.clone(), trust.clone());
+        let (app, trust, connections) = (app.clone(), trust.clone(), connections.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(REFRESH).await;
                 if let Err(error) = trust.refresh(&app).await {
                     tracing::warn!(%error, "cannot refresh the edge trust map");
                 }
+                match connections.close_revoked(&app).await {
+                    Ok(0) => {}
+                    Ok(closed) => tracing::info!(closed, "closed connections of revoked edge certificates"),
+                    Err(error) => tracing::warn!(%error, "cannot check open edge connections for revocation"),
+                }
             }
         })
     };
     let task = {
-        let (app, trust) = (app.clone(), trust.clone());
+        let (app, trust, connections) = (app.clone(), trust.clone(), connections.clone());
         let domain = authority.domain().to_owned();
         tokio::spawn(async move {
             loop {
@@ -340,12 +432,13 @@ pub async fn start(app: Arc<App>, listener: TcpListener, listen: &str) -> anyhow
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 };
-                let (acceptor, app, trust, router, domain) = (
+                let (acceptor, app, trust, router, domain, connections) = (
                     acceptor.clone(),
                     app.clone(),
                     trust.clone(),
                     router.clone(),
                     domain.clone(),
+                    connections.clone(),
                 );
                 tokio::spawn(async move {
                     let handshake =
@@ -372,15 +465,24 @@ pub async fn start(app: Arc<App>, listener: TcpListener, listen: &str) -> anyhow
                             return;
                         }
                     };
+                    let registration = connections.register(&identity);
                     let service = router
                         .layer(axum::Extension(identity))
                         .map_request(|request: Request<Incoming>| request.map(Body::new));
                     let served = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(10))
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                        .await;
-                    if let Err(error) = served {
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service));
+                    tokio::pin!(served);
+                    let outcome = tokio::select! {
+                        outcome = served.as_mut() => outcome,
+                        () = registration.closed.notified() => {
+                            tracing::info!(%remote, "closing the connection of a revoked edge certificate");
+                            served.as_mut().graceful_shutdown();
+                            served.await
+                        }
+                    };
+                    if let Err(error) = outcome {
                         tracing::debug!(%remote, %error, "edge connection ended with an error");
                     }
                 });
@@ -390,6 +492,7 @@ pub async fn start(app: Arc<App>, listener: TcpListener, listen: &str) -> anyhow
     tracing::info!(%address, "edge listener (mutual TLS) listening");
     Ok(EdgeServer {
         trust,
+        connections,
         address,
         task,
         refresher,

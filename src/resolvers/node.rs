@@ -5,6 +5,10 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::context::{loaders, scope};
+use super::edge::{
+    EdgeComponent, EdgeComponentRow, OnboardingEvent, OnboardingEventRow, OnboardingPackage,
+    OnboardingPackageRow,
+};
 use super::errors::ApiResult;
 use super::identity::{ApiToken, User};
 use super::ids;
@@ -20,8 +24,9 @@ use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use super::platform::Tenant;
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{
-    alerts, api_tokens, checkers, device_identifiers, edge_sites, events, health_events, integration_sources,
-    interfaces, polling_schedules, service_checks, users,
+    alerts, api_tokens, checkers, device_identifiers, edge_components, edge_sites, events, health_events,
+    integration_sources, interfaces, onboarding_events, onboarding_packages, polling_schedules,
+    service_checks, users,
 };
 
 /// An object with a global id.
@@ -46,6 +51,9 @@ pub enum Node {
     ApiToken(ApiToken),
     DeviceIdentifier(DeviceIdentifier),
     Tenant(Tenant),
+    OnboardingPackage(OnboardingPackage),
+    OnboardingEvent(OnboardingEvent),
+    EdgeComponent(EdgeComponent),
 }
 
 /// Reads one row by primary key in the request's tenant transaction.
@@ -114,6 +122,18 @@ impl NodeQuery {
                 find!(ctx, api_tokens, ApiToken, key).map(Node::ApiToken)
             }
             "Tenant" => super::platform::tenant_node(ctx, key).await?.map(Node::Tenant),
+            // The edge's onboarding is listed to admins only, and so it is here.
+            "OnboardingPackage" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
+                find!(ctx, onboarding_packages, OnboardingPackageRow, key)
+                    .map(|r| Node::OnboardingPackage(r.into()))
+            }
+            "OnboardingEvent" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
+                find!(ctx, onboarding_events, OnboardingEventRow, key)
+                    .map(|r| Node::OnboardingEvent(r.into()))
+            }
+            "EdgeComponent" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
+                find!(ctx, edge_components, EdgeComponentRow, key).map(|r| Node::EdgeComponent(r.into()))
+            }
             _ => None,
         })
     }

@@ -226,6 +226,57 @@ impl TenantDirectory {
             .collect())
     }
 
+    /// Which of the given (tenant id, certificate serial) pairs are revoked or no longer
+    /// known components of their tenant: one statement for the tenants named, on the
+    /// platform pool; for the edge listener, which closes those connections.
+    pub async fn revoked_edge_serials(
+        &self,
+        gateway: &super::gateway::Gateway,
+        open: &[(Uuid, String)],
+    ) -> Result<Vec<(Uuid, String)>, super::transaction::TxError> {
+        #[derive(QueryableByName)]
+        struct Live {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            tenant_id: Uuid,
+            #[diesel(sql_type = Text)]
+            serial: String,
+        }
+        let mut tenants: Vec<Uuid> = open.iter().map(|(tenant, _)| *tenant).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        let known: Vec<_> = tenants.iter().filter_map(|id| self.by_id(*id)).collect();
+        if known.is_empty() {
+            return Ok(open.to_vec());
+        }
+        // The live certificates among those open, per tenant schema (serials are hex,
+        // checked by the table's constraint; they are bound, never spliced).
+        let serials: Vec<&str> = open.iter().map(|(_, serial)| serial.as_str()).collect();
+        let sql = known
+            .iter()
+            .map(|tenant| {
+                format!(
+                    "SELECT '{}'::uuid AS tenant_id, serial FROM {}.edge_components \
+                     WHERE revoked_at IS NULL AND serial = ANY($1)",
+                    tenant.id,
+                    db::quote_ident(&tenant.slug.schema_name())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut conn = gateway.platform_unchecked().await?;
+        let live: Vec<Live> = diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Array<Text>, _>(serials)
+            .load(&mut conn)
+            .await?;
+        let live: std::collections::HashSet<(Uuid, String)> =
+            live.into_iter().map(|row| (row.tenant_id, row.serial)).collect();
+        Ok(open
+            .iter()
+            .filter(|pair| !live.contains(*pair))
+            .cloned()
+            .collect())
+    }
+
     /// Re-reads every tenant and domain (one query) and swaps the snapshot.
     pub async fn reload(&self, conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
         let rows: Vec<Row> = diesel::sql_query(
