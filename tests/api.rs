@@ -1686,3 +1686,125 @@ async fn groups_and_partitions_are_updated_and_bad_updates_change_nothing() {
         "{readdressed}"
     );
 }
+
+/// Process samples, OpenTelemetry points and traces of `schema`, named after it.
+async fn seed_telemetry(t: &TestApp, schema: &str) {
+    t.db.conn()
+        .await
+        .batch_execute(&format!(
+            "SET search_path TO {schema};
+             INSERT INTO process_metrics (device_id, ts, pid, name, cpu_percent, memory_bytes)
+               SELECT (SELECT id FROM devices ORDER BY hostname LIMIT 1), now() - i * interval '1 minute',
+                      100 + i % 3, CASE WHEN i % 3 = 0 THEN 'sshd' ELSE '{schema}-proc' END, i, i * 1024
+               FROM generate_series(1, 30) i;
+             INSERT INTO otel_metrics (service_name, name, ts, value)
+               SELECT '{schema}-svc', 'http.requests', now() - i * interval '1 second', i FROM generate_series(1, 120) i;
+             INSERT INTO otel_trace_summaries (trace_id, root_service, root_span_name, start_time, duration_ms, span_count, error_count)
+               SELECT '{schema}-trace-' || i, '{schema}-svc', 'GET /', now() - i * interval '1 minute', 12.5, 2, i % 2
+               FROM generate_series(1, 10) i;
+             INSERT INTO otel_traces (trace_id, span_id, parent_span_id, service_name, name, start_time, end_time, status)
+               VALUES ('{schema}-trace-1', 'a1', NULL, '{schema}-svc', 'GET /', now(), now() + interval '12 ms', 'ok'),
+                      ('{schema}-trace-1', 'a2', 'a1', '{schema}-svc', 'SELECT', now() + interval '1 ms', now() + interval '5 ms', 'error');"
+        ))
+        .await
+        .expect("telemetry seed");
+}
+
+#[tokio::test]
+async fn process_otel_and_trace_data_page_newest_first_within_the_tenant() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 1).await;
+    seed(&f.t, "tenant_globex", 1).await;
+    seed_telemetry(&f.t, "tenant_acme").await;
+    seed_telemetry(&f.t, "tenant_globex").await;
+    let device =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ devices { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["devices"]["edges"][0]["node"]["id"]
+            .clone();
+
+    // Process samples of the device, filtered by name, newest first, paged without repeats.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = f
+            .t
+            .gql(
+                Some(&f.viewer),
+                "query($d: ID!, $a: String) { processMetrics(filter: {deviceId: $d, name: \"tenant_acme-proc\"}, first: 7, after: $a) { pageInfo { hasNextPage endCursor } edges { node { time pid name } } } }",
+                json!({ "d": device, "a": after }),
+            )
+            .await;
+        let connection = &page["data"]["processMetrics"];
+        for edge in connection["edges"].as_array().unwrap_or_else(|| panic!("{page}")) {
+            assert_eq!(edge["node"]["name"], "tenant_acme-proc");
+            seen.push(edge["node"]["time"].as_str().expect("time").to_owned());
+        }
+        if connection["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = connection["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen.len(), 20, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(seen, sorted, "newest first, no repeats");
+
+    // OpenTelemetry points: only acme's service exists for acme.
+    let points = f
+        .t
+        .gql(
+            Some(&f.viewer),
+            "{ all: otelMetrics(first: 500) { edges { node { serviceName value } } } \
+               globex: otelMetrics(filter: {serviceName: \"tenant_globex-svc\"}) { edges { node { value } } } }",
+            json!({}),
+        )
+        .await;
+    let all = points["data"]["all"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{points}"));
+    assert_eq!(all.len(), 120);
+    assert!(all.iter().all(|e| e["node"]["serviceName"] == "tenant_acme-svc"));
+    assert_eq!(all[0]["node"]["value"], 1.0, "newest first");
+    assert_eq!(
+        points["data"]["globex"]["edges"].as_array().map(Vec::len),
+        Some(0)
+    );
+
+    // Traces with errors, and the spans of one.
+    let traces =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ traceSummaries(filter: {hasErrors: true}) { edges { node { traceId errorCount } } } \
+               traceSpans(traceId: \"tenant_acme-trace-1\") { spanId parentSpanId status } \
+               foreign: traceSpans(traceId: \"tenant_globex-trace-1\") { spanId } }",
+            json!({}),
+        )
+        .await;
+    let with_errors = traces["data"]["traceSummaries"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{traces}"));
+    assert_eq!(with_errors.len(), 5);
+    assert!(with_errors.iter().all(|e| e["node"]["errorCount"] == 1));
+    assert_eq!(
+        traces["data"]["traceSpans"],
+        json!([{"spanId": "a1", "parentSpanId": null, "status": "ok"}, {"spanId": "a2", "parentSpanId": "a1", "status": "error"}])
+    );
+    assert_eq!(
+        traces["data"]["foreign"],
+        json!([]),
+        "another tenant's trace is not there"
+    );
+    let refused =
+        f.t.gql(
+            Some(&f.viewer),
+            "{ traceSpans(traceId: \"x\", first: 5000) { spanId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"));
+}

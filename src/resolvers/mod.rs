@@ -23,6 +23,7 @@ pub mod pagination;
 pub mod platform;
 pub mod scalars;
 pub mod subscriptions;
+pub mod telemetry;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub struct Query(
     infrastructure::InfrastructureQuery,
     monitoring::MonitoringQuery,
     observability::ObservabilityQuery,
+    telemetry::TelemetryQuery,
     node::NodeQuery,
     edge::EdgeQuery,
 );

@@ -192,27 +192,6 @@ pub struct LogFilter {
     pub severity: Option<Vec<String>>,
 }
 
-/// Log cursors carry (time, numeric id) in the key; the uuid part is unused.
-fn log_cursor(row: &LogRow) -> Cursor {
-    Cursor {
-        key: format!(
-            "{}#{}",
-            super::monitoring::time_cursor(row.ts, Uuid::nil()).key,
-            row.id
-        ),
-        id: Uuid::nil(),
-    }
-}
-
-fn log_position(cursor: &Cursor) -> ApiResult<(DateTime<Utc>, i64)> {
-    let invalid = || ApiError::bad_input("invalid cursor");
-    let (time, id) = cursor.key.rsplit_once('#').ok_or_else(invalid)?;
-    let time = DateTime::parse_from_rfc3339(time)
-        .map_err(|_| invalid())?
-        .with_timezone(&Utc);
-    Ok((time, id.parse().map_err(|_| invalid())?))
-}
-
 #[derive(Default)]
 pub struct ObservabilityQuery;
 
@@ -343,7 +322,7 @@ impl ObservabilityQuery {
             query = query.filter(logs::severity.eq_any(severity));
         }
         if let Some(cursor) = &window.cursor {
-            let (at, id) = log_position(cursor)?;
+            let (at, id) = super::telemetry::time_tail_position::<i64>(cursor)?;
             query = match window.direction {
                 Direction::Forward => query.filter(logs::ts.lt(at).or(logs::ts.eq(at).and(logs::id.lt(id)))),
                 Direction::Backward => query.filter(logs::ts.gt(at).or(logs::ts.eq(at).and(logs::id.gt(id)))),
@@ -357,7 +336,7 @@ impl ObservabilityQuery {
             window,
             scope(ctx)?,
             query,
-            log_cursor,
+            |row: &LogRow| super::telemetry::time_tail_cursor(row.ts, row.id),
             LogEntry::from,
             EmptyFields
         )

@@ -288,6 +288,55 @@ diesel::table! {
 }
 
 diesel::table! {
+    process_metrics (device_id, ts, pid) {
+        device_id -> Uuid,
+        ts -> Timestamptz,
+        pid -> Int4,
+        name -> Text,
+        cpu_percent -> Float8,
+        memory_bytes -> Int8,
+    }
+}
+
+diesel::table! {
+    otel_metrics (id) {
+        id -> Int8,
+        device_id -> Nullable<Uuid>,
+        service_name -> Text,
+        name -> Text,
+        ts -> Timestamptz,
+        value -> Float8,
+        attributes -> Jsonb,
+    }
+}
+
+diesel::table! {
+    otel_traces (trace_id, span_id) {
+        trace_id -> Text,
+        span_id -> Text,
+        parent_span_id -> Nullable<Text>,
+        service_name -> Text,
+        name -> Text,
+        start_time -> Timestamptz,
+        end_time -> Timestamptz,
+        status -> Text,
+        attributes -> Jsonb,
+    }
+}
+
+diesel::table! {
+    otel_trace_summaries (trace_id) {
+        trace_id -> Text,
+        root_service -> Text,
+        root_span_name -> Text,
+        start_time -> Timestamptz,
+        duration_ms -> Float8,
+        span_count -> Int4,
+        error_count -> Int4,
+    }
+}
+
+diesel::table! {
     cpu_metrics (device_id, ts, core) {
         device_id -> Uuid,
         ts -> Timestamptz,
