@@ -33,6 +33,10 @@ pub struct App {
     pub limits: LimitsConfig,
     /// `limits.max_page_size`, for resolvers.
     pub max_page_size: usize,
+    /// `ENCLAVE_NATS_URL`: `listen` connects there (see `crate::nats`).
+    pub nats_url: Option<String>,
+    /// The NATS connections, once started (`crate::nats::start`).
+    pub nats: std::sync::OnceLock<Arc<crate::nats::NatsLink>>,
 }
 
 impl App {
@@ -58,6 +62,8 @@ impl App {
             default_tenant: auth.default_tenant.clone(),
             max_page_size: limits.max_page_size,
             limits,
+            nats_url: auth.nats.nats_url.clone(),
+            nats: std::sync::OnceLock::new(),
         }))
     }
 

@@ -7,15 +7,20 @@
 //! another tenant's data. A tenant's channel is dropped once its last subscriber is gone.
 //! When the listening connection is lost (database restart), the listener reconnects with
 //! a back-off and then tells every subscriber that changes may have been missed.
+//!
+//! A *tap* ([`ChangeFeed::tap`]) also receives every change of every tenant, through a
+//! bounded queue that drops (and counts) changes when full: the NATS publisher uses it
+//! (see `crate::nats`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use diesel_async::SimpleAsyncConnection;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::db;
@@ -48,6 +53,8 @@ pub enum FeedItem {
 #[derive(Debug, Clone, Default)]
 pub struct ChangeFeed {
     channels: Arc<RwLock<HashMap<String, broadcast::Sender<FeedItem>>>>,
+    tap: Arc<OnceLock<mpsc::Sender<Change>>>,
+    tap_dropped: Arc<AtomicU64>,
 }
 
 impl ChangeFeed {
@@ -60,8 +67,26 @@ impl ChangeFeed {
             .subscribe()
     }
 
-    /// Hands `change` to its tenant's subscribers; forgets a channel nobody listens to.
+    /// Every change of every tenant from now on, through a queue of `capacity` changes
+    /// (changes that find it full are dropped and counted); `None` when tapped already.
+    pub fn tap(&self, capacity: usize) -> Option<mpsc::Receiver<Change>> {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        self.tap.set(sender).ok().map(|()| receiver)
+    }
+
+    /// Changes the tap dropped because its queue was full (or its receiver gone).
+    pub fn tap_dropped(&self) -> u64 {
+        self.tap_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Hands `change` to its tenant's subscribers (and the tap); forgets a channel nobody
+    /// listens to.
     fn publish(&self, change: Change) {
+        if let Some(tap) = self.tap.get()
+            && tap.try_send(change.clone()).is_err()
+        {
+            self.tap_dropped.fetch_add(1, Ordering::Relaxed);
+        }
         let schema = change.schema.clone();
         let delivered = {
             let channels = self.channels.read().unwrap_or_else(PoisonError::into_inner);

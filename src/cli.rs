@@ -1,5 +1,5 @@
 //! The `enclave` command line: `serve`, `migrate`, `tenant …`, `user add`, `token mint`,
-//! `keys generate`, `schema`, `demo` and `uninstall`. Each command parses its arguments
+//! `keys generate`, `nats config`, `schema`, `demo` and `uninstall`. Each command parses its arguments
 //! (flags or environment variables, see `config`) and calls into the library; nothing here
 //! holds logic of its own.
 //!
@@ -76,7 +76,9 @@ enum Command {
         mut_arg("session_ttl_secs", |a| a.hide(true)),
         mut_arg("default_tenant", |a| a.hide(true)),
         mut_arg("edge_listen", |a| a.hide(true)),
-        mut_arg("edge_endpoint", |a| a.hide(true))
+        mut_arg("edge_endpoint", |a| a.hide(true)),
+        mut_arg("nats_url", |a| a.hide(true)),
+        mut_arg("nats_prefix", |a| a.hide(true))
     )]
     Tenant {
         #[command(subcommand)]
@@ -98,7 +100,9 @@ enum Command {
         mut_arg("session_ttl_secs", |a| a.hide(true)),
         mut_arg("default_tenant", |a| a.hide(true)),
         mut_arg("edge_listen", |a| a.hide(true)),
-        mut_arg("edge_endpoint", |a| a.hide(true))
+        mut_arg("edge_endpoint", |a| a.hide(true)),
+        mut_arg("nats_url", |a| a.hide(true)),
+        mut_arg("nats_prefix", |a| a.hide(true))
     )]
     Edge {
         #[command(subcommand)]
@@ -134,6 +138,29 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// NATS: print the server configuration (operator, resolver, accounts).
+    #[command(
+        mut_arg("pool_size", |a| a.hide(true)),
+        mut_arg("pool_timeout_ms", |a| a.hide(true)),
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true)),
+        mut_arg("statement_timeout_ms", |a| a.hide(true)),
+        mut_arg("root_key", |a| a.hide(true)),
+        mut_arg("root_key_file", |a| a.hide(true)),
+        mut_arg("session_ttl_secs", |a| a.hide(true)),
+        mut_arg("default_tenant", |a| a.hide(true)),
+        mut_arg("edge_domain", |a| a.hide(true)),
+        mut_arg("edge_listen", |a| a.hide(true)),
+        mut_arg("edge_endpoint", |a| a.hide(true)),
+        mut_arg("nats_url", |a| a.hide(true))
+    )]
+    Nats {
+        #[command(subcommand)]
+        command: NatsCommand,
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        auth: AuthConfig,
     },
     /// Print the GraphQL schema (SDL), as committed in `schema.graphql`.
     Schema,
@@ -221,6 +248,21 @@ enum TokenCommand {
         /// Lifetime: seconds, or a number with s, m, h or d.
         #[arg(long, default_value = "12h", value_parser = parse_ttl)]
         ttl: std::time::Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NatsCommand {
+    /// Print the nats-server configuration a deployment needs: the operator JWT, the system
+    /// account, the resolver and every account JWT preloaded (creating the operator and the
+    /// accounts on first use, their keys sealed with the edge key). Include it in the
+    /// server's configuration file next to its `listen` settings; print it again and reload
+    /// the server after adding tenants when using the MEMORY resolver.
+    Config {
+        /// Use the full (directory) resolver storing account JWTs in this directory, which
+        /// also takes accounts Enclave creates or re-signs later; default: `resolver: MEMORY`.
+        #[arg(long, value_name = "DIR")]
+        resolver_dir: Option<String>,
     },
 }
 
@@ -354,6 +396,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 installation.edge = crate::edge::prepare_if_configured(&installation, &auth).await?;
             }
             tenant(command, &installation).await
+        }
+        Command::Nats {
+            command: NatsCommand::Config { resolver_dir },
+            database,
+            auth,
+        } => {
+            let installation = open_database(&database, sets).await?;
+            let config = crate::nats::server_config(&installation, &auth, resolver_dir.as_deref()).await?;
+            print!("{config}");
+            Ok(())
         }
         Command::Edge {
             command: EdgeCommand::Ca {

@@ -30,6 +30,8 @@
 //! | `ENCLAVE_EDGE_DOMAIN` | `enclave` | last labels of component certificate CNs: `<component-id>.<tenant-slug>.<domain>` |
 //! | `ENCLAVE_EDGE_LISTEN` | `127.0.0.1:8443` | `host:port` of the mutual-TLS listener where edge components report |
 //! | `ENCLAVE_EDGE_ENDPOINT` | `https://<ENCLAVE_EDGE_LISTEN>` | the edge URL written into onboarding packages (`config.json`) |
+//! | `ENCLAVE_NATS_URL` | — (NATS off) | NATS server Enclave connects to (e.g. `nats://127.0.0.1:4222`, operator mode: see `enclave nats config`): publishes `<slug>.alerts.changed`, `<slug>.events.created`, `<slug>.devices.changed` after commit, records heartbeats, puts `nats.creds` into onboarding packages |
+//! | `ENCLAVE_NATS_PREFIX` | — | optional first subject token(s) of every tenant subject: `<prefix>.<slug>.…` (dot-separated letters, digits, `_`, `-`) |
 //! | `ENCLAVE_SESSION_TTL_SECS` | `43200` | lifetime of a login session |
 //! | `ENCLAVE_DEFAULT_TENANT` | — | tenant slug `login` uses when the host is no vanity domain |
 //! | `ENCLAVE_ADMIN_PASSWORD` | — | password for `tenant create --admin-email` and `user add` (else stdin) |
@@ -328,6 +330,23 @@ pub struct AuthConfig {
     /// Edge certificate authorities and their key.
     #[command(flatten)]
     pub edge: EdgeConfig,
+
+    /// NATS (its keys are sealed with the edge key).
+    #[command(flatten)]
+    pub nats: NatsConfig,
+}
+
+/// NATS: where Enclave connects and how subjects are named (see `nats`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct NatsConfig {
+    /// NATS server URL (`nats://host:4222`), running in operator mode with the configuration
+    /// `enclave nats config` prints. Unset: NATS is off (no publishing, no `nats.creds`).
+    #[arg(long, global = true, env = "ENCLAVE_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// First subject token(s) of every tenant subject: `<prefix>.<slug>.alerts.changed`.
+    #[arg(long, global = true, env = "ENCLAVE_NATS_PREFIX", value_parser = crate::nats::parse_prefix)]
+    pub nats_prefix: Option<String>,
 }
 
 /// The edge: certificate authorities, component certificates (see `edge`).
@@ -404,6 +423,7 @@ impl AuthConfig {
                 edge_key: None,
                 ..EdgeConfig::with_key(String::new())
             },
+            nats: NatsConfig::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - `app`: the state shared by all requests;
 //! - `http`: the axum router and the GraphQL endpoint;
 //! - `edge`: certificate authorities, onboarding and the mTLS endpoint of edge components;
+//! - `nats`: NATS subjects, one account per tenant, publishing after commit, heartbeats;
 //! - `cli`: the `enclave` command.
 //!
 //! Error policy: `anyhow` at the edges (startup, CLI), typed errors (`thiserror`) inside
@@ -27,6 +28,7 @@ pub mod demo;
 pub mod device_merge;
 pub mod edge;
 pub mod http;
+pub mod nats;
 pub mod pool;
 pub mod resolvers;
 pub mod schema;
@@ -146,6 +148,7 @@ pub async fn start(
     let started = std::time::Instant::now();
     let (mut installation, report) = migrate_database(database, migration_sets).await?;
     installation.edge = edge::prepare_if_configured(&installation, auth).await?;
+    installation.nats = nats::prepare_if_configured(&installation, auth).await?;
     tracing::info!(
         database = %db::describe(&database.database_url),
         up_to_date = report.was_up_to_date,
@@ -196,6 +199,10 @@ pub async fn listen(
     };
     let refresher = app.directory.spawn_refresher();
     let change_listener = app.changes.spawn_listener(app.installation.database_url.clone());
+    let nats_link = match app.nats_url.clone() {
+        Some(url) => Some(nats::start(app.clone(), &url).await?),
+        None => None,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let unready = ready.clone();
     let signal = tokio::spawn(async move {
@@ -241,6 +248,9 @@ pub async fn listen(
         edge_server.stop();
     }
     change_listener.abort();
+    if let Some(link) = nats_link {
+        link.stop();
+    }
     served.context("HTTP server failed")?;
     metrics_served.context("metrics server failed")
 }

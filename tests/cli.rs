@@ -484,6 +484,68 @@ async fn json_logs_carry_one_line_per_request_with_its_tenant_operation_and_outc
 }
 
 #[tokio::test]
+async fn nats_config_prints_one_operator_and_an_account_per_tenant_and_needs_the_edge_key() {
+    let scratch = Scratch::new();
+    let app = TestApp::new().await;
+    app.tenant("acme", &[]).await;
+    let url = app.db.url.clone();
+    let (_, edge_key) = enclave::edge::keys::EdgeKey::generate().expect("edge key");
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("ENCLAVE_EDGE_KEY", edge_key.as_str()),
+    ];
+    let first = enclave(scratch.path(), scratch.path(), &vars, &["nats", "config"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let config = stdout(&first);
+    assert!(config.contains("resolver: MEMORY"), "{config}");
+    let operator = config
+        .lines()
+        .find_map(|line| line.strip_prefix("operator: "))
+        .expect("operator line")
+        .to_owned();
+    let claims = enclave::nats::jwt::decode(&operator).expect("a verifiable operator JWT");
+    // platform and acme, plus the system and enclave accounts.
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM public.nats_accounts WHERE kind = 'tenant'")
+            .await,
+        2
+    );
+    let preloaded = config.lines().filter(|line| line.starts_with("  A")).count();
+    assert_eq!(preloaded, 4, "{config}");
+    // A second run keeps the operator; a full resolver is printed on request.
+    let second = enclave(
+        scratch.path(),
+        scratch.path(),
+        &vars,
+        &["nats", "config", "--resolver-dir", "/var/lib/nats/jwt"],
+    );
+    assert!(second.status.success(), "{}", stderr(&second));
+    let again = stdout(&second);
+    assert!(
+        again.contains("type: full") && again.contains("\"/var/lib/nats/jwt\""),
+        "{again}"
+    );
+    let operator_again = again
+        .lines()
+        .find_map(|line| line.strip_prefix("operator: "))
+        .expect("operator line");
+    assert_eq!(
+        enclave::nats::jwt::decode(operator_again).expect("verifies")["sub"],
+        claims["sub"]
+    );
+    // Without the edge key, which seals the NATS keys, it refuses.
+    let refused = enclave(
+        scratch.path(),
+        scratch.path(),
+        &[("DATABASE_URL", url.as_str())],
+        &["nats", "config"],
+    );
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("edge key"), "{}", stderr(&refused));
+}
+
+#[tokio::test]
 async fn edge_ca_init_prints_the_same_root_each_time_and_tenant_create_gives_a_ca_with_the_key() {
     let db = common::TestDb::new().await;
     db.prepare().await;

@@ -15,6 +15,12 @@
 //! (`POST /onboarding/<token>`): the request's signature is checked *before* the token is
 //! spent, then the same transaction issues the certificate for the request's key; the
 //! answer carries no key.
+//!
+//! When NATS is configured (`crate::nats`), the package also holds `nats.creds`: a user of
+//! the tenant's NATS account limited to the tenant's subjects, valid as long as the
+//! certificate, recorded (public key and JWT, never the seed) in `nats_credentials` with the
+//! component, so that revoking the component revokes it. The seed is made here, so a
+//! certificate signing request gets no NATS user.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -30,7 +36,7 @@ use uuid::Uuid;
 
 use super::ca::{self, ComponentKind, EdgeError};
 use crate::app::App;
-use crate::schema::tenant::{edge_components, onboarding_events, onboarding_packages};
+use crate::schema::tenant::{edge_components, nats_credentials, onboarding_events, onboarding_packages};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::transaction::{Access, TxError};
 
@@ -174,11 +180,14 @@ pub enum DownloadError {
     Archive(#[from] std::io::Error),
     #[error("the edge is not configured")]
     NotConfigured,
+    #[error("cannot issue NATS credentials: {0:#}")]
+    Nats(anyhow::Error),
 }
 
 #[derive(Queryable)]
 struct PackageRow {
     id: Uuid,
+    edge_site_id: Uuid,
     status: String,
     expires_at: DateTime<Utc>,
     kind: Option<String>,
@@ -193,6 +202,8 @@ struct Files {
     /// None when the component sent a certificate signing request.
     key_pem: Option<String>,
     config_json: String,
+    /// `nats.creds`, when NATS is configured.
+    nats_creds: Option<String>,
 }
 
 /// Serves one download (see the module doc): a package with a fresh key, or, given the
@@ -222,6 +233,7 @@ pub async fn download(
             .filter(onboarding_packages::token_hash.eq(&hash))
             .select((
                 onboarding_packages::id,
+                onboarding_packages::edge_site_id,
                 onboarding_packages::status,
                 onboarding_packages::expires_at,
                 onboarding_packages::kind,
@@ -272,7 +284,7 @@ pub async fn download(
             Some(key) => tenant_ca.issue_component_for_key(kind, &component_id, key)?,
             None => tenant_ca.issue_component(kind, &component_id)?,
         };
-        diesel::insert_into(edge_components::table)
+        let edge_component: Uuid = diesel::insert_into(edge_components::table)
             .values((
                 edge_components::onboarding_package_id.eq(package.id),
                 edge_components::kind.eq(kind.as_str()),
@@ -282,8 +294,35 @@ pub async fn download(
                 edge_components::serial.eq(&issued.serial),
                 edge_components::not_after.eq(issued.not_after),
             ))
-            .execute(&mut conn)
+            .returning(edge_components::id)
+            .get_result(&mut conn)
             .await?;
+        // A NATS user's seed is made here, so a component that keeps its keys to itself
+        // (certificate signing request) gets none.
+        let nats_user = match csr_key {
+            Some(_) => None,
+            None => crate::nats::issue_component_user(
+                app,
+                tenant.id,
+                tenant.slug.as_str(),
+                &component_id,
+                Some(issued.not_after.timestamp()),
+            )
+            .await
+            .map_err(DownloadError::Nats)?,
+        };
+        if let Some(user) = &nats_user {
+            diesel::insert_into(nats_credentials::table)
+                .values((
+                    nats_credentials::edge_site_id.eq(package.edge_site_id),
+                    nats_credentials::edge_component_id.eq(edge_component),
+                    nats_credentials::user_public_key.eq(&user.public_key),
+                    nats_credentials::jwt_ref.eq(&user.jwt),
+                    nats_credentials::expires_at.eq(issued.not_after),
+                ))
+                .execute(&mut conn)
+                .await?;
+        }
         diesel::update(onboarding_packages::table.find(package.id))
             .set(onboarding_packages::status.eq("delivered"))
             .execute(&mut conn)
@@ -302,13 +341,18 @@ pub async fn download(
             "name": name,
             "commonName": issued.common_name,
             "edgeEndpoint": authority.endpoint(),
-            "natsPrefix": tenant.slug.as_str(),
+            "natsPrefix": app
+                .installation
+                .nats
+                .as_ref()
+                .map_or_else(|| tenant.slug.to_string(), |nats| nats.subjects().tenant_root(tenant.slug.as_str())),
         });
         let files = Files {
             chain_pem: tenant_ca.chain_pem(),
             certificate_pem: issued.certificate_pem,
             key_pem: issued.key_pem,
             config_json: format!("{config:#}\n"),
+            nats_creds: nats_user.map(|user| user.creds),
         };
         Ok((Download::Package(Vec::new()), Some(files)))
     }
@@ -333,7 +377,8 @@ pub async fn download(
     }
 }
 
-/// The package as a gzip-compressed tar holding exactly the four files.
+/// The package as a gzip-compressed tar holding exactly the four files, and `nats.creds`
+/// when NATS is configured.
 fn archive(files: &Files) -> std::io::Result<Vec<u8>> {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
@@ -344,7 +389,14 @@ fn archive(files: &Files) -> std::io::Result<Vec<u8>> {
         ("component.pem", files.certificate_pem.as_str(), 0o644),
         ("component-key.pem", key_pem, 0o600),
         ("config.json", files.config_json.as_str(), 0o644),
-    ] {
+    ]
+    .into_iter()
+    .chain(
+        files
+            .nats_creds
+            .as_deref()
+            .map(|creds| ("nats.creds", creds, 0o600)),
+    ) {
         let mut header = tar::Header::new_gnu();
         header.set_size(contents.len() as u64);
         header.set_mode(mode);

@@ -24,6 +24,16 @@ pub struct RequestMetrics {
     pub edge_identity_refused: AtomicU64,
     /// Edge requests refused because the certificate is revoked or unknown.
     pub edge_revoked_refused: AtomicU64,
+    /// Committed changes published on NATS.
+    pub nats_published: AtomicU64,
+    /// NATS publishes that failed (the change is not delivered).
+    pub nats_publish_failed: AtomicU64,
+    /// Account JWTs the NATS resolver did not take.
+    pub nats_push_failed: AtomicU64,
+    /// Heartbeats received over NATS and recorded.
+    pub nats_heartbeats: AtomicU64,
+    /// Heartbeats received over NATS and ignored (unknown component, bad payload…).
+    pub nats_heartbeats_refused: AtomicU64,
 }
 
 impl RequestMetrics {
@@ -73,6 +83,34 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
             (
                 "{reason=\"revoked\"}",
                 app.requests.edge_revoked_refused.load(Ordering::Relaxed),
+            ),
+        ],
+    );
+    metric(
+        "enclave_nats_messages_total",
+        "NATS: changes published after commit, lost, and heartbeats received, by outcome.",
+        "counter",
+        &[
+            (
+                "{kind=\"change\",outcome=\"published\"}",
+                app.requests.nats_published.load(Ordering::Relaxed),
+            ),
+            (
+                "{kind=\"change\",outcome=\"failed\"}",
+                app.requests.nats_publish_failed.load(Ordering::Relaxed),
+            ),
+            ("{kind=\"change\",outcome=\"dropped\"}", app.changes.tap_dropped()),
+            (
+                "{kind=\"heartbeat\",outcome=\"recorded\"}",
+                app.requests.nats_heartbeats.load(Ordering::Relaxed),
+            ),
+            (
+                "{kind=\"heartbeat\",outcome=\"ignored\"}",
+                app.requests.nats_heartbeats_refused.load(Ordering::Relaxed),
+            ),
+            (
+                "{kind=\"account_update\",outcome=\"failed\"}",
+                app.requests.nats_push_failed.load(Ordering::Relaxed),
             ),
         ],
     );

@@ -17,7 +17,9 @@ use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Window, fetch_page, keyset};
 use crate::edge::ca::ComponentKind;
 use crate::edge::onboarding;
-use crate::schema::tenant::{edge_components, edge_sites, onboarding_events, onboarding_packages};
+use crate::schema::tenant::{
+    edge_components, edge_sites, nats_credentials, onboarding_events, onboarding_packages,
+};
 
 impl EdgeComponentKind {
     fn component(self) -> ComponentKind {
@@ -421,8 +423,9 @@ impl EdgeMutation {
     }
 
     /// Revokes an edge component: every certificate it holds (renewals included) is refused
-    /// on its next request to the edge endpoint (tenant admins). Revoking again changes
-    /// nothing.
+    /// on its next request to the edge endpoint, and its NATS users are revoked (their
+    /// account is re-signed and handed to the NATS resolver, which closes their
+    /// connections) (tenant admins). Revoking again changes nothing.
     async fn revoke_edge_component(
         &self,
         ctx: &Context<'_>,
@@ -469,6 +472,28 @@ impl EdgeMutation {
                 &format!("certificate {} revoked", row.serial),
             )
             .await?;
+        }
+        // And every NATS user issued to it (with any of its certificates).
+        let certificates: Vec<Uuid> = edge_components::table
+            .filter(edge_components::component_id.eq(&row.component_id))
+            .select(edge_components::id)
+            .load(&mut conn)
+            .await?;
+        let nats_users: Vec<String> = diesel::update(
+            nats_credentials::table
+                .filter(nats_credentials::edge_component_id.eq_any(certificates))
+                .filter(nats_credentials::revoked_at.is_null()),
+        )
+        .set(nats_credentials::revoked_at.eq(diesel::dsl::now))
+        .returning(nats_credentials::user_public_key)
+        .get_results(&mut conn)
+        .await?;
+        if !nats_users.is_empty() {
+            // Committed on its own before this transaction: should the mutation still roll
+            // back, the users stay revoked in NATS (the safe side).
+            crate::nats::revoke_users(app(ctx)?, actor(ctx)?.tenant.id, &nats_users)
+                .await
+                .map_err(ApiError::internal)?;
         }
         Ok(RevokeEdgeComponentPayload {
             edge_component: row.into(),

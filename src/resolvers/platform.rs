@@ -344,7 +344,8 @@ impl PlatformMutation {
         })
     }
 
-    /// Refuses every request of a tenant from now on (its data is kept).
+    /// Refuses every request of a tenant from now on (its data is kept); its NATS account
+    /// is disabled (every user revoked).
     #[graphql(guard = "RequirePlatformAdmin")]
     async fn suspend_tenant(
         &self,
@@ -452,6 +453,13 @@ async fn set_status(ctx: &Context<'_>, slug: &str, status: TenantStatus) -> ApiR
     let slug = provision::parse_slug(slug)?;
     let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
     let record = registry::set_status(&mut conn, &slug, status).await?;
+    drop(conn);
+    // A suspended tenant's NATS account revokes every user; resuming re-enables them. The
+    // status has changed whatever NATS says: a failure here is logged, and the account is
+    // re-signed and handed to NATS again at the next start.
+    if let Err(error) = crate::nats::tenant_status_changed(app, record.id).await {
+        tracing::error!(tenant = %slug, error = %format!("{error:#}"), "cannot update the tenant's NATS account");
+    }
     Ok(TenantPayload {
         tenant: record.into(),
     })

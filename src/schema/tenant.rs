@@ -397,6 +397,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// NATS users issued to the tenant's components (see `crate::nats`).
+    nats_credentials (id) {
+        id -> Uuid,
+        edge_site_id -> Uuid,
+        agent_id -> Nullable<Uuid>,
+        user_public_key -> Text,
+        jwt_ref -> Text,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        edge_component_id -> Nullable<Uuid>,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (created_by));
 diesel::joinable!(devices -> partitions (partition_id));
 diesel::joinable!(alerts -> devices (device_id));

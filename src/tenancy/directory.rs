@@ -78,6 +78,8 @@ struct Snapshot {
 pub struct TenantDirectory {
     installation: Installation,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Bumped after every reload, for whoever follows tenant changes (NATS accounts).
+    reloads: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(QueryableByName)]
@@ -100,6 +102,7 @@ impl TenantDirectory {
         let directory = Arc::new(Self {
             installation: installation.clone(),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            reloads: tokio::sync::watch::Sender::new(0),
         });
         let mut conn = db::connect(&installation.database_url).await?;
         directory.reload(&mut conn).await?;
@@ -301,7 +304,13 @@ impl TenantDirectory {
         if let Ok(mut current) = self.snapshot.write() {
             *current = Arc::new(snapshot);
         }
+        self.reloads.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// Wakes up after each reload (the directory may have changed).
+    pub fn reloaded(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reloads.subscribe()
     }
 
     fn snapshot(&self) -> Arc<Snapshot> {

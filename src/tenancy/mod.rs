@@ -53,6 +53,8 @@ pub struct Installation {
     /// The edge certificate authorities, when an edge key is configured: provisioning
     /// then creates the tenant's CA in the same transaction (see `crate::edge`).
     pub edge: Option<Arc<crate::edge::ca::EdgeAuthority>>,
+    /// The NATS operator and accounts, when NATS is configured (see `crate::nats`).
+    pub nats: Option<Arc<crate::nats::NatsAuthority>>,
 }
 
 impl Installation {
@@ -84,6 +86,7 @@ impl Installation {
             migration_concurrency: usize::try_from(config.migration_concurrency).unwrap_or(1),
             migration_lock_timeout: config.migration_lock_timeout(),
             edge: None,
+            nats: None,
         })
     }
 

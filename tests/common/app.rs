@@ -61,6 +61,9 @@ impl TestApp {
         installation.edge = enclave::edge::prepare_if_configured(&installation, &auth)
             .await
             .expect("edge CAs");
+        installation.nats = enclave::nats::prepare_if_configured(&installation, &auth)
+            .await
+            .expect("NATS accounts");
         let app = App::new(&database, &auth, keys, installation.clone(), limits)
             .await
             .expect("app");

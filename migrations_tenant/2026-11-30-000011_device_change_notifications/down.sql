@@ -1,0 +1,1 @@
+DROP TRIGGER devices_changed ON devices;
