@@ -104,10 +104,17 @@ pub fn build_app(app: Arc<App>, ready: Arc<AtomicBool>) -> axum::Router {
 
 /// The application router (what `listen` serves).
 pub fn build_app_with(app: Arc<App>, ready: Arc<AtomicBool>, options: &http::HttpOptions) -> axum::Router {
-    http::router(app_state(app, ready, options), options)
+    // Never stopping: the sender is dropped, which WebSockets read as "no shutdown".
+    let (_, never) = tokio::sync::watch::channel(false);
+    http::router(app_state(app, ready, never, options), options)
 }
 
-fn app_state(app: Arc<App>, ready: Arc<AtomicBool>, options: &http::HttpOptions) -> http::AppState {
+fn app_state(
+    app: Arc<App>,
+    ready: Arc<AtomicBool>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    options: &http::HttpOptions,
+) -> http::AppState {
     let mut schema = resolvers::schema_builder(app.clone())
         .extension(http::ws::Gate)
         .extension(http::privileges::Establish);
@@ -118,6 +125,7 @@ fn app_state(app: Arc<App>, ready: Arc<AtomicBool>, options: &http::HttpOptions)
         schema: schema.finish(),
         app,
         ready,
+        stopping,
     }
 }
 
@@ -172,7 +180,8 @@ pub async fn listen(
 ) -> anyhow::Result<()> {
     let options = http::HttpOptions::from_config(server, dev);
     let ready = Arc::new(AtomicBool::new(false));
-    let state = app_state(app.clone(), ready.clone(), &options);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let state = app_state(app.clone(), ready.clone(), stopped.clone(), &options);
     let router = http::router(state.clone(), &options);
     // `listen` may be a host name: bind resolves it (trying each address in turn).
     let listener = tokio::net::TcpListener::bind(server.listen.as_str())
@@ -203,7 +212,6 @@ pub async fn listen(
         Some(url) => Some(nats::start(app.clone(), &url).await?),
         None => None,
     };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let unready = ready.clone();
     let signal = tokio::spawn(async move {
         shutdown.await;

@@ -563,6 +563,7 @@ async fn metrics_need_their_token_or_their_own_listener() {
             schema: enclave::resolvers::build_schema(t.app.clone()),
             app: t.app.clone(),
             ready: Arc::new(AtomicBool::new(true)),
+            stopping: tokio::sync::watch::channel(false).1,
         },
         &HttpOptions::default(),
     );

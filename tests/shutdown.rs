@@ -36,7 +36,7 @@ fn post(token: &str, body: &str) -> String {
 }
 
 async fn until_ready(address: SocketAddr) {
-    for _ in 0..200 {
+    for _ in 0..600 {
         let ready = http(
             address,
             "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(),
@@ -136,4 +136,66 @@ async fn shutdown_refuses_new_connections_and_lets_requests_in_flight_commit() {
             "the mutation in flight committed"
         );
     }
+}
+
+#[tokio::test]
+async fn open_websockets_are_closed_with_going_away_on_shutdown() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let t = TestApp::new().await;
+    t.tenant("acme", &[]).await;
+    let admin = t.user("acme", "admin@acme.example", Role::Admin).await;
+    let token = t.session("acme", &admin).await;
+    let address = free_port();
+    let server = enclave::config::ServerConfig::on(address.to_string());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = t.app.clone();
+    let running = tokio::spawn(async move {
+        enclave::listen(app, &server, false, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    until_ready(address).await;
+
+    let mut request = format!("ws://{address}/graphql/ws")
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let init = format!(r#"{{"type":"connection_init","payload":{{"authorization":"Bearer {token}"}}}}"#);
+    socket.send(Message::text(init)).await.expect("init");
+    let ack = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("an answer")
+        .expect("a message")
+        .expect("a frame");
+    assert!(ack.to_string().contains("connection_ack"), "{ack}");
+    let subscribe =
+        r#"{"id":"1","type":"subscribe","payload":{"query":"subscription { alertChanges { title } }"}}"#;
+    socket.send(Message::text(subscribe)).await.expect("subscribe");
+
+    stop.send(()).expect("signal");
+    let mut code = None;
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+        match frame {
+            Ok(Message::Close(frame)) => {
+                code = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert_eq!(code, Some(1001), "closed with 1001 (going away)");
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the server exits once its WebSockets are closed")
+        .expect("server task")
+        .expect("a clean exit");
 }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub schema: EnclaveSchema,
     /// Set once startup has finished.
     pub ready: Arc<AtomicBool>,
+    /// Becomes true when the server starts shutting down (WebSockets then close with 1001).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How the HTTP API is exposed (from `ServerConfig` and `ENCLAVE_DEV`).

@@ -3,7 +3,9 @@
 //! is verified before anything starts, must name a served tenant and match the vanity
 //! domain the connection arrived on. Each operation then passes the [`Gate`]: only
 //! subscriptions, re-authorized with their real root fields, checked against the role
-//! table and the document limits, with every streamed error given its code.
+//! table and the document limits, with every streamed error given its code. When the
+//! server shuts down, each connection is closed with code 1001 (going away), so clients
+//! reconnect elsewhere instead of waiting on a silent socket.
 
 use std::sync::Arc;
 
@@ -14,11 +16,12 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Data, Response, ServerResult, Variables};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::Response as HttpResponse;
-use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
+use futures_util::{SinkExt as _, StreamExt as _};
 use uuid::Uuid;
 
 use super::AppState;
@@ -52,32 +55,70 @@ pub async fn handle(
         .and_then(|h| state.app.directory.by_domain(&h));
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
+        .on_upgrade(move |socket| {
             let app = state.app.clone();
-            GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
-                .on_connection_init(move |payload| async move {
-                    let token = payload
-                        .get("authorization")
-                        .and_then(|v| v.as_str())
-                        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
-                        .or_else(|| payload.get("token").and_then(|v| v.as_str()))
-                        .ok_or_else(|| async_graphql::Error::new("connection_init needs a token"))?
-                        .to_owned();
-                    let actor = connection_actor(&app, &token, host_tenant.as_ref())
-                        .map_err(|e| async_graphql::Error::new(e.message))?;
-                    let tx = app.tenant_tx(
-                        actor.tenant.clone(),
-                        Access::ReadOnly,
-                        Some(actor.claims.credential),
-                    );
-                    let scope = Arc::new(Scope::subscriber(Uuid::new_v4(), actor, token.clone(), tx));
-                    let mut data = Data::default();
-                    data.insert(Arc::new(Loaders::new(scope.clone())));
-                    data.insert(scope);
-                    data.insert(WebSocketCaller { token });
-                    Ok(data)
-                })
-                .serve()
+            let mut stopping = state.stopping.clone();
+            let (mut socket_sink, socket_stream) = socket.split();
+            // GraphQL writes to a channel forwarded to the socket, so that the socket stays
+            // ours to close on shutdown.
+            let (to_client, mut outgoing) = tokio::sync::mpsc::channel::<Message>(16);
+            let to_client = futures_util::sink::unfold(to_client, |sender, message: Message| async move {
+                sender.send(message).await.map(|()| sender)
+            });
+            let graphql =
+                GraphQLWebSocket::new_with_pair(to_client, socket_stream, state.schema.clone(), protocol)
+                    .on_connection_init(move |payload| async move {
+                        let token = payload
+                            .get("authorization")
+                            .and_then(|v| v.as_str())
+                            .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
+                            .or_else(|| payload.get("token").and_then(|v| v.as_str()))
+                            .ok_or_else(|| async_graphql::Error::new("connection_init needs a token"))?
+                            .to_owned();
+                        let actor = connection_actor(&app, &token, host_tenant.as_ref())
+                            .map_err(|e| async_graphql::Error::new(e.message))?;
+                        let tx = app.tenant_tx(
+                            actor.tenant.clone(),
+                            Access::ReadOnly,
+                            Some(actor.claims.credential),
+                        );
+                        let scope = Arc::new(Scope::subscriber(Uuid::new_v4(), actor, token.clone(), tx));
+                        let mut data = Data::default();
+                        data.insert(Arc::new(Loaders::new(scope.clone())));
+                        data.insert(scope);
+                        data.insert(WebSocketCaller { token });
+                        Ok(data)
+                    })
+                    .serve();
+            async move {
+                let shutting_down = {
+                    let forward = async {
+                        while let Some(message) = outgoing.recv().await {
+                            if socket_sink.send(message).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let stop = async {
+                        // A dropped sender means this router is never shut down.
+                        if stopping.wait_for(|stop| *stop).await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = async { tokio::join!(graphql, forward) } => false,
+                        () = stop => true,
+                    }
+                };
+                if shutting_down {
+                    let close = Message::Close(Some(CloseFrame {
+                        code: 1001,
+                        reason: "the server is shutting down".into(),
+                    }));
+                    let _ = socket_sink.send(close).await;
+                    let _ = socket_sink.close().await;
+                }
+            }
         })
 }
 
