@@ -32,6 +32,12 @@ pub enum Role {
 }
 
 impl Role {
+    /// A token's role (`self`, a ceiling) capped by the role the database gives the
+    /// credential now; `None` (nothing to read, e.g. no credential) leaves the ceiling.
+    pub fn capped_by(self, current: Option<Role>) -> Role {
+        current.map_or(self, |current| current.min(self))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Viewer => "viewer",

@@ -367,14 +367,7 @@ fn check_caller(scope: &Scope, shape: Option<&OperationShape>) -> Result<(), Api
 
 /// Every root field of `shape` against the `access` table for `role`.
 pub(super) fn check_roles(shape: &OperationShape, role: Role) -> Result<(), ApiError> {
-    for field in &shape.root_fields {
-        if let Some(required) = access::required_role(shape.kind, field)
-            && role < required
-        {
-            return Err(ApiError::forbidden(format!("{field} needs the {required} role")));
-        }
-    }
-    Ok(())
+    access::check_fields(shape.kind, &shape.root_fields, role)
 }
 
 /// A response for a request refused before execution.

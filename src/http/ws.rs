@@ -184,12 +184,5 @@ fn check_operation(
     let (claims, _) =
         app.verified_tokens
             .authorize(&caller.token, &app.keys, shape.kind, &shape.root_fields)?;
-    for field in &shape.root_fields {
-        if let Some(role) = access::required_role(shape.kind, field)
-            && claims.role < role
-        {
-            return Err(ApiError::forbidden(format!("{field} needs the {role} role")));
-        }
-    }
-    Ok(())
+    access::check_fields(shape.kind, &shape.root_fields, claims.role)
 }

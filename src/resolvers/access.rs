@@ -47,6 +47,27 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
     })
 }
 
+/// Refuses (FORBIDDEN, naming the field and the role it needs) when `role` is below what
+/// any of the root fields requires: the one check behind HTTP, WebSocket and every
+/// subscription delivery.
+pub fn check_fields(
+    kind: Operation,
+    fields: &[impl AsRef<str>],
+    role: Role,
+) -> Result<(), super::errors::ApiError> {
+    for field in fields {
+        let field = field.as_ref();
+        if let Some(required) = required_role(kind, field)
+            && role < required
+        {
+            return Err(super::errors::ApiError::forbidden(format!(
+                "{field} needs the {required} role"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

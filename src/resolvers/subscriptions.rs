@@ -131,15 +131,10 @@ impl Subscriber {
             app.verified_tokens
                 .authorize(&self.token, &app.keys, Operation::Subscription, &fields)?;
         let current = self.scope.begin_delivery().await?;
-        let role = current.map_or(claims.role, |current| current.min(claims.role));
-        if let Some(required) = access::required_role(Operation::Subscription, self.field)
-            && role < required
-        {
+        let role = claims.role.capped_by(current);
+        if let Err(refused) = access::check_fields(Operation::Subscription, &[self.field], role) {
             self.end_delivery().await?;
-            return Err(ApiError::forbidden(format!(
-                "{} needs the {required} role",
-                self.field
-            )));
+            return Err(refused);
         }
         Ok(())
     }

@@ -139,7 +139,7 @@ impl Scope {
         let actor = self.actor()?;
         let tx = self.tx.as_ref().ok_or(ScopeError::Unauthenticated)?;
         let current = tx.begin().await?;
-        let role = current.map_or(actor.claims.role, |current| current.min(actor.claims.role));
+        let role = actor.claims.role.capped_by(current);
         Ok(*self.role.get_or_init(|| role))
     }
 
