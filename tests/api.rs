@@ -1932,3 +1932,64 @@ async fn checkers_sources_sites_and_interfaces_update_only_what_is_given_within_
         1
     );
 }
+
+#[tokio::test]
+async fn alias_states_merge_audits_and_sessions_are_nodes_of_their_tenant() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 2).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "SET search_path TO tenant_acme;
+             INSERT INTO device_alias_states (device_id, alias_kind, alias_value)
+               SELECT id, 'hostname', 'old-name' FROM devices ORDER BY hostname LIMIT 1;
+             INSERT INTO merge_audits (primary_device_id, merged_device_id, merged_snapshot, reason)
+               SELECT id, gen_random_uuid(), '{}', 'duplicate' FROM devices ORDER BY hostname LIMIT 1;",
+        )
+        .await
+        .expect("seed");
+    let admin_user =
+        f.t.db
+            .uuid("SELECT id FROM tenant_acme.users WHERE email = 'admin@acme.example'")
+            .await;
+    let listed = f
+        .t
+        .gql(
+            Some(&f.admin),
+            "query($u: ID!) { deviceAliasStates { edges { node { id } } } mergeAudits { edges { node { id } } } \
+               sessions(filter: {userId: $u}) { edges { node { id } } } }",
+            json!({ "u": enclave::resolvers::ids::encode("User", admin_user) }),
+        )
+        .await;
+    let alias = listed["data"]["deviceAliasStates"]["edges"][0]["node"]["id"].clone();
+    let audit = listed["data"]["mergeAudits"]["edges"][0]["node"]["id"].clone();
+    let session = listed["data"]["sessions"]["edges"][0]["node"]["id"].clone();
+    assert!(
+        alias.is_string() && audit.is_string() && session.is_string(),
+        "{listed}"
+    );
+    let query = "query($a: ID!, $m: ID!, $s: ID!) { a: node(id: $a) { id } m: node(id: $m) { id } s: node(id: $s) { id } }";
+    let variables = json!({ "a": alias, "m": audit, "s": session });
+    let found = f.t.gql(Some(&f.admin), query, variables.clone()).await;
+    assert_eq!(
+        (
+            &found["data"]["a"]["id"],
+            &found["data"]["m"]["id"],
+            &found["data"]["s"]["id"]
+        ),
+        (&alias, &audit, &session),
+        "{found}"
+    );
+    // A viewer sees the inventory history but not sessions.
+    let viewer = f.t.gql(Some(&f.viewer), query, variables.clone()).await;
+    assert_eq!(viewer["data"]["a"]["id"], alias, "{viewer}");
+    assert!(viewer["data"]["s"].is_null(), "{viewer}");
+    // Another tenant's admin finds none of them.
+    let globex_admin = f.t.user("globex", "admin@globex.example", Role::Admin).await;
+    let globex = f.t.session("globex", &globex_admin).await;
+    let foreign = f.t.gql(Some(&globex), query, variables).await;
+    for alias in ["a", "m", "s"] {
+        assert!(foreign["data"][alias].is_null(), "{foreign}");
+    }
+}

@@ -109,7 +109,7 @@ pub struct DeviceAliasState(pub AliasStateRow);
 #[Object]
 impl DeviceAliasState {
     /// Opaque global id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode("DeviceAliasState", self.0.id)
     }
     /// The device the alias names.
@@ -146,7 +146,7 @@ pub struct MergeAudit(pub MergeAuditRow);
 #[Object]
 impl MergeAudit {
     /// Opaque global id.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ids::encode("MergeAudit", self.0.id)
     }
     /// The device that absorbed the other; null once it was deleted.

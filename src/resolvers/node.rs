@@ -5,12 +5,13 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::context::{loaders, scope};
+use super::device_history::{AliasStateRow, DeviceAliasState, MergeAudit, MergeAuditRow};
 use super::edge::{
     EdgeComponent, EdgeComponentRow, OnboardingEvent, OnboardingEventRow, OnboardingPackage,
     OnboardingPackageRow,
 };
 use super::errors::ApiResult;
-use super::identity::{ApiToken, User};
+use super::identity::{ApiToken, Session, User};
 use super::ids;
 use super::infrastructure::{
     Agent, Checker, CheckerRow, EdgeSite, EdgeSiteRow, Gateway, HealthEvent, HealthEventRow,
@@ -24,9 +25,9 @@ use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use super::platform::Tenant;
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{
-    alerts, api_tokens, checkers, device_identifiers, edge_components, edge_sites, events, health_events,
-    integration_sources, interfaces, onboarding_events, onboarding_packages, polling_schedules,
-    service_checks, users,
+    alerts, api_tokens, checkers, device_alias_states, device_identifiers, edge_components, edge_sites,
+    events, health_events, integration_sources, interfaces, merge_audits, onboarding_events,
+    onboarding_packages, polling_schedules, service_checks, tokens, users,
 };
 
 /// An object with a global id.
@@ -54,6 +55,9 @@ pub enum Node {
     OnboardingPackage(OnboardingPackage),
     OnboardingEvent(OnboardingEvent),
     EdgeComponent(EdgeComponent),
+    DeviceAliasState(DeviceAliasState),
+    MergeAudit(MergeAudit),
+    Session(Session),
 }
 
 /// Reads one row by primary key in the request's tenant transaction.
@@ -122,6 +126,15 @@ impl NodeQuery {
                 find!(ctx, api_tokens, ApiToken, key).map(Node::ApiToken)
             }
             "Tenant" => super::platform::tenant_node(ctx, key).await?.map(Node::Tenant),
+            "DeviceAliasState" => find!(ctx, device_alias_states, AliasStateRow, key)
+                .map(|r| Node::DeviceAliasState(DeviceAliasState(r))),
+            "MergeAudit" => {
+                find!(ctx, merge_audits, MergeAuditRow, key).map(|r| Node::MergeAudit(MergeAudit(r)))
+            }
+            // Sessions are listed to admins only (see `access`); the same holds here.
+            "Session" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
+                find!(ctx, tokens, Session, key).map(Node::Session)
+            }
             // The edge's onboarding is listed to admins only, and so it is here.
             "OnboardingPackage" if super::context::scope(ctx)?.role()? >= crate::auth::Role::Admin => {
                 find!(ctx, onboarding_packages, OnboardingPackageRow, key)
