@@ -57,6 +57,8 @@ impl TestApp {
         let mut auth = AuthConfig::with_key(key_spec.clone());
         let (_, edge_key) = enclave::edge::keys::EdgeKey::generate().expect("edge key");
         auth.edge.edge_key = Some(edge_key);
+        // Tests that run `enclave::listen` side by side must not share the edge port.
+        auth.edge.edge_listen = "127.0.0.1:0".to_owned();
         configure(&mut database, &mut auth);
         installation.edge = enclave::edge::prepare_if_configured(&installation, &auth)
             .await
