@@ -298,6 +298,7 @@ impl ObservabilityQuery {
         >,
     ) -> ApiResult<Connection<Cursor, LogEntry, EmptyFields>> {
         use super::pagination::Direction;
+        use super::telemetry::{newest_first, time_tail_position};
         let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
         let filter = filter.unwrap_or_default();
         let device = filter
@@ -321,17 +322,7 @@ impl ObservabilityQuery {
         if let Some(severity) = filter.severity {
             query = query.filter(logs::severity.eq_any(severity));
         }
-        if let Some(cursor) = &window.cursor {
-            let (at, id) = super::telemetry::time_tail_position::<i64>(cursor)?;
-            query = match window.direction {
-                Direction::Forward => query.filter(logs::ts.lt(at).or(logs::ts.eq(at).and(logs::id.lt(id)))),
-                Direction::Backward => query.filter(logs::ts.gt(at).or(logs::ts.eq(at).and(logs::id.gt(id)))),
-            };
-        }
-        query = match window.direction {
-            Direction::Forward => query.order((logs::ts.desc(), logs::id.desc())),
-            Direction::Backward => query.order((logs::ts.asc(), logs::id.asc())),
-        };
+        let query = newest_first!(query, window, logs::ts, logs::id, i64);
         fetch_page!(
             window,
             scope(ctx)?,

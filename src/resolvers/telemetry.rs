@@ -45,7 +45,8 @@ pub fn time_tail_position<T: std::str::FromStr>(cursor: &Cursor) -> ApiResult<(D
 }
 
 /// Orders a boxed query newest first (or oldest first walking backward) by (time, tail),
-/// after the window's cursor.
+/// after the window's cursor (logs use it too). The caller imports `Direction` and
+/// `time_tail_position`.
 macro_rules! newest_first {
     ($query:expr, $window:expr, $time:expr, $tail:expr, $tail_type:ty) => {{
         let mut query = $query;
@@ -62,6 +63,8 @@ macro_rules! newest_first {
         }
     }};
 }
+
+pub(crate) use newest_first;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = process_metrics, check_for_backend(Pg))]
