@@ -115,14 +115,17 @@ fn app_state(
     stopping: tokio::sync::watch::Receiver<bool>,
     options: &http::HttpOptions,
 ) -> http::AppState {
-    let mut schema = resolvers::schema_builder(app.clone())
-        .extension(http::ws::Gate)
-        .extension(http::privileges::Establish);
-    if !options.suggestions {
-        schema = schema.disable_suggestions();
-    }
+    let builder = || {
+        let schema = resolvers::schema_builder(app.clone());
+        if options.suggestions {
+            schema
+        } else {
+            schema.disable_suggestions()
+        }
+    };
     http::AppState {
-        schema: schema.finish(),
+        schema: builder().finish(),
+        ws_schema: builder().extension(http::ws::Gate).finish(),
         app,
         ready,
         stopping,

@@ -561,6 +561,7 @@ async fn metrics_need_their_token_or_their_own_listener() {
     let state_router = enclave::http::metrics_router(
         enclave::http::AppState {
             schema: enclave::resolvers::build_schema(t.app.clone()),
+            ws_schema: enclave::resolvers::build_schema(t.app.clone()),
             app: t.app.clone(),
             ready: Arc::new(AtomicBool::new(true)),
             stopping: tokio::sync::watch::channel(false).1,

@@ -140,6 +140,16 @@ async fn create_user_runs_in_the_tenant_transaction_with_its_checks() {
     assert_eq!(out["data"]["logout"]["revoked"], true, "{out}");
     let revoked = t.gql(Some(&b_token), CREATE_USER, json!({})).await;
     assert_eq!(error_code(&revoked), Some("UNAUTHENTICATED"), "{revoked}");
+    // The refusal is the whole request's: no data, no per-field errors.
+    assert!(revoked["data"].is_null(), "{revoked}");
+    assert_eq!(revoked["errors"].as_array().map(Vec::len), Some(1), "{revoked}");
+    assert!(revoked["errors"][0]["path"].is_null(), "{revoked}");
+    // Nor can it read, or introspect (answered by the engine, not by a resolver of ours).
+    for query in ["{ me { role } devices { totalCount } }", "{ __schema { queryType { name } } }"] {
+        let out = t.gql(Some(&b_token), query, json!({})).await;
+        assert_eq!(error_code(&out), Some("UNAUTHENTICATED"), "{query}: {out}");
+        assert!(out["data"].is_null(), "{query}: {out}");
+    }
     // An attenuated token creates nobody (the user's sessions would outlive the attenuation).
     let soon = token::attenuate(
         &a_token,

@@ -21,12 +21,14 @@ use uuid::Uuid;
 use super::AppState;
 use super::credentials::scope_for;
 use super::operation::{self, OperationShape};
+use super::privileges::PrivilegeCheck;
 use crate::auth::Role;
 use crate::auth::throttle::ClientAddress;
 use crate::auth::token::Operation;
 use crate::resolvers::access;
 use crate::resolvers::errors::{ApiError, Code};
 use crate::resolvers::loaders::Loaders;
+use crate::resolvers::root::RootGate;
 use crate::tenancy::scope::Scope;
 
 /// Mutations that commit on their own (in `public` or in another tenant than the
@@ -132,7 +134,12 @@ async fn execute(
         let error = ApiError::bad_input("the request has no GraphQL document in its `query` parameter");
         return respond(refused(error, request_id), media, Some(StatusCode::BAD_REQUEST));
     }
-    let shape = operation::shape(&request.query, request.operation_name.as_deref());
+    // Parsed once: the engine executes the document parsed here.
+    let operation_name = request.operation_name.clone();
+    let shape = request
+        .parsed_query()
+        .ok()
+        .and_then(|document| operation::shape_of(document, operation_name.as_deref()));
     let span = tracing::Span::current();
     if let Some(name) = request.operation_name.as_deref().or_else(|| {
         shape
@@ -166,14 +173,27 @@ async fn execute(
     }
 
     let kind = shape.as_ref().map(|s| s.kind);
-    if let Some(shape) = shape {
-        request = request.data(Arc::new(shape));
+    let introspection = shape.as_ref().is_some_and(introspects);
+    let privileges = shape.map(Arc::new).and_then(|shape| {
+        PrivilegeCheck::needed(&state.app, &scope, &shape).map(Arc::new)
+    });
+    if let Some(check) = &privileges {
+        // Introspection is answered by the engine before any root field of ours, so a
+        // token's privileges are established first for it (and only for it).
+        if introspection && let Err(error) = check.pass().await {
+            return respond(refused_with(error, request_id), media, None);
+        }
+        request = request.data(check.clone() as Arc<dyn RootGate>);
     }
     request = request
         .data(scope.clone())
         .data(Arc::new(Loaders::new(scope.clone())))
         .data(address);
     let mut response = state.schema.execute(request).await;
+    if let Some(refusal) = privileges.as_ref().and_then(|check| check.refusal()) {
+        // Privileges refused: a request error, like any refusal before execution.
+        response = Response::from_errors(vec![refusal]);
+    }
     let commit = kind != Some(Operation::Mutation) || response.errors.is_empty();
     match scope.finish(commit).await {
         Err(error) => response = Response::from_errors(vec![server_error(ApiError::from(error))]),
@@ -349,15 +369,11 @@ pub(super) fn check_shape(shape: &OperationShape, max_fields: usize) -> Result<(
 /// Checks that depend on the caller and need no database: introspection only with a
 /// token, and every root field's minimum role (the `access` table) against the token's
 /// role, a ceiling. The effective role is checked again, once the document is valid, by
-/// [`super::privileges::Establish`].
+/// [`PrivilegeCheck`].
 fn check_caller(scope: &Scope, shape: Option<&OperationShape>) -> Result<(), ApiError> {
     let Some(shape) = shape else { return Ok(()) };
     match &scope.actor {
-        None if shape
-            .root_fields
-            .iter()
-            .any(|f| INTROSPECTION.contains(&f.as_str())) =>
-        {
+        None if introspects(shape) => {
             Err(ApiError::unauthenticated("introspection needs a token"))
         }
         None => Ok(()),
@@ -372,9 +388,18 @@ pub(super) fn check_roles(shape: &OperationShape, role: Role) -> Result<(), ApiE
 
 /// A response for a request refused before execution.
 fn refused(error: ApiError, request_id: Uuid) -> Response {
-    let mut response = Response::from_errors(vec![server_error(error)]);
+    refused_with(server_error(error), request_id)
+}
+
+fn refused_with(error: ServerError, request_id: Uuid) -> Response {
+    let mut response = Response::from_errors(vec![error]);
     finish_errors(&mut response, request_id);
     response
+}
+
+/// Whether an operation asks for introspection (`__schema`, `__type`).
+fn introspects(shape: &OperationShape) -> bool {
+    shape.root_fields.iter().any(|f| INTROSPECTION.contains(&f.as_str()))
 }
 
 pub(super) fn server_error(error: ApiError) -> ServerError {

@@ -44,7 +44,11 @@ use crate::resolvers::EnclaveSchema;
 #[derive(Clone)]
 pub struct AppState {
     pub app: Arc<App>,
+    /// The schema `/graphql` executes: no extensions, so fields resolve on the engine's
+    /// fast path (privileges are checked by the root objects, see `resolvers::root`).
     pub schema: EnclaveSchema,
+    /// The same schema with the WebSocket [`ws::Gate`], for `/graphql/ws`.
+    pub ws_schema: EnclaveSchema,
     /// Set once startup has finished.
     pub ready: Arc<AtomicBool>,
     /// Becomes true when the server starts shutting down (WebSockets then close with 1001).

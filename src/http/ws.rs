@@ -66,7 +66,7 @@ pub async fn handle(
                 sender.send(message).await.map(|()| sender)
             });
             let graphql =
-                GraphQLWebSocket::new_with_pair(to_client, socket_stream, state.schema.clone(), protocol)
+                GraphQLWebSocket::new_with_pair(to_client, socket_stream, state.ws_schema.clone(), protocol)
                     .on_connection_init(move |payload| async move {
                         let token = payload
                             .get("authorization")

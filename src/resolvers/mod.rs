@@ -18,6 +18,7 @@ pub mod limits;
 pub mod loaders;
 pub mod monitoring;
 mod node;
+pub mod root;
 pub mod observability;
 pub mod pagination;
 pub mod platform;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use async_graphql::{MergedObject, SDLExportOptions, Schema};
 
 use crate::app::App;
+use root::Gated;
 
 /// The root query: every domain's queries merged.
 #[derive(MergedObject, Default)]
@@ -63,12 +65,16 @@ pub struct Mutation(
 );
 
 /// The executable schema.
-pub type EnclaveSchema = Schema<Query, Mutation, subscriptions::SubscriptionRoot>;
+pub type EnclaveSchema = Schema<Gated<Query>, Gated<Mutation>, subscriptions::SubscriptionRoot>;
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::SubscriptionRoot> {
+/// A builder of [`EnclaveSchema`].
+pub type EnclaveSchemaBuilder =
+    async_graphql::SchemaBuilder<Gated<Query>, Gated<Mutation>, subscriptions::SubscriptionRoot>;
+
+fn builder() -> EnclaveSchemaBuilder {
     Schema::build(
-        Query::default(),
-        Mutation::default(),
+        Gated(Query::default()),
+        Gated(Mutation::default()),
         subscriptions::SubscriptionRoot,
     )
 }
@@ -80,9 +86,7 @@ pub fn build_schema(app: Arc<App>) -> EnclaveSchema {
 
 /// The schema builder with the application state and limits, for the HTTP layer to add
 /// its extensions to.
-pub fn schema_builder(
-    app: Arc<App>,
-) -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::SubscriptionRoot> {
+pub fn schema_builder(app: Arc<App>) -> EnclaveSchemaBuilder {
     let limits = &app.limits;
     builder()
         .limit_depth(limits.max_depth)
