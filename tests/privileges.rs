@@ -145,7 +145,10 @@ async fn create_user_runs_in_the_tenant_transaction_with_its_checks() {
     assert_eq!(revoked["errors"].as_array().map(Vec::len), Some(1), "{revoked}");
     assert!(revoked["errors"][0]["path"].is_null(), "{revoked}");
     // Nor can it read, or introspect (answered by the engine, not by a resolver of ours).
-    for query in ["{ me { role } devices { totalCount } }", "{ __schema { queryType { name } } }"] {
+    for query in [
+        "{ me { role } devices { totalCount } }",
+        "{ __schema { queryType { name } } }",
+    ] {
         let out = t.gql(Some(&b_token), query, json!({})).await;
         assert_eq!(error_code(&out), Some("UNAUTHENTICATED"), "{query}: {out}");
         assert!(out["data"].is_null(), "{query}: {out}");

@@ -2,6 +2,7 @@
 //! from its own process and reduced to one [`Throughput`].
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
@@ -112,8 +113,10 @@ pub fn wrk_for(
     })
 }
 
-/// Runs pgbench (prepared statements) with `script` against `database_url`: a warm-up,
-/// then the measured run, whose per-transaction log gives the percentiles.
+/// Runs pgbench (prepared statements) with `script` against `database_url` as one process
+/// of `warmup_secs + secs`, so that the measured backends are the warmed ones (as Enclave's
+/// pool is): the per-transaction log gives the transactions that ended in the last `secs`
+/// seconds, and their percentiles.
 pub fn pgbench(
     database_url: &str,
     script: &str,
@@ -125,57 +128,53 @@ pub fn pgbench(
     let script_path = work.join(format!("{name}.pgbench.sql"));
     std::fs::write(&script_path, script)?;
     let log_prefix = work.join(format!("{name}.pgbench-log"));
-    let run = |secs: u64, log: bool| -> anyhow::Result<Throughput> {
-        let mut command = Command::new("pgbench");
-        command
-            .args(["-n", "-M", "prepared"])
-            .arg(format!("-c{}", shape.connections))
-            .arg(format!("-j{}", shape.threads))
-            .arg(format!("-T{secs}"))
-            .arg("-f")
-            .arg(&script_path);
-        for (name, value) in variables {
-            command.arg("-D").arg(format!("{name}={value}"));
-        }
-        if log {
-            command
-                .arg("-l")
-                .arg(format!("--log-prefix={}", log_prefix.display()));
-        }
-        command.current_dir(work).arg(database_url);
-        let output = command.output().context("cannot run pgbench")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        if !output.status.success() {
-            bail!(
-                "pgbench failed: {stdout} {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let value_after = |prefix: &str| -> anyhow::Result<f64> {
-            let line = stdout
-                .lines()
-                .find_map(|l| l.trim().strip_prefix(prefix))
-                .with_context(|| format!("pgbench printed no `{prefix}`: {stdout}"))?;
-            let number = line.split_whitespace().next().unwrap_or_default();
-            let number = number.split('/').next().unwrap_or_default();
-            Ok(number.parse()?)
-        };
-        let requests = value_after("number of transactions actually processed:")? as u64;
-        let per_second = value_after("tps =")?;
-        let errors = value_after("number of failed transactions:").unwrap_or(0.0) as u64;
-        Ok(Throughput {
-            requests,
-            per_second,
-            errors,
-            ..Throughput::default()
-        })
-    };
-    run(shape.warmup_secs, false)?;
     clear_logs(&log_prefix)?;
-    let mut result = run(shape.secs, true)?;
-    let mut latencies_us = read_latencies(&log_prefix)?;
-    (result.p50_ms, result.p99_ms) = percentiles(&mut latencies_us);
-    Ok(result)
+    let mut command = Command::new("pgbench");
+    command
+        .args(["-n", "-M", "prepared"])
+        .arg(format!("-c{}", shape.connections))
+        .arg(format!("-j{}", shape.threads))
+        .arg(format!("-T{}", shape.warmup_secs + shape.secs))
+        .arg("-f")
+        .arg(&script_path)
+        .arg("-l")
+        .arg(format!("--log-prefix={}", log_prefix.display()));
+    for (name, value) in variables {
+        command.arg("-D").arg(format!("{name}={value}"));
+    }
+    command.current_dir(work).arg(database_url);
+    let output = command.output().context("cannot run pgbench")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "pgbench failed: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let errors = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("number of failed transactions:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let transactions = read_transactions(&log_prefix)?;
+    let first_end = transactions.iter().map(|t| t.end_s).fold(f64::INFINITY, f64::min);
+    let from = first_end + shape.warmup_secs as f64;
+    let mut latencies_us: Vec<f64> = transactions
+        .iter()
+        .filter(|t| t.end_s >= from)
+        .map(|t| t.latency_us)
+        .collect();
+    let last_end = transactions.iter().map(|t| t.end_s).fold(from, f64::max);
+    let measured_secs = (last_end - from).max(1e-3);
+    let requests = latencies_us.len() as u64;
+    let (p50_ms, p99_ms) = percentiles(&mut latencies_us);
+    Ok(Throughput {
+        requests,
+        per_second: requests as f64 / measured_secs,
+        p50_ms,
+        p99_ms,
+        errors,
+    })
 }
 
 fn log_files(prefix: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -203,13 +202,25 @@ fn clear_logs(prefix: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Per-transaction latencies (µs) from pgbench's `-l` logs: the third column.
-fn read_latencies(prefix: &Path) -> anyhow::Result<Vec<f64>> {
+/// One transaction of pgbench's `-l` log.
+struct Transaction {
+    /// When it ended, in seconds since the epoch.
+    end_s: f64,
+    latency_us: f64,
+}
+
+/// The transactions of pgbench's `-l` logs: `client_id transaction_no time script_no
+/// time_epoch time_us ...`, where `time` is the latency (µs) and the epoch pair its end.
+fn read_transactions(prefix: &Path) -> anyhow::Result<Vec<Transaction>> {
     let mut all = Vec::new();
     for file in log_files(prefix)? {
         for line in std::fs::read_to_string(file)?.lines() {
-            if let Some(latency) = line.split_whitespace().nth(2) {
-                all.push(latency.parse()?);
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if let [_, _, latency, _, epoch, micros, ..] = fields[..] {
+                all.push(Transaction {
+                    end_s: epoch.parse::<f64>()? + micros.parse::<f64>()? / 1e6,
+                    latency_us: latency.parse()?,
+                });
             }
         }
     }
@@ -224,4 +235,55 @@ fn percentiles(latencies_us: &mut [f64]) -> (f64, f64) {
     latencies_us.sort_by(f64::total_cmp);
     let at = |q: f64| latencies_us[((latencies_us.len() - 1) as f64 * q).round() as usize] / 1e3;
     (at(0.50), at(0.99))
+}
+
+/// The runs of one contender in alternating rounds, one per round.
+#[derive(Debug, Clone, Default)]
+pub struct Series(pub Vec<Throughput>);
+
+impl Series {
+    /// The run with the median throughput (its latencies with it).
+    pub fn median(&self) -> Throughput {
+        let mut runs = self.0.clone();
+        runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+        runs.get(runs.len() / 2).copied().unwrap_or_default()
+    }
+
+    /// Lowest and highest throughput of the rounds.
+    pub fn spread(&self) -> (f64, f64) {
+        self.0.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), t| {
+            (lo.min(t.per_second), hi.max(t.per_second))
+        })
+    }
+
+    /// Per round, this series' throughput over `reference`'s in the same round.
+    pub fn ratios(&self, reference: &Series) -> Vec<f64> {
+        self.0
+            .iter()
+            .zip(&reference.0)
+            .map(|(a, b)| {
+                if b.per_second > 0.0 {
+                    a.per_second / b.per_second
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
+/// Runs each contender once per round, in turn (a, b, c, a, b, c, ...), `rounds` times, so
+/// that a slow moment of the machine falls on every contender alike; returns each
+/// contender's runs.
+pub fn alternate(
+    rounds: usize,
+    contenders: &mut [&mut dyn FnMut() -> anyhow::Result<Throughput>],
+) -> anyhow::Result<Vec<Series>> {
+    let mut series = vec![Series::default(); contenders.len()];
+    for _ in 0..rounds {
+        for (run, series) in contenders.iter_mut().zip(&mut series) {
+            series.0.push(run()?);
+        }
+    }
+    Ok(series)
 }

@@ -11,6 +11,7 @@
 mod fleet;
 mod ingest;
 mod load;
+mod peer;
 mod profile;
 mod report;
 mod server;
@@ -267,26 +268,22 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         if options.smoke { 2 } else { 5 },
     )?);
 
-    let shape = options.shape;
-    step("pgbench: device by id");
-    let pg_device = load::pgbench(
-        &options.database_url,
-        &device_script,
-        &variables,
-        shape,
+    // The peer serves the pinned tenant's schema, with the same requests.
+    let peer_device_requests = write_requests(
         &work,
-        "device",
+        "peer-device",
+        (0..lines).map(|_| {
+            let device = fleet::device_id(1 + rng.below(options.devices as usize) as u32);
+            (String::new(), peer::device_request(&device.to_string()))
+        }),
     )?;
-    step("pgbench: devices(first: 50)");
-    let pg_list = load::pgbench(
-        &options.database_url,
-        &list_script,
-        &variables,
-        shape,
+    let peer_list_requests = write_requests(
         &work,
-        "list",
+        "peer-list",
+        (0..lines).map(|_| (String::new(), json!({ "query": peer::LIST_QUERY }))),
     )?;
 
+    let shape = options.shape;
     let launch = Launch {
         database_url: &options.database_url,
         root_key: &key_spec,
@@ -311,11 +308,91 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         let answered = ok_after - ok;
         Ok((result, (statements_after - statements) / answered.max(1.0)))
     };
-    let (device, device_statements) = measure("enclave: device by id, random tenants", &device_random)?;
-    let (list_result, list_statements) =
-        measure("enclave: devices(first: 50), random tenants", &list_random)?;
-    let (device_pinned_result, _) = measure("enclave: device by id, one tenant", &device_pinned)?;
-    let (list_pinned_result, _) = measure("enclave: devices(first: 50), one tenant", &list_pinned)?;
+    step("starting the peer (PostGraphile)");
+    let peer = peer::Peer::start(&options.database_url, &format!("tenant_{}", fleet::slug(1)))?;
+    let peer_url = peer.url();
+    let peer_label = format!(
+        "PostGraphile {} (`--cluster-workers {}`)",
+        peer.version, peer.workers
+    );
+    for body in [
+        peer::device_request(&fleet::device_id(1).to_string()),
+        json!({ "query": peer::LIST_QUERY }),
+    ] {
+        let answer = peer.post(&body)?;
+        if !answer.contains("ifIndex") || answer.contains("\"errors\"") {
+            bail!("the peer does not answer the benchmark's queries: {answer}");
+        }
+    }
+    let measure_peer = |name: &str, requests: &Path| -> anyhow::Result<Throughput> {
+        step(name);
+        let result = load::wrk(&peer_url, requests, shape, &work)?;
+        if result.errors > 0 {
+            bail!("{name}: {} HTTP errors", result.errors);
+        }
+        Ok(result)
+    };
+
+    // Each comparison in alternating rounds: the reference, Enclave over every tenant,
+    // Enclave pinned to one tenant, the peer on that tenant.
+    let rounds = if options.smoke { 1 } else { 3 };
+    let mut device_statements = 0.0;
+    let mut list_statements = 0.0;
+    let device_series = load::alternate(
+        rounds,
+        &mut [
+            &mut || {
+                step("pgbench: device by id");
+                load::pgbench(
+                    &options.database_url,
+                    &device_script,
+                    &variables,
+                    shape,
+                    &work,
+                    "device",
+                )
+            },
+            &mut || {
+                let (result, statements) = measure("enclave: device by id, random tenants", &device_random)?;
+                device_statements = statements;
+                Ok(result)
+            },
+            &mut || Ok(measure("enclave: device by id, one tenant", &device_pinned)?.0),
+            &mut || measure_peer("peer: device by id, one tenant", &peer_device_requests),
+        ],
+    )?;
+    let list_series = load::alternate(
+        rounds,
+        &mut [
+            &mut || {
+                step("pgbench: devices(first: 50)");
+                load::pgbench(
+                    &options.database_url,
+                    &list_script,
+                    &variables,
+                    shape,
+                    &work,
+                    "list",
+                )
+            },
+            &mut || {
+                let (result, statements) =
+                    measure("enclave: devices(first: 50), random tenants", &list_random)?;
+                list_statements = statements;
+                Ok(result)
+            },
+            &mut || Ok(measure("enclave: devices(first: 50), one tenant", &list_pinned)?.0),
+            &mut || measure_peer("peer: devices(first: 50), one tenant", &peer_list_requests),
+        ],
+    )?;
+    drop(peer);
+    let [pg_device, device_spread, device_pinned_series, peer_device] = &device_series[..] else {
+        bail!("four device series expected");
+    };
+    let [pg_list, list_spread, list_pinned_series, peer_list] = &list_series[..] else {
+        bail!("four list series expected");
+    };
+    let device = device_spread.median();
     let (with_token, _) = measure("enclave: { health } with a token", &health_token)?;
     let (anonymous, _) = measure("enclave: { health } without a token", &health_anonymous)?;
     // Where the time goes, in runs of their own.
@@ -342,8 +419,18 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     let bounded_opened = server.metric("enclave_db_connections_opened_total", "")?;
     drop(server);
 
-    figures.requests(pg_device, device, pg_list, list_result);
-    figures.rotation(device_pinned_result, device, list_pinned_result, list_result);
+    figures.requests(pg_device, device_spread, pg_list, list_spread);
+    figures.rotation(
+        device_pinned_series,
+        device_spread,
+        list_pinned_series,
+        list_spread,
+    );
+    figures.peer(
+        &peer_label,
+        (peer_device, device_pinned_series),
+        (peer_list, list_pinned_series),
+    );
     figures.authentication(with_token, anonymous, device, full_verification(&tokens, &keys)?);
     figures.statements(
         (device_sql.len(), list_sql.len()),

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::fleet::{Provisioned, ProvisioningReference};
-use crate::load::{Shape, Throughput};
+use crate::load::{Series, Shape, Throughput};
 use crate::profile::{Process, Profile};
 
 /// Memory figures with and without the tenants-per-connection bound.
@@ -41,6 +41,21 @@ fn median(values: &[Duration]) -> Duration {
     let mut sorted = values.to_vec();
     sorted.sort();
     sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+/// A ratio as a percentage below 2, as a multiple from 2 on.
+fn percent_or_times(r: f64) -> String {
+    if r < 2.0 {
+        format!("{:.0}%", r * 100.0)
+    } else {
+        format!("{r:.2}×")
+    }
+}
+
+/// The median throughput of a series and its spread over the rounds.
+fn series_figure(series: &Series, unit: &str) -> String {
+    let (lo, hi) = series.spread();
+    format!("{:.0} {unit} ({lo:.0}–{hi:.0})", series.median().per_second)
 }
 
 fn ms(d: Duration) -> String {
@@ -92,38 +107,94 @@ impl Figures {
         self.sections.push((place, format!("{text}\n")));
     }
 
-    pub fn requests(
-        &mut self,
-        pg_device: Throughput,
-        device: Throughput,
-        pg_list: Throughput,
-        list: Throughput,
-    ) {
-        for (name, enclave, pg) in [
-            ("1a. device by id + interfaces", device, pg_device),
-            ("1b. devices(first: 50) + interfaces", list, pg_list),
-        ] {
-            let r = ratio(enclave.per_second, pg.per_second);
-            self.target(
-                name,
-                format!("{:.0} req/s", enclave.per_second),
-                format!("pgbench {:.0} tx/s", pg.per_second),
-                format!("{:.0}%", r * 100.0),
-                "≥ 60%",
-                r >= 0.60,
-            );
-        }
+    /// One comparison of Enclave against a reference, run in alternating rounds: the
+    /// summary row gives the median of each and the ratio of every round; the target is met
+    /// only when the worst round meets it.
+    fn compare(&mut self, scenario: &str, enclave: &Series, reference: (&str, &Series), target: (&str, f64)) {
+        let ratios = enclave.ratios(reference.1);
+        let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let rounds: Vec<String> = ratios.iter().map(|r| percent_or_times(*r)).collect();
+        self.target(
+            scenario,
+            series_figure(enclave, "req/s"),
+            format!("{} {}", reference.0, series_figure(reference.1, "/s")),
+            format!("{} (worst {})", rounds.join(", "), percent_or_times(worst)),
+            target.0,
+            worst.is_finite() && worst >= target.1,
+        );
+    }
+
+    pub fn requests(&mut self, pg_device: &Series, device: &Series, pg_list: &Series, list: &Series) {
+        self.compare(
+            "1a. device by id + interfaces",
+            device,
+            ("pgbench", pg_device),
+            ("≥ 60%", 0.60),
+        );
+        self.compare(
+            "1b. devices(first: 50) + interfaces",
+            list,
+            ("pgbench", pg_list),
+            ("≥ 80%", 0.80),
+        );
         let mut text = format!(
             "## 1. Requests\n\nTenants drawn at random among {} for every request; GraphQL over HTTP with a viewer's \
              session token (wrk), against pgbench running the statements Enclave sent for the same request \
-             (below) with prepared statements, at the same concurrency.\n\n{THROUGHPUT_HEADER}",
-            self.tenants
+             (below) with prepared statements, at the same concurrency. pgbench runs as one process for the \
+             warm-up and the measured seconds, and only transactions that ended after the warm-up count, so \
+             that its backends are as warm as Enclave's pool. {} alternating rounds (pgbench, Enclave over \
+             every tenant, Enclave on one tenant, the peer of section 1p); each row is one round.\n\n{THROUGHPUT_HEADER}",
+            self.tenants,
+            device.0.len(),
         );
-        text += &throughput_row("pgbench, device by id", &pg_device);
-        text += &throughput_row("Enclave, device by id", &device);
-        text += &throughput_row("pgbench, devices(first: 50)", &pg_list);
-        text += &throughput_row("Enclave, devices(first: 50)", &list);
+        for (name, series) in [
+            ("pgbench, device by id", pg_device),
+            ("Enclave, device by id", device),
+            ("pgbench, devices(first: 50)", pg_list),
+            ("Enclave, devices(first: 50)", list),
+        ] {
+            for (round, run) in series.0.iter().enumerate() {
+                text += &throughput_row(&format!("{name}, round {}", round + 1), run);
+            }
+        }
         self.section(10, &text);
+    }
+
+    /// Enclave against the peer a user would pick instead, on the same tenant's data.
+    pub fn peer(&mut self, label: &str, device: (&Series, &Series), list: (&Series, &Series)) {
+        let (peer_device, enclave_device) = device;
+        let (peer_list, enclave_list) = list;
+        self.compare(
+            "1p. device by id, against the peer",
+            enclave_device,
+            ("PostGraphile", peer_device),
+            ("≥ 1.5×", 1.5),
+        );
+        self.compare(
+            "1q. devices(first: 50), against the peer",
+            enclave_list,
+            ("PostGraphile", peer_list),
+            ("≥ 2×", 2.0),
+        );
+        let mut text = format!(
+            "## 1p. Against the peer\n\n{label}, the tool a user of this stack would pick instead, serving the \
+             schema of the tenant Enclave's pinned runs use, with the same queries (`allDevices` and `deviceById` \
+             with `interfacesByDeviceId`, the same page sizes and order) and the same wrk settings, in the same \
+             alternating rounds. It connects as the database owner with no authentication and no transaction; \
+             Enclave verifies a token, opens the tenant transaction, switches role and checks the credential on \
+             every request.\n\n{THROUGHPUT_HEADER}"
+        );
+        for (name, series) in [
+            ("PostGraphile, device by id", peer_device),
+            ("Enclave, device by id, one tenant", enclave_device),
+            ("PostGraphile, devices(first: 50)", peer_list),
+            ("Enclave, devices(first: 50), one tenant", enclave_list),
+        ] {
+            for (round, run) in series.0.iter().enumerate() {
+                text += &throughput_row(&format!("{name}, round {}", round + 1), run);
+            }
+        }
+        self.section(15, &text);
     }
 
     pub fn sql(
@@ -152,32 +223,22 @@ impl Figures {
         self.section(11, &text);
     }
 
-    pub fn rotation(
-        &mut self,
-        device_pinned: Throughput,
-        device: Throughput,
-        list_pinned: Throughput,
-        list: Throughput,
-    ) {
+    pub fn rotation(&mut self, device_pinned: &Series, device: &Series, list_pinned: &Series, list: &Series) {
         let mut text = format!(
-            "## 2. Tenant rotation\n\nThe same requests pinned to one tenant versus spread over {} tenants.\n\n{THROUGHPUT_HEADER}",
+            "## 2. Tenant rotation\n\nThe same requests pinned to one tenant versus spread over {} tenants, \
+             in the alternating rounds of section 1.\n\n{THROUGHPUT_HEADER}",
             self.tenants
         );
+        let spread_label = format!("over {} tenants", self.tenants);
         for (name, pinned, spread) in [
             ("2a. rotation, device by id", device_pinned, device),
             ("2b. rotation, devices(first: 50)", list_pinned, list),
         ] {
-            let r = ratio(spread.per_second, pinned.per_second);
-            self.target(
-                name,
-                format!("{:.0} req/s over {} tenants", spread.per_second, self.tenants),
-                format!("{:.0} req/s on one", pinned.per_second),
-                format!("{:.0}%", r * 100.0),
-                "≥ 85%",
-                r >= 0.85,
-            );
-            text += &throughput_row(&format!("{name}: one tenant"), &pinned);
-            text += &throughput_row(&format!("{name}: {} tenants", self.tenants), &spread);
+            self.compare(name, spread, ("one tenant", pinned), ("≥ 90%", 0.90));
+            for (round, (pinned, spread)) in pinned.0.iter().zip(&spread.0).enumerate() {
+                text += &throughput_row(&format!("{name}: one tenant, round {}", round + 1), pinned);
+                text += &throughput_row(&format!("{name}: {spread_label}, round {}", round + 1), spread);
+            }
         }
         self.section(20, &text);
     }
@@ -594,6 +655,35 @@ fn machine() -> Vec<(&'static str, String)> {
                 ],
             ),
         ),
+        (
+            "PostgreSQL settings",
+            command(
+                "psql",
+                &[
+                    "-X",
+                    "-At",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-c",
+                    "SELECT string_agg(name || ' = ' || setting || coalesce(unit, ''), ', ' ORDER BY name) \
+                     FROM pg_settings WHERE name IN ('shared_buffers', 'max_connections', 'work_mem', \
+                     'effective_cache_size', 'synchronous_commit', 'fsync', 'jit', 'max_wal_size')",
+                    "postgres",
+                ],
+            ),
+        ),
+        (
+            "Build profile",
+            if cfg!(debug_assertions) {
+                "debug (dev)"
+            } else {
+                "release"
+            }
+            .to_owned(),
+        ),
+        ("Node.js (the peer)", command("node", &["--version"])),
         ("pgbench", command("pgbench", &["--version"])),
         ("wrk", command("wrk", &["-v"])),
         ("rustc", command("rustc", &["-V"])),

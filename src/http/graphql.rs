@@ -174,9 +174,9 @@ async fn execute(
 
     let kind = shape.as_ref().map(|s| s.kind);
     let introspection = shape.as_ref().is_some_and(introspects);
-    let privileges = shape.map(Arc::new).and_then(|shape| {
-        PrivilegeCheck::needed(&state.app, &scope, &shape).map(Arc::new)
-    });
+    let privileges = shape
+        .map(Arc::new)
+        .and_then(|shape| PrivilegeCheck::needed(&state.app, &scope, &shape).map(Arc::new));
     if let Some(check) = &privileges {
         // Introspection is answered by the engine before any root field of ours, so a
         // token's privileges are established first for it (and only for it).
@@ -373,9 +373,7 @@ pub(super) fn check_shape(shape: &OperationShape, max_fields: usize) -> Result<(
 fn check_caller(scope: &Scope, shape: Option<&OperationShape>) -> Result<(), ApiError> {
     let Some(shape) = shape else { return Ok(()) };
     match &scope.actor {
-        None if introspects(shape) => {
-            Err(ApiError::unauthenticated("introspection needs a token"))
-        }
+        None if introspects(shape) => Err(ApiError::unauthenticated("introspection needs a token")),
         None => Ok(()),
         Some(actor) => check_roles(shape, actor.claims.role),
     }
@@ -399,7 +397,10 @@ fn refused_with(error: ServerError, request_id: Uuid) -> Response {
 
 /// Whether an operation asks for introspection (`__schema`, `__type`).
 fn introspects(shape: &OperationShape) -> bool {
-    shape.root_fields.iter().any(|f| INTROSPECTION.contains(&f.as_str()))
+    shape
+        .root_fields
+        .iter()
+        .any(|f| INTROSPECTION.contains(&f.as_str()))
 }
 
 pub(super) fn server_error(error: ApiError) -> ServerError {

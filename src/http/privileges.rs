@@ -58,7 +58,9 @@ impl PrivilegeCheck {
     }
 
     async fn establish(&self) -> Result<(), ApiError> {
-        let Some(actor) = &self.scope.actor else { return Ok(()) };
+        let Some(actor) = &self.scope.actor else {
+            return Ok(());
+        };
         let role = self.scope.establish().await?;
         check_roles(&self.shape, role)?;
         if self.shape.kind == Operation::Mutation

@@ -54,7 +54,11 @@ impl<T: ContainerType> OutputType for Gated<T> {
         T::create_type_info(registry)
     }
 
-    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<Value> {
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
         resolve_container(ctx, self).await
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bb8::RunError;
 use diesel::QueryableByName;
-use diesel::sql_types::{Bool, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Uuid as SqlUuid};
 use diesel_async::pooled_connection::PoolError;
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
@@ -140,11 +140,8 @@ struct Live {
 }
 
 /// The current role of a credential's user (and, for API tokens, the cap of its creator).
-#[derive(QueryableByName)]
 struct CurrentRole {
-    #[diesel(sql_type = Text)]
     role: String,
-    #[diesel(sql_type = Nullable<Text>)]
     cap: Option<String>,
 }
 
@@ -269,24 +266,43 @@ impl TenantTx {
 
     /// What the credential may do now: `Some(None)` without a credential, `Some(Some(role))`
     /// for a live one, `None` for one that is revoked, expired or whose user is disabled.
+    /// Built with diesel's query builder, so that each connection prepares it once and
+    /// reuses it in every tenant (the plan follows the transaction's `search_path`).
     async fn credential_role(&self, conn: &mut AsyncPgConnection) -> Result<Option<Option<Role>>, TxError> {
-        let query = match self.credential {
-            Some(Credential::Session(id)) => diesel::sql_query(
-                "SELECT u.role, NULL::text AS cap FROM tokens t JOIN users u ON u.id = t.user_id \
-                 WHERE t.id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND NOT u.disabled",
-            )
-            .bind::<SqlUuid, _>(id),
-            Some(Credential::ApiToken(id)) => diesel::sql_query(
-                "SELECT t.role, u.role AS cap FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by \
-                 WHERE t.id = $1 AND t.revoked_at IS NULL AND t.expires_at > now() \
-                 AND NOT coalesce(u.disabled, false)",
-            )
-            .bind::<SqlUuid, _>(id),
+        use diesel::dsl::now;
+        use diesel::{ExpressionMethods as _, JoinOnDsl as _, NullableExpressionMethods as _};
+        use diesel::{OptionalExtension as _, PgExpressionMethods as _, QueryDsl as _};
+
+        use crate::schema::tenant::{api_tokens, tokens, users};
+
+        let current = match self.credential {
+            Some(Credential::Session(id)) => tokens::table
+                .inner_join(users::table.on(users::id.eq(tokens::user_id)))
+                .filter(tokens::id.eq(id))
+                .filter(tokens::revoked_at.is_null())
+                .filter(tokens::expires_at.gt(now))
+                .filter(users::disabled.eq(false))
+                .select(users::role)
+                .get_result::<String>(conn)
+                .await
+                .optional()?
+                .map(|role| CurrentRole { role, cap: None }),
+            Some(Credential::ApiToken(id)) => api_tokens::table
+                .left_join(users::table)
+                .filter(api_tokens::id.eq(id))
+                .filter(api_tokens::revoked_at.is_null())
+                .filter(api_tokens::expires_at.gt(now))
+                // No creator (deleted) counts as enabled, as before.
+                .filter(users::disabled.nullable().is_distinct_from(true))
+                .select((api_tokens::role, users::role.nullable()))
+                .get_result::<(String, Option<String>)>(conn)
+                .await
+                .optional()?
+                .map(|(role, cap)| CurrentRole { role, cap }),
             // Checked before BEGIN; an impersonation acts as an admin of the tenant.
             Some(Credential::Impersonation(_)) => return Ok(Some(Some(Role::Admin))),
             None => return Ok(Some(None)),
         };
-        let current: Option<CurrentRole> = diesel::OptionalExtension::optional(query.get_result(conn).await)?;
         Ok(current.map(|current| Some(current.effective())))
     }
 
