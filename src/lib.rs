@@ -30,6 +30,7 @@ pub mod edge;
 pub mod http;
 pub mod nats;
 pub mod pool;
+pub mod prepared;
 pub mod resolvers;
 pub mod schema;
 pub mod tenancy;

@@ -168,7 +168,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         options.tenants, options.devices
     );
     let session_check = || Substitution {
-        captured: "t.id = $1",
+        captured: "\"tokens\".\"id\" = $1",
         replay: "t.id = :session".to_owned(),
     };
     let device_script = sql::pgbench_script(

@@ -451,14 +451,15 @@ impl Loaders {
         R: QueryableByName<diesel::pg::Pg> + Send + 'static,
     {
         use diesel::sql_types::{Array, BigInt, Text};
+
+        use crate::prepared::PreparedSql;
         let mut slices: HashMap<Slice, Vec<Uuid>> = HashMap::new();
         for (id, slice) in keys {
             slices.entry(slice).or_default().push(id);
         }
         let mut pages = HashMap::new();
         for (slice, ids) in slices {
-            let mut query = diesel::sql_query(list.sql(slice.after.is_some()))
-                .into_boxed::<diesel::pg::Pg>()
+            let mut query = PreparedSql::new(&list.sql(slice.after.is_some()))
                 .bind::<Array<diesel::sql_types::Uuid>, _>(ids.clone())
                 .bind::<BigInt, _>(slice.limit());
             if let Some(after) = &slice.after {

@@ -281,7 +281,7 @@ impl TenantTx {
                 .filter(tokens::id.eq(id))
                 .filter(tokens::revoked_at.is_null())
                 .filter(tokens::expires_at.gt(now))
-                .filter(users::disabled.eq(false))
+                .filter(diesel::dsl::not(users::disabled))
                 .select(users::role)
                 .get_result::<String>(conn)
                 .await
