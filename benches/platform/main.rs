@@ -169,7 +169,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     );
     let session_check = || Substitution {
         captured: "\"tokens\".\"id\" = $1",
-        replay: "t.id = :session".to_owned(),
+        replay: "\"tokens\".\"id\" = :session".to_owned(),
     };
     let device_script = sql::pgbench_script(
         device_sql,

@@ -309,18 +309,22 @@ fn respond(response: Response, media: MediaType, status: Option<StatusCode>) -> 
     http
 }
 
-/// The JSON body of `response`, without its `data` entry when `without_data`.
+/// The JSON body of `response`, without its `data` entry when `without_data` (serialized
+/// straight to bytes otherwise: no intermediate JSON tree of a large response).
 fn serialize(response: &Response, without_data: bool) -> Vec<u8> {
-    let json = serde_json::to_value(response).map(|mut json| {
-        if without_data && let Some(object) = json.as_object_mut() {
-            object.remove("data");
-        }
-        json
-    });
-    json.and_then(|json| serde_json::to_vec(&json))
-        .unwrap_or_else(|_| {
-            b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec()
+    let bytes = if without_data {
+        serde_json::to_value(response).and_then(|mut json| {
+            if let Some(object) = json.as_object_mut() {
+                object.remove("data");
+            }
+            serde_json::to_vec(&json)
         })
+    } else {
+        serde_json::to_vec(response)
+    };
+    bytes.unwrap_or_else(|_| {
+        b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec()
+    })
 }
 
 /// The status and `Retry-After` (seconds) of a response whose errors ask the client to
