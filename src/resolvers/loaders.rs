@@ -54,7 +54,8 @@ impl<K, V> Batch<K, V> {
 struct State<K, V> {
     /// The batch new keys join; replaced when it starts running.
     open: Arc<Batch<K, V>>,
-    loaded: HashMap<K, V>,
+    /// The results of the batches run so far (shared with their waiters, not copied).
+    loaded: Vec<Arc<HashMap<K, V>>>,
 }
 
 /// Loads values by key, batching concurrent requests and caching results for the request.
@@ -67,7 +68,7 @@ impl<K, V> Default for BatchLoader<K, V> {
         Self {
             state: Mutex::new(State {
                 open: Batch::new(),
-                loaded: HashMap::new(),
+                loaded: Vec::new(),
             }),
         }
     }
@@ -83,7 +84,7 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
     {
         let batch = {
             let state = self.lock()?;
-            if let Some(value) = state.loaded.get(&key) {
+            if let Some(value) = state.loaded.iter().find_map(|batch| batch.get(&key)) {
                 return Ok(Some(value.clone()));
             }
             let batch = state.open.clone();
@@ -117,13 +118,11 @@ impl<K: Eq + Hash + Clone, V: Clone> BatchLoader<K, V> {
                     state.open = Batch::new();
                 }
                 let keys = batch.keys.lock().map(|k| k.clone()).map_err(|_| poisoned())?;
-                let fetched = fetch(keys).await?;
+                let fetched = Arc::new(fetch(keys).await?);
                 if let Ok(mut state) = self.lock() {
-                    state
-                        .loaded
-                        .extend(fetched.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    state.loaded.push(fetched.clone());
                 }
-                Ok(Arc::new(fetched))
+                Ok(fetched)
             })
             .await;
         let value = match result {
