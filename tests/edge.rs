@@ -772,3 +772,97 @@ async fn a_suspended_tenants_components_are_refused() {
         "a suspended tenant's component connected: {refused:?}"
     );
 }
+
+#[tokio::test]
+async fn admins_read_their_own_edge_assets_and_nobody_elses() {
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, _) = tenant_with_site(&app, "globex").await;
+    let site_uuid = |schema: &str| format!("(SELECT id FROM {schema}.edge_sites LIMIT 1)");
+    let mut conn = app.db.conn().await;
+    for (schema, name) in [
+        ("tenant_acme", "acme-collector"),
+        ("tenant_globex", "globex-collector"),
+    ] {
+        conn.batch_execute(&format!(
+            "INSERT INTO {schema}.collector_packages (name, version, platform, sha256, artifact_ref) \
+             VALUES ('{name}', '1.0.0', 'linux-amd64', repeat('a', 64), 's3://builds/{name}'), \
+                    ('{name}', '1.0.0', 'linux-arm64', repeat('b', 64), 's3://builds/{name}-arm');
+             INSERT INTO {schema}.nats_credentials (edge_site_id, user_public_key, jwt_ref) \
+             VALUES ({site}, 'U{name}', 'jwt:{name}');
+             INSERT INTO {schema}.nats_leaf_servers (edge_site_id, name, url) \
+             VALUES ({site}, '{name}-leaf', 'nats-leaf://{name}:7422');",
+            site = site_uuid(schema)
+        ))
+        .await
+        .expect("seed");
+    }
+    let query = "query($site: ID) { certificateAuthorities { edges { node { name certificatePem notAfter revokedAt } } } \
+        collectorPackages(platform: \"linux-amd64\") { edges { node { name platform sha256 } } } \
+        natsCredentials(edgeSiteId: $site) { edges { node { userPublicKey edgeSiteId revokedAt } } } \
+        natsLeafServers(edgeSiteId: $site) { edges { node { name url status edgeSiteId } } } }";
+    let out = app.gql(Some(&acme), query, json!({ "site": acme_site })).await;
+    assert!(out["errors"].is_null(), "{out}");
+    let data = &out["data"];
+    let cas = data["certificateAuthorities"]["edges"].as_array().expect("CAs");
+    assert_eq!(cas.len(), 1, "{out}");
+    let pem = cas[0]["node"]["certificatePem"].as_str().expect("pem");
+    assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
+    assert!(!out.to_string().contains("PRIVATE KEY"), "a key leaked: {out}");
+    assert_eq!(titles(&out, "collectorPackages", "name"), vec!["acme-collector"]);
+    assert_eq!(
+        data["collectorPackages"]["edges"][0]["node"]["platform"],
+        "linux-amd64"
+    );
+    assert_eq!(
+        titles(&out, "natsCredentials", "userPublicKey"),
+        vec!["Uacme-collector"]
+    );
+    assert_eq!(
+        data["natsCredentials"]["edges"][0]["node"]["edgeSiteId"],
+        acme_site.as_str()
+    );
+    assert_eq!(
+        titles(&out, "natsLeafServers", "name"),
+        vec!["acme-collector-leaf"]
+    );
+    assert_eq!(data["natsLeafServers"]["edges"][0]["node"]["status"], "unknown");
+    // Another tenant's ids narrow to nothing; its rows never show.
+    let globex_site = app
+        .gql(
+            Some(&globex),
+            "{ edgeSites { edges { node { id } } } }",
+            json!({}),
+        )
+        .await["data"]["edgeSites"]["edges"][0]["node"]["id"]
+        .clone();
+    let foreign = app.gql(Some(&acme), query, json!({ "site": globex_site })).await;
+    assert!(foreign["errors"].is_null(), "{foreign}");
+    assert!(
+        titles(&foreign, "natsCredentials", "userPublicKey").is_empty(),
+        "{foreign}"
+    );
+    assert!(
+        titles(&foreign, "natsLeafServers", "name").is_empty(),
+        "{foreign}"
+    );
+    assert!(!foreign.to_string().contains("globex"), "{foreign}");
+    // Admins only.
+    let viewer = app.user("acme", "viewer@acme.test", Role::Viewer).await;
+    let viewer = app.session("acme", &viewer).await;
+    for field in [
+        "certificateAuthorities",
+        "collectorPackages",
+        "natsCredentials",
+        "natsLeafServers",
+    ] {
+        let refused = app
+            .gql(
+                Some(&viewer),
+                &format!("{{ {field} {{ edges {{ node {{ id }} }} }} }}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{field}: {refused}");
+    }
+}

@@ -20,7 +20,16 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
     Some(match (kind, field) {
         (
             Operation::Query,
-            "apiTokens" | "users" | "sessions" | "onboardingPackages" | "onboardingEvents" | "edgeComponents",
+            "apiTokens"
+            | "users"
+            | "sessions"
+            | "onboardingPackages"
+            | "onboardingEvents"
+            | "edgeComponents"
+            | "certificateAuthorities"
+            | "collectorPackages"
+            | "natsCredentials"
+            | "natsLeafServers",
         ) => Role::Admin,
         (Operation::Query, "tenants" | "impersonationLogs") => Role::PlatformAdmin,
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,

@@ -6,6 +6,7 @@ pub mod access;
 pub mod context;
 pub mod device_history;
 pub mod edge;
+pub mod edge_assets;
 pub mod enums;
 pub mod errors;
 mod health;
@@ -47,6 +48,7 @@ pub struct Query(
     telemetry::TelemetryQuery,
     node::NodeQuery,
     edge::EdgeQuery,
+    edge_assets::EdgeAssetsQuery,
 );
 
 /// The root mutation: every domain's mutations merged.

@@ -412,6 +412,41 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_cas (id) {
+        id -> Uuid,
+        name -> Text,
+        certificate_pem -> Text,
+        not_before -> Timestamptz,
+        not_after -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collector_packages (id) {
+        id -> Uuid,
+        name -> Text,
+        version -> Text,
+        platform -> Text,
+        sha256 -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    nats_leaf_servers (id) {
+        id -> Uuid,
+        edge_site_id -> Uuid,
+        name -> Text,
+        url -> Text,
+        status -> Text,
+        last_seen -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (created_by));
 diesel::joinable!(devices -> partitions (partition_id));
 diesel::joinable!(alerts -> devices (device_id));
