@@ -49,7 +49,7 @@ pub async fn export_tenant(
             .query_one(
                 &format!(
                     "SELECT coalesce(json_agg(x ORDER BY x.{order}), '[]')::text \
-                     FROM public.{table} x WHERE x.tenant_id = $1::uuid"
+                     FROM public.{table} x WHERE x.tenant_id = $1::text::uuid"
                 ),
                 &[&tenant_id],
             )
