@@ -519,7 +519,7 @@ async fn insert_json(
         .as_array()
         .cloned()
         .ok_or_else(|| BackupError::Corrupt(format!("the {table} part is not a JSON array")))?;
-    let Some(first) = rows.iter().next().and_then(|r| r.as_object()) else {
+    let Some(first) = <[serde_json::Value]>::first(&rows).and_then(|r| r.as_object()) else {
         return Ok(());
     };
     let columns: Vec<String> = first.keys().map(|k| quote_ident(k)).collect();
