@@ -63,7 +63,7 @@ enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
-    /// Create, list, suspend, resume or drop tenants.
+    /// Create, list, suspend, resume, drop, export or import tenants.
     #[command(
         mut_arg("pool_size", |a| a.hide(true)),
         mut_arg("pool_timeout_ms", |a| a.hide(true)),
