@@ -496,3 +496,101 @@ async fn import_restores_a_dropped_tenant_under_its_id_and_refuses_bad_requests(
     assert!(!scratch.file("nobody.tar.gz.partial").exists());
     assert!(!scratch.file("nobody.tar.gz").exists());
 }
+
+/// `enclave <args>` with only `PATH` and `HOME` set.
+fn enclave(home: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .current_dir(home)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the enclave binary")
+}
+
+#[tokio::test]
+async fn the_cli_exports_and_imports() {
+    let t = TestApp::new().await;
+    seeded(&t, "acme").await;
+    let scratch = Scratch::new();
+    let file = scratch.file("acme.tar.gz");
+    let file = file.to_str().expect("utf-8 path");
+    let url = t.db.url.as_str();
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let exported = enclave(
+        &scratch.0,
+        &["tenant", "export", "acme", "--out", file, "--database-url", url],
+    );
+    assert!(exported.status.success(), "{}", err(&exported));
+    assert!(
+        out(&exported).contains("exported tenant acme"),
+        "{}",
+        out(&exported)
+    );
+
+    let refused = enclave(&scratch.0, &["tenant", "import", file, "--database-url", url]);
+    assert!(!refused.status.success());
+    assert!(err(&refused).contains("--replace"), "{}", err(&refused));
+
+    let truncated = scratch.file("truncated.tar.gz");
+    let bytes = std::fs::read(file).expect("read");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let broken = enclave(
+        &scratch.0,
+        &[
+            "tenant",
+            "import",
+            truncated.to_str().expect("utf-8"),
+            "--replace",
+            "--database-url",
+            url,
+        ],
+    );
+    assert!(!broken.status.success());
+    assert!(err(&broken).contains("corrupted archive"), "{}", err(&broken));
+
+    let copied = enclave(
+        &scratch.0,
+        &[
+            "tenant",
+            "import",
+            file,
+            "--as",
+            "acme_cli",
+            "--database-url",
+            url,
+        ],
+    );
+    assert!(copied.status.success(), "{}", err(&copied));
+    assert!(
+        out(&copied).contains("imported tenant acme_cli"),
+        "{}",
+        out(&copied)
+    );
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme_cli.devices")
+            .await,
+        20
+    );
+    // Without ENCLAVE_EDGE_KEY the copy has no CA yet (serve creates it), and never the original's.
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acme_cli.tenant_cas")
+            .await,
+        0
+    );
+
+    let replaced = enclave(
+        &scratch.0,
+        &["tenant", "import", file, "--replace", "--database-url", url],
+    );
+    assert!(replaced.status.success(), "{}", err(&replaced));
+    assert!(
+        out(&replaced).contains("restored tenant acme"),
+        "{}",
+        out(&replaced)
+    );
+}

@@ -391,7 +391,6 @@ async fn swap(
                 }
                 conn.batch_execute(&format!("DROP SCHEMA {quoted_schema} CASCADE"))
                     .await?;
-                ledger::forget(conn, &schema).await?;
                 let name = tenant_row
                     .get("name")
                     .and_then(|v| v.as_str())
@@ -431,6 +430,7 @@ async fn swap(
                 insert_json(conn, "tenants", &serde_json::Value::Array(vec![row]), None)
                     .await
                     .map_err(|e| match e {
+                        BackupError::Database(m) if m.contains("tenants_slug_key") => exists(&plan.target),
                         BackupError::Database(m) if m.contains("tenants_pkey") => {
                             BackupError::Refused(format!(
                                 "tenant id {id} of the archive belongs to another tenant here; \
@@ -459,6 +459,8 @@ async fn swap(
                 "schema {schema} exists without a tenant (left over?); drop it first"
             )));
         }
+        // The schema does not exist: whatever the ledger still says about it is stale.
+        ledger::forget(conn, &schema).await?;
         conn.batch_execute(&format!(
             "ALTER SCHEMA {} RENAME TO {quoted_schema}",
             quote_ident(staging)
