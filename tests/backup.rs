@@ -464,6 +464,33 @@ async fn import_restores_a_dropped_tenant_under_its_id_and_refuses_bad_requests(
     provision::drop_tenant(&mut t.db.conn().await, &t.installation, &slug)
         .await
         .expect("drop");
+
+    // A failure at the swap (the vanity domain now belongs to another tenant) leaves
+    // nothing behind: no tenant, no staging schema, no ledger entry, no role.
+    t.tenant("initech", &["acme.example.com"]).await;
+    let (schemas_before, roles_before) = (schemas(&t).await, t.db.roles().await);
+    let taken = backup::import_tenant(&t.installation, &file, &ImportOptions::default())
+        .await
+        .expect_err("the domain is taken");
+    assert!(taken.to_string().contains("vanity domain"), "{taken}");
+    assert_eq!(schemas(&t).await, schemas_before);
+    assert_eq!(t.db.roles().await, roles_before);
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM public.tenants WHERE slug = 'acme'")
+            .await,
+        0
+    );
+    assert_eq!(
+        t.db.count(
+            "SELECT count(*) AS n FROM public.enclave_schema_state WHERE schema_name LIKE 'enclave_import_%'"
+        )
+        .await,
+        0
+    );
+    let initech = provision::parse_slug("initech").expect("slug");
+    provision::drop_tenant(&mut t.db.conn().await, &t.installation, &initech)
+        .await
+        .expect("drop initech");
     let done = backup::import_tenant(&t.installation, &file, &ImportOptions::default())
         .await
         .expect("import into a database without the tenant");
