@@ -63,7 +63,7 @@ enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
     },
-    /// Create, list, suspend, resume or drop tenants.
+    /// Create, list, suspend, resume, drop, export or import tenants.
     #[command(
         mut_arg("pool_size", |a| a.hide(true)),
         mut_arg("pool_timeout_ms", |a| a.hide(true)),
@@ -306,6 +306,25 @@ enum TenantCommand {
         #[arg(long, value_name = "SLUG")]
         confirm: String,
     },
+    /// Write a consistent snapshot of one tenant (its tables, migration state, tenant row,
+    /// domains and memberships) to a tar.gz archive with a manifest.
+    Export {
+        slug: String,
+        /// Archive to write (must not exist); default `tenant-<slug>-<UTC time>.tar.gz`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Restore a tenant from an archive of `tenant export`: verified first, loaded into a
+    /// staging schema, then swapped in atomically.
+    Import {
+        file: std::path::PathBuf,
+        /// Import a copy as a new tenant with this slug (new id, fresh CA, no sessions).
+        #[arg(long = "as", value_name = "SLUG")]
+        as_slug: Option<String>,
+        /// Replace the existing tenant of the archive's slug (its current data is dropped).
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 /// Entry point of the binary.
@@ -392,7 +411,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             auth,
         } => {
             let mut installation = open_database(&database, sets).await?;
-            if matches!(command, TenantCommand::Create { .. }) {
+            if matches!(
+                command,
+                TenantCommand::Create { .. } | TenantCommand::Import { .. }
+            ) {
                 installation.edge = crate::edge::prepare_if_configured(&installation, &auth).await?;
             }
             tenant(command, &installation).await
@@ -608,6 +630,40 @@ async fn tenant(command: TenantCommand, installation: &Installation) -> anyhow::
             let slug = provision::parse_slug(&slug)?;
             provision::drop_tenant(&mut conn, installation, &slug).await?;
             println!("dropped tenant {slug} with its schema, role and data");
+        }
+        TenantCommand::Export { slug, out } => {
+            let slug = provision::parse_slug(&slug)?;
+            let out = out.unwrap_or_else(|| {
+                format!(
+                    "tenant-{slug}-{}.tar.gz",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+                )
+                .into()
+            });
+            let manifest = crate::backup::export_tenant(installation, &slug, &out).await?;
+            let rows: u64 = manifest.tables.iter().map(|t| t.rows).sum();
+            println!(
+                "exported tenant {slug} to {}: {} tables, {rows} rows",
+                out.display(),
+                manifest.tables.len()
+            );
+        }
+        TenantCommand::Import {
+            file,
+            as_slug,
+            replace,
+        } => {
+            let options = crate::backup::ImportOptions { as_slug, replace };
+            let done = crate::backup::import_tenant(installation, &file, &options).await?;
+            println!(
+                "{} tenant {} ({}) from {}: {} tables, {} rows",
+                if done.replaced { "restored" } else { "imported" },
+                done.slug,
+                done.tenant_id,
+                file.display(),
+                done.tables,
+                done.rows
+            );
         }
     }
     Ok(())

@@ -9,6 +9,7 @@
 //! - `schema`: Diesel table definitions;
 //! - `resolvers`: the GraphQL API;
 //! - `auth`: keys, tokens, passwords, users;
+//! - `backup`: per-tenant export and import (`enclave tenant export|import`);
 //! - `app`: the state shared by all requests;
 //! - `http`: the axum router and the GraphQL endpoint;
 //! - `edge`: certificate authorities, onboarding and the mTLS endpoint of edge components;
@@ -20,6 +21,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod changes;
 pub mod cli;
 pub mod config;
