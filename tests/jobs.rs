@@ -547,3 +547,180 @@ async fn failed_attempts_back_off_then_dead_letter_with_a_code() {
     );
     assert_eq!(worker.tick().await.expect("tick"), Tick::Idle);
 }
+
+#[tokio::test]
+async fn admins_manage_schedules_and_jobs_through_graphql_within_their_tenant() {
+    use common::app::error_code;
+    use enclave::auth::Role;
+    let app = TestApp::new().await;
+    app.tenant("acme", &[]).await;
+    app.tenant("globex", &[]).await;
+    let admin = app.user("acme", "admin@acme.example", Role::Admin).await;
+    let admin = app.session("acme", &admin).await;
+    let viewer = app.user("acme", "viewer@acme.example", Role::Viewer).await;
+    let viewer = app.session("acme", &viewer).await;
+    let other = app.user("globex", "admin@globex.example", Role::Admin).await;
+    let other = app.session("globex", &other).await;
+    const CREATE: &str = "mutation($input: CreateJobScheduleInput!) { createJobSchedule(input: $input) { \
+        jobSchedule { id name kind cron timeZone payload enabled nextRunAt } } }";
+    let input = |name: &str, cron: &str, zone: &str, payload: serde_json::Value| json!({"input": {"name": name, "kind": "RETENTION", "cron": cron, "timeZone": zone, "payload": payload}});
+
+    let created = app
+        .gql(
+            Some(&admin),
+            CREATE,
+            input("nightly", "0 3 * * *", "Europe/Paris", json!({"batchSize": 500})),
+        )
+        .await;
+    let schedule = &created["data"]["createJobSchedule"]["jobSchedule"];
+    assert_eq!(schedule["kind"], "RETENTION", "{created}");
+    assert_eq!(schedule["payload"], json!({"batchSize": 500}));
+    // 03:00 in Paris is 01:00 or 02:00 UTC.
+    let next = schedule["nextRunAt"].as_str().expect("next run");
+    assert!(next.contains("T02:00:00") || next.contains("T01:00:00"), "{next}");
+    let schedule_id = schedule["id"].as_str().expect("id").to_owned();
+
+    // Bad input changes nothing and says so with a code, without SQL.
+    for (bad, code) in [
+        (
+            input("bad cron", "every night", "UTC", json!({})),
+            "BAD_USER_INPUT",
+        ),
+        (
+            input("bad zone", "0 3 * * *", "Mars/Olympus", json!({})),
+            "BAD_USER_INPUT",
+        ),
+        (
+            input("bad payload", "0 3 * * *", "UTC", json!({"batchSize": 0})),
+            "BAD_USER_INPUT",
+        ),
+        (input("nightly", "0 4 * * *", "UTC", json!({})), "CONFLICT"),
+    ] {
+        let refused = app.gql(Some(&admin), CREATE, bad).await;
+        assert_eq!(error_code(&refused), Some(code), "{refused}");
+        let message = refused["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("job_schedules"), "{message}");
+    }
+    let refused = app
+        .gql(
+            Some(&viewer),
+            CREATE,
+            input("viewer's", "0 3 * * *", "UTC", json!({})),
+        )
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+
+    // The default schedules and the new one.
+    let listed = app
+        .gql(Some(&viewer), "{ jobSchedules { nodes { name } } }", json!({}))
+        .await;
+    assert_eq!(
+        listed["data"]["jobSchedules"]["nodes"],
+        json!([{"name": "nightly"}, {"name": "onboarding package expiry"}, {"name": "retention"}])
+    );
+
+    // Pause, resume, run now, cancel, retry.
+    let paused = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { pauseJobSchedule(id: $id) { jobSchedule { enabled nextRunAt } } }",
+            json!({"id": schedule_id}),
+        )
+        .await;
+    assert_eq!(
+        paused["data"]["pauseJobSchedule"]["jobSchedule"],
+        json!({"enabled": false, "nextRunAt": null})
+    );
+    let resumed = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { resumeJobSchedule(id: $id) { jobSchedule { enabled nextRunAt } } }",
+            json!({"id": schedule_id}),
+        )
+        .await;
+    assert_eq!(
+        resumed["data"]["resumeJobSchedule"]["jobSchedule"]["nextRunAt"],
+        json!(next)
+    );
+    let ran = app
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { runJobScheduleNow(id: $id) { job { id kind status attempts scheduleId } } }",
+            json!({"id": schedule_id}),
+        )
+        .await;
+    let job = &ran["data"]["runJobScheduleNow"]["job"];
+    assert_eq!(
+        (&job["kind"], &job["status"], &job["scheduleId"]),
+        (&json!("retention"), &json!("QUEUED"), &json!(schedule_id)),
+        "{ran}"
+    );
+    let job_id = job["id"].as_str().expect("job id").to_owned();
+    // Queued in the request's transaction, and in the due-index with it.
+    assert_eq!(
+        app.db
+            .count(
+                "SELECT count(*) AS n FROM public.job_due d JOIN public.tenants t ON t.id = d.tenant_id \
+                 WHERE t.slug = 'acme' AND d.due_at <= now()"
+            )
+            .await,
+        1
+    );
+    let listed = app
+        .gql(
+            Some(&viewer),
+            "{ jobs(status: QUEUED, kind: RETENTION) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["data"]["jobs"]["edges"][0]["node"]["id"],
+        json!(job_id),
+        "{listed}"
+    );
+    const CANCEL: &str = "mutation($id: ID!) { cancelJob(id: $id) { job { status finishedAt } } }";
+    const RETRY: &str = "mutation($id: ID!) { retryJob(id: $id) { job { status attempts } } }";
+    let cancelled = app.gql(Some(&admin), CANCEL, json!({"id": job_id})).await;
+    assert_eq!(
+        cancelled["data"]["cancelJob"]["job"]["status"], "CANCELLED",
+        "{cancelled}"
+    );
+    let again = app.gql(Some(&admin), CANCEL, json!({"id": job_id})).await;
+    assert_eq!(error_code(&again), Some("CONFLICT"), "{again}");
+    let retried = app.gql(Some(&admin), RETRY, json!({"id": job_id})).await;
+    assert_eq!(
+        retried["data"]["retryJob"]["job"],
+        json!({"status": "QUEUED", "attempts": 0}),
+        "{retried}"
+    );
+
+    // Globex sees none of it and cannot touch it.
+    let theirs = app
+        .gql(
+            Some(&other),
+            "{ jobs { edges { node { id } } } jobSchedules { nodes { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(theirs["data"]["jobs"]["edges"], json!([]), "{theirs}");
+    assert_eq!(
+        theirs["data"]["jobSchedules"]["nodes"],
+        json!([{"name": "onboarding package expiry"}, {"name": "retention"}])
+    );
+    let refused = app.gql(Some(&other), CANCEL, json!({"id": job_id})).await;
+    assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
+    let node = app
+        .gql(
+            Some(&other),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({"id": job_id}),
+        )
+        .await;
+    assert_eq!(node["data"]["node"], json!(null), "{node}");
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.jobs WHERE status = 'queued'")
+            .await,
+        1
+    );
+}

@@ -40,6 +40,11 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             | "updateServiceCheck"
             | "updatePollingSchedule",
         ) => Role::Operator,
+        (
+            Operation::Mutation,
+            "createJobSchedule" | "updateJobSchedule" | "pauseJobSchedule" | "resumeJobSchedule"
+            | "runJobScheduleNow" | "retryJob" | "cancelJob",
+        ) => Role::Admin,
         (Operation::Mutation, "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate") => {
             Role::PlatformAdmin
         }
@@ -93,5 +98,7 @@ mod tests {
             Some(Role::PlatformAdmin)
         );
         assert_eq!(required_role(Operation::Mutation, "login"), None);
+        assert_eq!(required_role(Operation::Query, "jobs"), Some(Role::Viewer));
+        assert_eq!(required_role(Operation::Mutation, "cancelJob"), Some(Role::Admin));
     }
 }

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod infrastructure;
 pub mod inventory;
 pub mod inventory_edits;
+pub mod jobs;
 pub mod limits;
 pub mod loaders;
 pub mod monitoring;
@@ -45,6 +46,7 @@ pub struct Query(
     telemetry::TelemetryQuery,
     node::NodeQuery,
     edge::EdgeQuery,
+    jobs::JobsQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
@@ -60,6 +62,7 @@ pub struct Mutation(
     infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
     edge::EdgeMutation,
+    jobs::JobsMutation,
 );
 
 /// The executable schema.
