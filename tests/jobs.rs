@@ -724,3 +724,141 @@ async fn admins_manage_schedules_and_jobs_through_graphql_within_their_tenant() 
         1
     );
 }
+
+#[tokio::test]
+async fn polling_schedules_produce_one_queued_poll_job_each_coalescing_missed_intervals() {
+    let jobs = Jobs::new().await;
+    jobs.sql(
+        "INSERT INTO tenant_acme.polling_schedules (name, target, interval_seconds, next_run_at) \
+         VALUES ('core', 'snmp://10.0.0.1', 60, '2030-01-10T10:05:00Z'), \
+                ('edge', 'snmp://10.0.0.2', 300, '2030-01-10T10:30:00Z'); \
+         INSERT INTO tenant_globex.polling_schedules (name, target, interval_seconds, next_run_at, enabled) \
+         VALUES ('off', 'snmp://10.9.9.9', 60, '2030-01-10T10:00:00Z', false)",
+    )
+    .await;
+    let worker = jobs.worker();
+    // 10:05: `core` is due and produces a poll job; there is no job to run.
+    assert_eq!(
+        worker.tick().await.expect("tick"),
+        Tick::Nothing {
+            tenant: jobs.tenant_id("acme")
+        }
+    );
+    let polls = "SELECT count(*) AS n FROM tenant_acme.poll_jobs p JOIN tenant_acme.polling_schedules s \
+                 ON s.id = p.schedule_id WHERE s.name = 'core' AND p.status = 'queued'";
+    assert_eq!(jobs.count(polls).await, 1);
+    assert_eq!(worker.tick().await.expect("tick"), Tick::Idle);
+    // An hour later, no poller took it: still one queued poll job, and the next run is
+    // a minute from now (the missed ones are not made up).
+    jobs.clock.advance(chrono::Duration::hours(1));
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    assert_eq!(jobs.count(polls).await, 1);
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM tenant_acme.polling_schedules \
+             WHERE name = 'core' AND next_run_at = '2030-01-10T11:06:00Z'"
+        )
+        .await,
+        1
+    );
+    // `edge` (due 10:30) produced one too; globex's disabled schedule nothing.
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_acme.poll_jobs")
+            .await,
+        2
+    );
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_globex.poll_jobs")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn metrics_sample_queue_depth_and_oldest_due_age_by_kind_without_tenants() {
+    let jobs = Jobs::new().await;
+    for (schema, minutes) in [("tenant_acme", 10), ("tenant_acme", 2), ("tenant_globex", 5)] {
+        jobs.job(
+            schema,
+            "retention",
+            json!({}),
+            t0() - chrono::Duration::minutes(minutes),
+        )
+        .await;
+    }
+    jobs.job(
+        "tenant_globex",
+        "onboarding_expiry",
+        json!({}),
+        t0() - chrono::Duration::minutes(1),
+    )
+    .await;
+    // Not due yet: not counted.
+    jobs.job(
+        "tenant_globex",
+        "retention",
+        json!({}),
+        t0() + chrono::Duration::minutes(1),
+    )
+    .await;
+    let metrics = enclave::jobs::metrics::JobMetrics::default();
+    enclave::jobs::metrics::sample(
+        &mut jobs.app.db.conn().await,
+        &jobs.app.app.directory,
+        &metrics,
+        t0(),
+    )
+    .await
+    .expect("sample");
+    let mut out = String::new();
+    metrics.render(&mut out);
+    for line in [
+        "enclave_job_queue_depth{kind=\"retention\"} 3",
+        "enclave_job_queue_depth{kind=\"onboarding_expiry\"} 1",
+        "enclave_job_oldest_due_seconds{kind=\"retention\"} 600.000",
+        "enclave_job_oldest_due_seconds{kind=\"onboarding_expiry\"} 60.000",
+        "enclave_job_runs_total{outcome=\"succeeded\"} 0",
+    ] {
+        assert!(out.contains(line), "{line} missing from\n{out}");
+    }
+    assert!(!out.contains("acme") && !out.contains("globex"), "{out}");
+}
+
+#[tokio::test]
+async fn enclave_worker_runs_due_jobs_on_the_system_clock_and_stops_on_sigterm() {
+    let jobs = Jobs::new().await;
+    let job = jobs
+        .job("tenant_acme", "onboarding_expiry", json!({}), Utc::now())
+        .await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
+        .args(["worker", "--database-url", &jobs.app.db.url])
+        .env("ENCLAVE_WORKERS", "1")
+        .env_remove("ENCLAVE_AUTHENTICATOR_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start enclave worker");
+    let mut waited = 0;
+    while jobs.job_row("tenant_acme", job).await.status != "succeeded" {
+        waited += 1;
+        assert!(waited < 300, "the worker did not run the job within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        waited += 1;
+        assert!(waited < 100, "the worker did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let row = jobs.job_row("tenant_acme", job).await;
+    assert_eq!((row.attempts, row.result), (1, Some(json!({"expired": 0}))));
+}
