@@ -414,6 +414,15 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
         ))
         .await;
     }
+    // A job of acme finished 31 days ago and one 29 days ago; one of globex 100 days ago.
+    jobs.sql(
+        "INSERT INTO tenant_acme.jobs (kind, status, finished_at) VALUES \
+           ('onboarding_expiry', 'succeeded', '2030-01-10T10:05:00Z'::timestamptz - interval '31 days'), \
+           ('onboarding_expiry', 'failed', '2030-01-10T10:05:00Z'::timestamptz - interval '29 days'); \
+         INSERT INTO tenant_globex.jobs (kind, status, finished_at) VALUES \
+           ('onboarding_expiry', 'succeeded', '2030-01-10T10:05:00Z'::timestamptz - interval '100 days')",
+    )
+    .await;
     // Acme keeps events 30 days and metric series 7; logs and health events keep their
     // defaults (30 and 90 days). Globex's policy would delete everything, but it runs no job.
     jobs.sql(
@@ -444,11 +453,17 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
     );
     let all = "1,6,8,29,31,89,91,100";
     assert_eq!(kept(&jobs, "tenant_globex").await, vec![all, all, all, all]);
+    // The retention job itself and the job of 29 days stay; globex's is not acme's.
+    assert_eq!(jobs.count("SELECT count(*) AS n FROM tenant_acme.jobs").await, 2);
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_globex.jobs").await,
+        1
+    );
     let row = jobs.job_row("tenant_acme", job).await;
     assert_eq!(row.status, "succeeded");
     assert_eq!(
         row.result.expect("result"),
-        json!({"deleted": {"events": 4, "logs": 4, "metrics": 6, "health_events": 2}})
+        json!({"deleted": {"events": 4, "logs": 4, "metrics": 6, "health_events": 2, "jobs": 1, "poll_jobs": 0}})
     );
 }
 

@@ -10,6 +10,8 @@ ALTER TABLE polling_schedules ALTER COLUMN next_run_at DROP DEFAULT;
 DROP INDEX job_schedules_created_at;
 DROP INDEX job_schedules_due;
 ALTER TABLE job_schedules DROP COLUMN time_zone;
+DROP INDEX poll_jobs_finished_at;
+DROP INDEX jobs_finished_at;
 DROP INDEX jobs_created_at;
 DROP INDEX jobs_leased;
 ALTER TABLE jobs

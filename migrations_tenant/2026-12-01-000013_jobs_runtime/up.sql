@@ -10,6 +10,9 @@ ALTER TABLE jobs
     ADD COLUMN finished_at   timestamptz;
 CREATE INDEX jobs_leased ON jobs (locked_until) WHERE status = 'running';
 CREATE INDEX jobs_created_at ON jobs (created_at, id);
+-- Retention deletes finished jobs and poll jobs by age.
+CREATE INDEX jobs_finished_at ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX poll_jobs_finished_at ON poll_jobs (finished_at) WHERE finished_at IS NOT NULL;
 
 ALTER TABLE job_schedules
     ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64);

@@ -11,6 +11,9 @@
 //! | `metrics` | `timeseries_metrics` (`ts`, the named metric series) | 30 days |
 //! | `health_events` | `health_events` (`occurred_at`) | 90 days |
 //!
+//! It also deletes the job queue's own history: jobs and poll jobs finished more than 30
+//! days ago (`jobs`, `poll_jobs`; not configurable).
+//!
 //! The cutoff of each kind is `now − days`, fixed when the attempt starts. Each batch (at
 //! most `batchSize` rows, payload `{"batchSize": n}`, 1 to 10,000, default 1,000) is its
 //! own transaction, which also renews the job's lease; so a large backlog never holds one
@@ -37,8 +40,9 @@ pub struct DataKind {
     pub default_days: i32,
 }
 
-/// Every data kind, with its table and default (see the module doc).
-pub const DATA_KINDS: [DataKind; 4] = [
+/// Every data kind, with its table and default (see the module doc); the last two are
+/// the queue's own history and have no policy row.
+pub const DATA_KINDS: [DataKind; 6] = [
     DataKind {
         name: "events",
         table: "events",
@@ -62,6 +66,18 @@ pub const DATA_KINDS: [DataKind; 4] = [
         table: "health_events",
         column: "occurred_at",
         default_days: 90,
+    },
+    DataKind {
+        name: "jobs",
+        table: "jobs",
+        column: "finished_at",
+        default_days: 30,
+    },
+    DataKind {
+        name: "poll_jobs",
+        table: "poll_jobs",
+        column: "finished_at",
+        default_days: 30,
     },
 ];
 
