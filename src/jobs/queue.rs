@@ -145,7 +145,7 @@ const CLAIM_QUEUED: &str = "\
 UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_at = $1, locked_until = $2, \
     lease_id = $3, updated_at = $1 \
 WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= $1 \
-            ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
 RETURNING id, kind, payload, attempts, max_attempts, lease_id";
 
 /// Claims one job (see the module doc) with a lease until `locked_until`.
