@@ -877,3 +877,43 @@ async fn enclave_worker_runs_due_jobs_on_the_system_clock_and_stops_on_sigterm()
     let row = jobs.job_row("tenant_acme", job).await;
     assert_eq!((row.attempts, row.result), (1, Some(json!({"expired": 0}))));
 }
+
+#[tokio::test]
+async fn platform_admins_see_platform_jobs_and_tenant_admins_do_not() {
+    use common::app::error_code;
+    use enclave::auth::Role;
+    let app = TestApp::new().await;
+    let acme = app.tenant("acme", &[]).await;
+    let root = app
+        .user("platform", "root@platform.example", Role::PlatformAdmin)
+        .await;
+    let root = app.session("platform", &root).await;
+    let admin = app.user("acme", "admin@acme.example", Role::Admin).await;
+    let admin = app.session("acme", &admin).await;
+    app.db
+        .conn()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO public.platform_jobs (kind, tenant_id, status, attempts, last_error) \
+             VALUES ('tenant_export', '{}', 'failed', 3, 'STATEMENT_TIMEOUT'), ('fleet_migration', NULL, 'queued', 0, NULL)",
+            acme.id
+        ))
+        .await
+        .expect("platform jobs");
+    const QUERY: &str =
+        "{ platformJobs(status: FAILED) { edges { node { kind status attempts lastError tenantId } } } }";
+    let seen = app.gql(Some(&root), QUERY, json!({})).await;
+    let edges = &seen["data"]["platformJobs"]["edges"];
+    assert_eq!(edges.as_array().map(Vec::len), Some(1), "{seen}");
+    assert_eq!(
+        (&edges[0]["node"]["kind"], &edges[0]["node"]["lastError"]),
+        (&json!("tenant_export"), &json!("STATEMENT_TIMEOUT"))
+    );
+    assert!(edges[0]["node"]["tenantId"].is_string());
+    let refused = app.gql(Some(&admin), QUERY, json!({})).await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert!(
+        refused["data"].is_null() || refused["data"]["platformJobs"].is_null(),
+        "{refused}"
+    );
+}

@@ -22,7 +22,7 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             Operation::Query,
             "apiTokens" | "users" | "sessions" | "onboardingPackages" | "onboardingEvents" | "edgeComponents",
         ) => Role::Admin,
-        (Operation::Query, "tenants" | "impersonationLogs") => Role::PlatformAdmin,
+        (Operation::Query, "tenants" | "impersonationLogs" | "platformJobs") => Role::PlatformAdmin,
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,
         (Operation::Mutation, "logout") => Role::Viewer,
         (

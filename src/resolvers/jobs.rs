@@ -2,7 +2,8 @@
 //! tenant's job queue, with what a worker recorded (attempts, the last error's code, the
 //! result). Everything runs in the request's tenant transaction, so the due-index trigger
 //! updates `public.job_due` in the same transaction as the rows (see `crate::jobs`).
-//! Reads are open to viewers; every mutation needs an admin (see `access`).
+//! Reads are open to viewers; every mutation needs an admin (see `access`). Platform
+//! admins also read the platform's own queue (`platformJobs`, in `public`).
 
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
@@ -12,7 +13,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use super::context::{app, scope};
+use super::context::{RequirePlatformAdmin, app, platform_admin, scope};
 use super::enums::{JobKind, JobStatus};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
@@ -20,6 +21,7 @@ use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use crate::jobs::cron::CronSchedule;
 use crate::jobs::kinds::Kind;
+use crate::schema::public::platform_jobs;
 use crate::schema::tenant::{job_schedules, jobs};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -151,6 +153,56 @@ impl From<JobRow> for Job {
     }
 }
 
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = platform_jobs, check_for_backend(Pg))]
+pub struct PlatformJobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub tenant_id: Option<Uuid>,
+    pub status: String,
+    pub attempts: i32,
+    pub run_after: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A job of the platform's own queue (`public`), about the fleet or one tenant.
+#[derive(SimpleObject, Clone)]
+pub struct PlatformJob {
+    /// Opaque global id.
+    #[graphql(owned)]
+    pub id: ID,
+    /// Its kind, as stored.
+    pub kind: String,
+    /// The tenant it is about (the tenant's global id), if any.
+    pub tenant_id: Option<ID>,
+    /// Where it stands.
+    pub status: JobStatus,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// When it may run (next).
+    pub run_after: DateTime<Utc>,
+    /// The code of the last failed attempt's error.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<PlatformJobRow> for PlatformJob {
+    fn from(row: PlatformJobRow) -> Self {
+        Self {
+            id: ids::encode("PlatformJob", row.id),
+            kind: row.kind,
+            tenant_id: row.tenant_id.map(|id| ids::encode("Tenant", id)),
+            status: JobStatus::from_stored(&row.status),
+            attempts: row.attempts,
+            run_after: row.run_after,
+            last_error: row.last_error,
+            created_at: row.created_at,
+        }
+    }
+}
+
 fn name_cursor(row: &JobScheduleRow) -> Cursor {
     Cursor {
         key: row.name.clone(),
@@ -257,6 +309,64 @@ impl JobsQuery {
             Job::from,
             EmptyFields
         )
+    }
+}
+
+/// The platform's own job queue (platform admins).
+#[derive(Default)]
+pub struct PlatformJobsQuery;
+
+#[Object]
+impl PlatformJobsQuery {
+    /// The platform's jobs (in `public`, about the fleet or a tenant), newest first;
+    /// optionally of one status (platform admins).
+    #[graphql(
+        guard = "RequirePlatformAdmin",
+        complexity = "super::limits::list_cost(first, last, child_complexity)"
+    )]
+    async fn platform_jobs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only jobs in this status.")] status: Option<JobStatus>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, PlatformJob, EmptyFields>> {
+        let app = app(ctx)?;
+        let window = Window::new(first, after, last, before, app.max_page_size)?;
+        let mut query = platform_jobs::table
+            .select(PlatformJobRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(platform_jobs::status.eq(status.as_str()));
+        }
+        let query = keyset!(
+            query,
+            &window,
+            platform_jobs::created_at,
+            platform_jobs::id,
+            cursor_time,
+            descending
+        );
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
+        let rows: Vec<PlatformJobRow> = query.load(&mut conn).await?;
+        let rows = rows
+            .into_iter()
+            .map(|row| (time_cursor(row.created_at, row.id), PlatformJob::from(row)))
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
     }
 }
 

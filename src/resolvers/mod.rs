@@ -47,6 +47,7 @@ pub struct Query(
     node::NodeQuery,
     edge::EdgeQuery,
     jobs::JobsQuery,
+    jobs::PlatformJobsQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
