@@ -631,7 +631,12 @@ async fn admins_manage_schedules_and_jobs_through_graphql_within_their_tenant() 
         .await;
     assert_eq!(
         listed["data"]["jobSchedules"]["nodes"],
-        json!([{"name": "nightly"}, {"name": "onboarding package expiry"}, {"name": "retention"}])
+        json!([
+            {"name": "certificate renewal reminder"},
+            {"name": "nightly"},
+            {"name": "onboarding package expiry"},
+            {"name": "retention"}
+        ])
     );
 
     // Pause, resume, run now, cancel, retry.
@@ -720,7 +725,11 @@ async fn admins_manage_schedules_and_jobs_through_graphql_within_their_tenant() 
     assert_eq!(theirs["data"]["jobs"]["edges"], json!([]), "{theirs}");
     assert_eq!(
         theirs["data"]["jobSchedules"]["nodes"],
-        json!([{"name": "onboarding package expiry"}, {"name": "retention"}])
+        json!([
+            {"name": "certificate renewal reminder"},
+            {"name": "onboarding package expiry"},
+            {"name": "retention"}
+        ])
     );
     let refused = app.gql(Some(&other), CANCEL, json!({"id": job_id})).await;
     assert_eq!(error_code(&refused), Some("NOT_FOUND"), "{refused}");
@@ -915,5 +924,76 @@ async fn platform_admins_see_platform_jobs_and_tenant_admins_do_not() {
     assert!(
         refused["data"].is_null() || refused["data"]["platformJobs"].is_null(),
         "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn certificate_reminders_alert_once_per_component_expiring_within_14_days() {
+    let jobs = Jobs::new().await;
+    // Acme: `soon` expires in 10 days (its older certificate too), `later` in 30, `gone`
+    // in 5 but is revoked; `renewed` had a certificate expiring in 3 days and a newer one.
+    // Globex: one expiring in 3 days, but globex runs no job.
+    for (schema, component, days, revoked) in [
+        ("tenant_acme", "soon", 10, false),
+        ("tenant_acme", "soon", 2, false),
+        ("tenant_acme", "later", 30, false),
+        ("tenant_acme", "gone", 5, true),
+        ("tenant_acme", "renewed", 3, false),
+        ("tenant_acme", "renewed", 90, false),
+        ("tenant_globex", "theirs", 3, false),
+    ] {
+        jobs.sql(&format!(
+            "INSERT INTO {schema}.edge_components (kind, component_id, name, common_name, serial, not_after, revoked_at) \
+             VALUES ('agent', '{component}', '{component} agent', '{component}.cn', \
+                     md5(random()::text), '2030-01-10T10:05:00Z'::timestamptz + interval '{days} days', \
+                     {})",
+            if revoked { "now()" } else { "NULL" }
+        ))
+        .await;
+    }
+    let first = jobs
+        .job("tenant_acme", "certificate_reminder", json!({}), t0())
+        .await;
+    let worker = jobs.worker();
+    assert!(matches!(
+        worker.tick().await.expect("tick"),
+        Tick::Ran {
+            outcome: RunOutcome::Succeeded,
+            ..
+        }
+    ));
+    assert_eq!(
+        jobs.job_row("tenant_acme", first).await.result,
+        Some(json!({"reminded": 1}))
+    );
+    assert_eq!(
+        jobs.app
+            .db
+            .names("SELECT title AS name FROM tenant_acme.alerts WHERE source = 'certificate_renewal'")
+            .await,
+        vec!["Certificate of edge component soon expires soon"]
+    );
+    // The next day: the reminder is still open, nothing new.
+    jobs.clock.advance(chrono::Duration::days(1));
+    let second = jobs
+        .job(
+            "tenant_acme",
+            "certificate_reminder",
+            json!({}),
+            enclave::jobs::clock::Clock::now(&jobs.clock),
+        )
+        .await;
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Ran { .. }));
+    assert_eq!(
+        jobs.job_row("tenant_acme", second).await.result,
+        Some(json!({"reminded": 0}))
+    );
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_acme.alerts").await,
+        1
+    );
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_globex.alerts").await,
+        0
     );
 }

@@ -1,5 +1,5 @@
-DELETE FROM jobs WHERE schedule_id IN (SELECT id FROM job_schedules WHERE name IN ('retention', 'onboarding package expiry'));
-DELETE FROM job_schedules WHERE name IN ('retention', 'onboarding package expiry');
+DELETE FROM jobs WHERE schedule_id IN (SELECT id FROM job_schedules WHERE name IN ('retention', 'onboarding package expiry', 'certificate renewal reminder'));
+DELETE FROM job_schedules WHERE name IN ('retention', 'onboarding package expiry', 'certificate renewal reminder');
 DROP TRIGGER polling_schedules_due ON polling_schedules;
 DROP TRIGGER job_schedules_due ON job_schedules;
 DROP TRIGGER jobs_due ON jobs;

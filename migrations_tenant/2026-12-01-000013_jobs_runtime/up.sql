@@ -77,9 +77,12 @@ CREATE TRIGGER job_schedules_due AFTER INSERT OR UPDATE OR DELETE ON job_schedul
 CREATE TRIGGER polling_schedules_due AFTER INSERT OR UPDATE OR DELETE ON polling_schedules
     FOR EACH STATEMENT EXECUTE FUNCTION job_due_touch();
 
--- Every tenant keeps its data as its policy says (daily, 03:00 UTC) and expires unused
--- onboarding packages (hourly).
+-- Every tenant keeps its data as its policy says (daily, 03:00 UTC), expires unused
+-- onboarding packages (hourly) and is reminded of expiring edge certificates (daily,
+-- 06:30 UTC).
 INSERT INTO job_schedules (name, kind, cron, next_run_at)
 VALUES ('retention', 'retention', '0 3 * * *', date_trunc('day', now()) + interval '27 hours'),
        ('onboarding package expiry', 'onboarding_expiry', '5 * * * *',
-        date_trunc('hour', now()) + interval '65 minutes');
+        date_trunc('hour', now()) + interval '65 minutes'),
+       ('certificate renewal reminder', 'certificate_reminder', '30 6 * * *',
+        date_trunc('day', now()) + interval '30 hours 30 minutes');

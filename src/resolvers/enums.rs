@@ -300,6 +300,9 @@ text_enum!(
         Retention => "retention",
         /// Marks onboarding packages never downloaded within their window as expired.
         OnboardingExpiry => "onboarding_expiry",
+        /// Raises a warning alert for edge components whose certificate expires within 14
+        /// days.
+        CertificateReminder => "certificate_reminder",
     }
 );
 

@@ -4,11 +4,13 @@
 //! | --- | --- | --- |
 //! | `retention` | one per batch (at most `batchSize` rows of one data kind), each renewing the lease (the heartbeat), then one that completes the job | committed batches stay deleted; the retry deletes what is left. Idempotent: deleting what is older than the cutoff twice deletes nothing twice |
 //! | `onboarding_expiry` | one: effects and completion together | nothing of the attempt is committed; the retry does it all |
+//! | `certificate_reminder` | one: effects and completion together | the same |
 //!
 //! Schedules (`job_schedules`) and polling schedules (`polling_schedules`) are not jobs:
 //! each visit of a tenant turns the due ones into jobs and poll jobs (`queue::produce`),
 //! in the claim's transaction.
 
+pub mod certificate_reminder;
 pub mod onboarding_expiry;
 pub mod retention;
 
@@ -29,15 +31,17 @@ use crate::tenancy::gateway::Gateway;
 pub enum Kind {
     Retention,
     OnboardingExpiry,
+    CertificateReminder,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Retention, Kind::OnboardingExpiry];
+    pub const ALL: [Kind; 3] = [Kind::Retention, Kind::OnboardingExpiry, Kind::CertificateReminder];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Retention => "retention",
             Self::OnboardingExpiry => "onboarding_expiry",
+            Self::CertificateReminder => "certificate_reminder",
         }
     }
 
@@ -49,7 +53,7 @@ impl Kind {
     pub fn check_payload(self, payload: &serde_json::Value) -> Result<(), JobError> {
         match self {
             Self::Retention => retention::Options::from_payload(payload).map(|_| ()),
-            Self::OnboardingExpiry => Ok(()),
+            Self::OnboardingExpiry | Self::CertificateReminder => Ok(()),
         }
     }
 }
@@ -82,11 +86,14 @@ pub async fn run(ctx: &JobContext, job: &ClaimedJob) -> Result<serde_json::Value
     };
     match kind {
         Kind::Retention => retention::run(ctx, job).await,
-        Kind::OnboardingExpiry => {
+        Kind::OnboardingExpiry | Kind::CertificateReminder => {
             let now = ctx.now();
             tx::in_tenant(&ctx.gateway, ctx.tenant.clone(), async |conn| {
                 queue::hold(conn, job).await?;
-                let result = onboarding_expiry::expire(conn, now).await?;
+                let result = match kind {
+                    Kind::CertificateReminder => certificate_reminder::remind(conn, now).await?,
+                    _ => onboarding_expiry::expire(conn, now).await?,
+                };
                 queue::complete(conn, job, now, &result).await?;
                 Ok(result)
             })
