@@ -1,8 +1,9 @@
 //! A worker: one loop of rounds. Each [`Worker::tick`] asks the dispatcher for the tenant
 //! due earliest (see `dispatch`), then in that tenant's transaction produces the jobs of
 //! its due schedules and claims one job (lease: `locked_until` = now + lease), commits,
-//! and runs the job (see `kinds` for the transactions of each kind) under a time limit
-//! of one lease. A failed attempt is queued again after a backoff with jitter, or
+//! and runs the job (see `kinds` for the transactions of each kind) under a time limit:
+//! one lease for a kind that runs in one transaction, an hour for one that renews its
+//! lease batch by batch. A failed attempt is queued again after a backoff with jitter, or
 //! dead-lettered after its last allowed attempt, with its error code.
 //!
 //! A worker that dies mid-job (process killed, connection dropped) leaves its job
@@ -29,6 +30,10 @@ use crate::tenancy::gateway::Gateway;
 
 /// Pause after a round that found a due tenant with nothing to run.
 const NOTHING_WAIT: Duration = Duration::from_millis(50);
+
+/// Longest attempt of a kind that renews its lease as it goes (then TIMED_OUT, retried
+/// after a backoff: such kinds keep what they committed).
+const RENEWING_ATTEMPT_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Settings of the workers.
 #[derive(Debug, Clone, Copy)]
@@ -157,7 +162,13 @@ impl Worker {
             clock: self.clock.clone(),
             lease: self.options.lease,
         };
-        let attempt = tokio::time::timeout(self.options.lease, kinds::run(&ctx, &job)).await;
+        // A single-transaction attempt must end within its lease (after it, another worker
+        // may claim the job); one that renews its lease batch by batch gets longer.
+        let limit = match kinds::Kind::parse(&job.kind) {
+            Some(kind) if kind.renews_lease() => RENEWING_ATTEMPT_LIMIT.max(self.options.lease),
+            _ => self.options.lease,
+        };
+        let attempt = tokio::time::timeout(limit, kinds::run(&ctx, &job)).await;
         let error = match attempt {
             Ok(Ok(_)) => {
                 self.metrics.record(Outcome::Succeeded);

@@ -49,6 +49,12 @@ impl Kind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == stored)
     }
 
+    /// Whether the kind runs in several transactions that renew the lease as they go
+    /// (its attempt may outlast one lease; see `worker`).
+    pub fn renews_lease(self) -> bool {
+        matches!(self, Self::Retention)
+    }
+
     /// Checks a payload for this kind (when a schedule or job is written).
     pub fn check_payload(self, payload: &serde_json::Value) -> Result<(), JobError> {
         match self {
