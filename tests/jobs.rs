@@ -997,3 +997,53 @@ async fn certificate_reminders_alert_once_per_component_expiring_within_14_days(
         0
     );
 }
+
+#[tokio::test]
+async fn concurrent_workers_run_every_job_exactly_once() {
+    let jobs = Jobs::new().await;
+    for schema in ["tenant_acme", "tenant_globex"] {
+        jobs.sql(&format!(
+            "INSERT INTO {schema}.jobs (kind, run_after) \
+             SELECT 'onboarding_expiry', '2030-01-10T10:00:00Z' FROM generate_series(1, 40)"
+        ))
+        .await;
+    }
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let worker = jobs.worker();
+            tokio::spawn(async move {
+                let mut ran = 0;
+                loop {
+                    match worker.tick().await.expect("tick") {
+                        Tick::Idle => return ran,
+                        Tick::Ran {
+                            outcome: RunOutcome::Succeeded,
+                            ..
+                        } => ran += 1,
+                        Tick::Nothing { .. } => {}
+                        other => panic!("unexpected round {other:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker");
+    }
+    assert_eq!(total, 80);
+    for schema in ["tenant_acme", "tenant_globex"] {
+        assert_eq!(
+            jobs.count(&format!(
+                "SELECT count(*) AS n FROM {schema}.jobs WHERE status = 'succeeded' AND attempts = 1"
+            ))
+            .await,
+            40
+        );
+    }
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM public.job_due WHERE due_at IS NOT NULL")
+            .await,
+        0
+    );
+}
