@@ -1047,3 +1047,67 @@ async fn concurrent_workers_run_every_job_exactly_once() {
         0
     );
 }
+
+#[tokio::test]
+async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
+    use common::app::error_code;
+    use enclave::auth::Role;
+    let app = TestApp::new().await;
+    app.tenant("acme", &[]).await;
+    app.tenant("globex", &[]).await;
+    let admin = app.user("acme", "admin@acme.example", Role::Admin).await;
+    let admin = app.session("acme", &admin).await;
+    let viewer = app.user("acme", "viewer@acme.example", Role::Viewer).await;
+    let viewer = app.session("acme", &viewer).await;
+    let other = app.user("globex", "viewer@globex.example", Role::Viewer).await;
+    let other = app.session("globex", &other).await;
+    const READ: &str = "{ retentionPolicy { eventsDays logsDays metricsDays healthEventsDays } }";
+    const SET: &str = "mutation($input: SetRetentionPolicyInput!) { setRetentionPolicy(input: $input) { \
+        retentionPolicy { eventsDays logsDays metricsDays healthEventsDays } } }";
+    let defaults = json!({"eventsDays": 90, "logsDays": 30, "metricsDays": 30, "healthEventsDays": 90});
+    assert_eq!(
+        app.gql(Some(&viewer), READ, json!({})).await["data"]["retentionPolicy"],
+        defaults
+    );
+    let set = app
+        .gql(
+            Some(&admin),
+            SET,
+            json!({"input": {"eventsDays": 7, "metricsDays": 400}}),
+        )
+        .await;
+    let changed = json!({"eventsDays": 7, "logsDays": 30, "metricsDays": 400, "healthEventsDays": 90});
+    assert_eq!(
+        set["data"]["setRetentionPolicy"]["retentionPolicy"], changed,
+        "{set}"
+    );
+    assert_eq!(
+        app.gql(Some(&viewer), READ, json!({})).await["data"]["retentionPolicy"],
+        changed
+    );
+    let refused = app
+        .gql(Some(&admin), SET, json!({"input": {"logsDays": 0}}))
+        .await;
+    assert_eq!(error_code(&refused), Some("BAD_USER_INPUT"), "{refused}");
+    let refused = app
+        .gql(Some(&viewer), SET, json!({"input": {"logsDays": 5}}))
+        .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    assert_eq!(
+        app.gql(Some(&other), READ, json!({})).await["data"]["retentionPolicy"],
+        defaults
+    );
+    // What the retention job reads.
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_acme.retention_policies WHERE data_kind = 'events' AND keep_days = 7")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_globex.retention_policies")
+            .await,
+        0
+    );
+}

@@ -259,6 +259,12 @@ impl JobsQuery {
         )
     }
 
+    /// How long the tenant keeps each kind of data (what the `retention` job deletes).
+    async fn retention_policy(&self, ctx: &Context<'_>) -> ApiResult<RetentionPolicy> {
+        let mut conn = scope(ctx)?.conn().await?;
+        retention_policy(&mut conn).await
+    }
+
     /// The tenant's jobs, newest first; optionally of one status and kind.
     #[graphql(complexity = "super::limits::list_cost(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
@@ -368,6 +374,72 @@ impl PlatformJobsQuery {
             .collect();
         Ok(window.connection(rows, EmptyFields))
     }
+}
+
+/// How long the tenant keeps each kind of data, in days: its own setting, else the
+/// default. The `retention` job deletes older rows.
+#[derive(SimpleObject, Clone, Copy)]
+pub struct RetentionPolicy {
+    /// Events (default 90).
+    pub events_days: i32,
+    /// Log lines (default 30).
+    pub logs_days: i32,
+    /// Named metric series (`timeseriesMetrics`; default 30).
+    pub metrics_days: i32,
+    /// Health events (default 90).
+    pub health_events_days: i32,
+}
+
+/// Input of `setRetentionPolicy`: days to keep, 1 to 3650; absent kinds keep their value.
+#[derive(InputObject)]
+pub struct SetRetentionPolicyInput {
+    /// Days to keep events.
+    pub events_days: Option<i32>,
+    /// Days to keep log lines.
+    pub logs_days: Option<i32>,
+    /// Days to keep named metric series.
+    pub metrics_days: Option<i32>,
+    /// Days to keep health events.
+    pub health_events_days: Option<i32>,
+}
+
+/// The retention policy after a mutation.
+#[derive(SimpleObject)]
+pub struct RetentionPolicyPayload {
+    /// The policy as it is now.
+    pub retention_policy: RetentionPolicy,
+}
+
+#[derive(diesel::QueryableByName)]
+struct PolicyRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    data_kind: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    keep_days: i32,
+}
+
+/// The tenant's retention policy, defaults filled in.
+async fn retention_policy(conn: &mut diesel_async::AsyncPgConnection) -> ApiResult<RetentionPolicy> {
+    let rows: Vec<PolicyRow> = diesel::sql_query("SELECT data_kind, keep_days FROM retention_policies")
+        .load(conn)
+        .await?;
+    let days = |name: &str| {
+        rows.iter().find(|row| row.data_kind == name).map_or_else(
+            || {
+                crate::jobs::kinds::retention::DATA_KINDS
+                    .iter()
+                    .find(|kind| kind.name == name)
+                    .map_or(30, |kind| kind.default_days)
+            },
+            |row| row.keep_days,
+        )
+    };
+    Ok(RetentionPolicy {
+        events_days: days("events"),
+        logs_days: days("logs"),
+        metrics_days: days("metrics"),
+        health_events_days: days("health_events"),
+    })
 }
 
 /// Input of `createJobSchedule`.
@@ -664,6 +736,42 @@ impl JobsMutation {
             "only a failed or cancelled job can be retried",
         )
         .await
+    }
+
+    /// Sets how long the tenant keeps each kind of data (the next `retention` job deletes
+    /// what is older).
+    async fn set_retention_policy(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The mutation's input.")] input: SetRetentionPolicyInput,
+    ) -> ApiResult<RetentionPolicyPayload> {
+        let changes = [
+            ("events", input.events_days),
+            ("logs", input.logs_days),
+            ("metrics", input.metrics_days),
+            ("health_events", input.health_events_days),
+        ];
+        if changes
+            .iter()
+            .any(|(_, days)| days.is_some_and(|days| !(1..=3650).contains(&days)))
+        {
+            return Err(ApiError::bad_input("days must be between 1 and 3650"));
+        }
+        let mut conn = scope(ctx)?.conn().await?;
+        for (kind, days) in changes {
+            let Some(days) = days else { continue };
+            diesel::sql_query(
+                "INSERT INTO retention_policies (data_kind, keep_days) VALUES ($1, $2) \
+                 ON CONFLICT (data_kind) DO UPDATE SET keep_days = EXCLUDED.keep_days, updated_at = now()",
+            )
+            .bind::<diesel::sql_types::Text, _>(kind)
+            .bind::<diesel::sql_types::Integer, _>(days)
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(RetentionPolicyPayload {
+            retention_policy: retention_policy(&mut conn).await?,
+        })
     }
 
     /// Cancels a queued job (a running job cannot be cancelled).
