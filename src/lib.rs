@@ -132,8 +132,9 @@ fn app_state(
 }
 
 /// Loads the keys (refusing to start without one), migrates, starts the job workers
-/// (`ENCLAVE_WORKERS`), then listens until `shutdown` resolves. The port is bound only after every migration succeeded: a failed
-/// migration returns an error and nothing ever listens.
+/// (`ENCLAVE_WORKERS`), then listens until `shutdown` resolves. The port is bound only
+/// after every migration succeeded: a failed migration returns an error and nothing ever
+/// listens.
 pub async fn serve(
     database: &DatabaseConfig,
     auth: &AuthConfig,
