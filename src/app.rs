@@ -22,6 +22,8 @@ pub struct App {
     pub changes: crate::changes::ChangeFeed,
     /// GraphQL requests by outcome.
     pub requests: crate::http::metrics::RequestMetrics,
+    /// Job runs and queue samples (see `crate::jobs::metrics`).
+    pub jobs: Arc<crate::jobs::metrics::JobMetrics>,
     pub installation: Installation,
     pub directory: Arc<TenantDirectory>,
     pub keys: RootKeys,
@@ -52,6 +54,7 @@ impl App {
         Ok(Arc::new(Self {
             db: Gateway::new(database, &installation)?,
             requests: Default::default(),
+            jobs: Default::default(),
             changes: Default::default(),
             installation,
             directory,

@@ -1,5 +1,5 @@
 //! The `enclave` command line: `serve`, `migrate`, `tenant …`, `user add`, `token mint`,
-//! `keys generate`, `nats config`, `schema`, `demo` and `uninstall`. Each command parses its arguments
+//! `keys generate`, `nats config`, `worker`, `schema`, `demo` and `uninstall`. Each command parses its arguments
 //! (flags or environment variables, see `config`) and calls into the library; nothing here
 //! holds logic of its own.
 //!
@@ -48,6 +48,17 @@ enum Command {
         limits: LimitsConfig,
         #[command(flatten)]
         server: ServerConfig,
+    },
+    /// Run tenant job workers only (no HTTP): migrate first, like `serve`, then run jobs
+    /// until SIGTERM/SIGINT (for deployments that run workers apart from the API).
+    #[command(
+        mut_arg("pool_tenants_per_connection", |a| a.hide(true))
+    )]
+    Worker {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        jobs: crate::config::JobsConfig,
     },
     /// Apply pending migrations to `public` and every tenant schema, or show them.
     #[command(
@@ -535,11 +546,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_demo(&tenants, &server);
             crate::listen(app, &server, auth.dev, shutdown_signal()).await
         }
+        Command::Worker { database, jobs } => run_workers(&database, &jobs, sets).await,
         Command::Schema => {
             print!("{}", resolvers::sdl());
             Ok(())
         }
     }
+}
+
+/// `enclave worker`: migrates (an existing database), then runs job workers until a
+/// signal; at least one worker.
+async fn run_workers(
+    database: &DatabaseConfig,
+    jobs: &crate::config::JobsConfig,
+    sets: std::sync::Arc<MigrationSets>,
+) -> anyhow::Result<()> {
+    let installation = open_database(database, sets).await?;
+    let gateway = crate::tenancy::gateway::Gateway::new(database, &installation)?;
+    let directory = crate::tenancy::directory::TenantDirectory::load(&installation).await?;
+    let refresher = directory.spawn_refresher();
+    let metrics = std::sync::Arc::default();
+    let workers = crate::jobs::Workers::start(
+        &gateway,
+        &directory,
+        &installation.database_url,
+        jobs.worker_count().max(1),
+        &metrics,
+    );
+    shutdown_signal().await;
+    tracing::info!("stopping job workers after their current jobs");
+    workers.stop().await;
+    refresher.abort();
+    Ok(())
 }
 
 async fn print_status(installation: &Installation) -> anyhow::Result<()> {

@@ -249,6 +249,27 @@ pub struct ServerConfig {
     /// `ENCLAVE_METRICS_LISTEN`) `/metrics` is not served at all.
     #[arg(long, env = "ENCLAVE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    /// The job workers `serve` runs.
+    #[command(flatten)]
+    pub jobs: JobsConfig,
+}
+
+/// Settings of the job workers.
+#[derive(Debug, Clone, Default, Args)]
+pub struct JobsConfig {
+    /// Job workers to run (each runs one job at a time); default: the number of CPUs; 0
+    /// runs none (another process runs `enclave worker`).
+    #[arg(long, env = "ENCLAVE_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl JobsConfig {
+    /// The number of workers to start.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+    }
 }
 
 /// Checks the shape `host:port` (the host is resolved only when binding).
@@ -276,6 +297,7 @@ impl ServerConfig {
             metrics_listen: None,
             metrics_token: None,
             shutdown_grace_ms: 10_000,
+            jobs: JobsConfig::default(),
         }
     }
 

@@ -13,6 +13,7 @@
 //! - `app`: the state shared by all requests;
 //! - `http`: the axum router and the GraphQL endpoint;
 //! - `edge`: certificate authorities, onboarding and the mTLS endpoint of edge components;
+//! - `jobs`: tenant job schedules and queues, and the workers that run them;
 //! - `nats`: NATS subjects, one account per tenant, publishing after commit, heartbeats;
 //! - `cli`: the `enclave` command.
 //!
@@ -30,6 +31,7 @@ pub mod demo;
 pub mod device_merge;
 pub mod edge;
 pub mod http;
+pub mod jobs;
 pub mod nats;
 pub mod pool;
 pub mod prepared;
@@ -135,9 +137,10 @@ fn app_state(
     }
 }
 
-/// Loads the keys (refusing to start without one), migrates, then listens until
-/// `shutdown` resolves. The port is bound only after every migration succeeded: a failed
-/// migration returns an error and nothing ever listens.
+/// Loads the keys (refusing to start without one), migrates, starts the job workers
+/// (`ENCLAVE_WORKERS`), then listens until `shutdown` resolves. The port is bound only
+/// after every migration succeeded: a failed migration returns an error and nothing ever
+/// listens.
 pub async fn serve(
     database: &DatabaseConfig,
     auth: &AuthConfig,
@@ -147,7 +150,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = start(database, auth, limits, migration_sets).await?;
-    listen(app, server, auth.dev, shutdown).await
+    // Job workers start after migrations (in `start`) and stop after the listener.
+    let workers = jobs::Workers::start(
+        &app.db,
+        &app.directory,
+        &app.installation.database_url,
+        server.jobs.worker_count(),
+        &app.jobs,
+    );
+    let served = listen(app, server, auth.dev, shutdown).await;
+    workers.stop().await;
+    served
 }
 
 /// Everything before listening: keys, migrations, the shared state.

@@ -16,6 +16,7 @@ const PUBLIC_TABLES: &[&str] = &[
     "enclave_schema_migrations",
     "enclave_schema_state",
     "impersonation_logs",
+    "job_due",
     "nats_accounts",
     "nats_operators",
     "nats_platform_tokens",

@@ -57,6 +57,9 @@ impl Server {
             // The pinned-tenant reference sends every request to one tenant: let it use the
             // whole pool, as before the per-tenant share existed.
             .env("ENCLAVE_POOL_TENANT_SHARE", "100")
+            // No job workers: the scheduled jobs every tenant gets (retention, expiry...)
+            // would run during the measured seconds and take the pool's connections.
+            .env("ENCLAVE_WORKERS", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text format: request outcomes, SQL statements, the pool,
-//! and tenants by status. Counts only, never tenant data.
+//! tenants by status, and job runs and queues (`crate::jobs::metrics`). Counts only, never
+//! tenant data.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,5 +154,6 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
             ("{status=\"suspended\"}", (tenants.len() - active) as u64),
         ],
     );
+    app.jobs.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

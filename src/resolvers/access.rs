@@ -31,7 +31,7 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             | "natsCredentials"
             | "natsLeafServers",
         ) => Role::Admin,
-        (Operation::Query, "tenants" | "impersonationLogs") => Role::PlatformAdmin,
+        (Operation::Query, "tenants" | "impersonationLogs" | "platformJobs") => Role::PlatformAdmin,
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,
         (Operation::Mutation, "logout") => Role::Viewer,
         (
@@ -49,6 +49,11 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             | "updateServiceCheck"
             | "updatePollingSchedule",
         ) => Role::Operator,
+        (
+            Operation::Mutation,
+            "createJobSchedule" | "updateJobSchedule" | "pauseJobSchedule" | "resumeJobSchedule"
+            | "runJobScheduleNow" | "retryJob" | "cancelJob",
+        ) => Role::Admin,
         (Operation::Mutation, "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate") => {
             Role::PlatformAdmin
         }
@@ -102,5 +107,7 @@ mod tests {
             Some(Role::PlatformAdmin)
         );
         assert_eq!(required_role(Operation::Mutation, "login"), None);
+        assert_eq!(required_role(Operation::Query, "jobs"), Some(Role::Viewer));
+        assert_eq!(required_role(Operation::Mutation, "cancelJob"), Some(Role::Admin));
     }
 }

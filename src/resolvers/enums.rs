@@ -291,3 +291,34 @@ text_enum!(
         Renewed => "renewed",
     }
 );
+
+text_enum!(
+    /// What a job does.
+    JobKind {
+        /// Deletes the tenant's data older than its retention policy (events, logs, metric
+        /// series, health events), in bounded batches.
+        Retention => "retention",
+        /// Marks onboarding packages never downloaded within their window as expired.
+        OnboardingExpiry => "onboarding_expiry",
+        /// Raises a warning alert for edge components whose certificate expires within 14
+        /// days.
+        CertificateReminder => "certificate_reminder",
+    }
+);
+
+text_enum!(
+    /// Where a job stands.
+    JobStatus {
+        /// Waiting for its time (`runAfter`) and a worker.
+        Queued => "queued",
+        /// A worker holds it.
+        Running => "running",
+        /// Done; `result` says what it did.
+        Succeeded => "succeeded",
+        /// Failed for good after its last attempt (or at once, when retrying cannot
+        /// help); `lastError` has the code.
+        Failed => "failed",
+        /// Cancelled before it ran.
+        Cancelled => "cancelled",
+    }
+);

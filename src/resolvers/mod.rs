@@ -15,6 +15,7 @@ pub mod ids;
 pub mod infrastructure;
 pub mod inventory;
 pub mod inventory_edits;
+pub mod jobs;
 pub mod limits;
 pub mod loaders;
 pub mod monitoring;
@@ -49,6 +50,8 @@ pub struct Query(
     node::NodeQuery,
     edge::EdgeQuery,
     edge_assets::EdgeAssetsQuery,
+    jobs::JobsQuery,
+    jobs::PlatformJobsQuery,
 );
 
 /// The root mutation: every domain's mutations merged.
@@ -64,6 +67,7 @@ pub struct Mutation(
     infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
     edge::EdgeMutation,
+    jobs::JobsMutation,
 );
 
 /// The executable schema.

@@ -21,13 +21,14 @@ use super::infrastructure::{
 use super::inventory::{
     Device, DeviceGroup, DeviceIdentifier, IdentifierRow, Interface as NetworkInterface, Partition,
 };
+use super::jobs::{Job, JobRow, JobSchedule, JobScheduleRow};
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use super::platform::Tenant;
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{
     alerts, api_tokens, checkers, device_alias_states, device_identifiers, edge_components, edge_sites,
-    events, health_events, integration_sources, interfaces, merge_audits, onboarding_events,
-    onboarding_packages, polling_schedules, service_checks, tokens, users,
+    events, health_events, integration_sources, interfaces, job_schedules, jobs, merge_audits,
+    onboarding_events, onboarding_packages, polling_schedules, service_checks, tokens, users,
 };
 
 /// An object with a global id.
@@ -58,6 +59,8 @@ pub enum Node {
     DeviceAliasState(DeviceAliasState),
     MergeAudit(MergeAudit),
     Session(Session),
+    JobSchedule(JobSchedule),
+    Job(Job),
 }
 
 /// Reads one row by primary key in the request's tenant transaction.
@@ -110,6 +113,10 @@ impl NodeQuery {
             }
             "PollingSchedule" => find!(ctx, polling_schedules, PollingScheduleRow, key)
                 .map(|r| Node::PollingSchedule(r.into())),
+            "JobSchedule" => {
+                find!(ctx, job_schedules, JobScheduleRow, key).map(|r| Node::JobSchedule(r.into()))
+            }
+            "Job" => find!(ctx, jobs, JobRow, key).map(|r| Node::Job(r.into())),
             "HealthEvent" => {
                 find!(ctx, health_events, HealthEventRow, key).map(|r| Node::HealthEvent(r.into()))
             }

@@ -413,6 +413,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_schedules (id) {
+        id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        cron -> Text,
+        payload -> Jsonb,
+        enabled -> Bool,
+        last_run_at -> Nullable<Timestamptz>,
+        next_run_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        time_zone -> Text,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        schedule_id -> Nullable<Uuid>,
+        kind -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        run_after -> Timestamptz,
+        locked_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        locked_until -> Nullable<Timestamptz>,
+        lease_id -> Nullable<Uuid>,
+        max_attempts -> Int4,
+        result -> Nullable<Jsonb>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     tenant_cas (id) {
         id -> Uuid,
         name -> Text,
