@@ -204,6 +204,15 @@ async fn import_as_makes_an_independent_copy_the_originals_tokens_cannot_reach()
     let copy = t.entry("acme_copy");
     assert_eq!(done.tenant_id, copy.id);
     assert_ne!(copy.id, original.id, "the copy is a new tenant");
+    // Its scheduled jobs are in the due-index (rows were loaded with triggers off).
+    assert_eq!(
+        t.db.count(&format!(
+            "SELECT count(*) AS n FROM public.job_due WHERE tenant_id = '{}' AND due_at IS NOT NULL",
+            copy.id
+        ))
+        .await,
+        1
+    );
 
     // Same data (credentials and CAs aside, which the copy revokes or replaces).
     let changed = ["tokens", "api_tokens", "edge_components", "tenant_cas"];

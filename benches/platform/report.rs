@@ -29,6 +29,9 @@ pub struct Figures {
     shape: Shape,
     smoke: bool,
     summary: Vec<[String; 6]>,
+    /// The machine and versions, read when the run starts (the commit measured is the one
+    /// checked out then, whatever happens to the work tree during the run).
+    machine: Vec<(&'static str, String)>,
     /// Sections keyed by their place in the document.
     sections: Vec<(u8, String)>,
 }
@@ -80,6 +83,7 @@ impl Figures {
             shape,
             smoke,
             summary: Vec::new(),
+            machine: machine(),
             sections: Vec::new(),
         }
     }
@@ -567,7 +571,7 @@ impl Figures {
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
         );
         out.push_str("## Machine and versions\n\n");
-        for (what, value) in machine() {
+        for (what, value) in &self.machine {
             let _ = writeln!(out, "- {what}: {value}");
         }
         let _ = writeln!(

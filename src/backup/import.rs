@@ -268,6 +268,17 @@ async fn load(installation: &Installation, archive: &Archive, staging: &str) -> 
     }
 
     let mut total = 0;
+    // The migrations seed a few rows (every tenant's default job schedules): the
+    // archive's rows replace them, as everything else.
+    let seeded: Vec<String> = tables
+        .keys()
+        .map(|name| format!("{}.{}", quote_ident(staging), quote_ident(name)))
+        .collect();
+    if !seeded.is_empty() {
+        client
+            .batch_execute(&format!("TRUNCATE {}", seeded.join(", ")))
+            .await?;
+    }
     for name in load_order(&client, staging, &tables).await? {
         let entry = archived
             .get(name.as_str())
@@ -503,6 +514,12 @@ async fn swap(
                     .map_err(|e| TenancyError::Edge(e.to_string()))?;
             }
         }
+        // The rows were loaded with triggers off: recompute the tenant's row of the job
+        // due-index (a statement trigger fires even when no row changes).
+        conn.batch_execute(&format!(
+            "UPDATE {quoted_schema}.job_schedules SET enabled = enabled WHERE false"
+        ))
+        .await?;
         Ok::<_, BackupError>(id)
     })
     .await
