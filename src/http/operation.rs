@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use async_graphql::parser::parse_query;
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
 };
@@ -28,10 +27,11 @@ pub struct OperationShape {
 }
 
 /// The shape of the operation `operation_name` selects in `query`; `None` when the
-/// document does not parse or names no single operation (execution will then fail
-/// before any resolver runs).
-pub fn shape(query: &str, operation_name: Option<&str>) -> Option<OperationShape> {
-    shape_of(&parse_query(query).ok()?, operation_name)
+/// document does not parse or names no single operation. The HTTP handler takes the shape
+/// of the document it already parsed ([`shape_of`]); this is for tests.
+#[cfg(test)]
+fn shape(query: &str, operation_name: Option<&str>) -> Option<OperationShape> {
+    shape_of(&async_graphql::parser::parse_query(query).ok()?, operation_name)
 }
 
 /// The shape of the operation `operation_name` selects in a parsed document.
