@@ -1,12 +1,12 @@
 //! The benchmark's tenants: a fresh database, N provisioned and seeded tenants with a
-//! viewer and a live session each, the raw-DDL provisioning reference, and the fleet
-//! migrations (sequential versus concurrent).
+//! viewer and a live session each (or those of an earlier run, reused), the raw-DDL
+//! provisioning reference, and the fleet migrations (sequential versus concurrent, undone
+//! afterwards).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use chrono::Utc;
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use enclave::auth::Role;
@@ -43,6 +43,45 @@ pub async fn recreate(config: &DatabaseConfig) -> anyhow::Result<Installation> {
     let admin_url = config.database_url.replace(&format!("/{name}"), "/postgres");
     db::drop_database(&mut db::connect(&admin_url).await?, &name).await?;
     enclave::prepare_database(config, MigrationSets::embedded()).await
+}
+
+/// The benchmark database of an earlier run when it holds exactly `tenants` seeded tenants
+/// (`t1`..`tN`), migrated to the current migrations (pending ones are applied); `None`
+/// when there is no such database and the fleet must be built.
+pub async fn reusable(config: &DatabaseConfig, tenants: usize) -> anyhow::Result<Option<Installation>> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let Ok(mut conn) = db::connect(&config.database_url).await else {
+        return Ok(None);
+    };
+    let fleet: Result<Count, _> = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT count(*) AS n FROM public.tenants WHERE slug ~ '^t[0-9]+$'"),
+        &mut conn,
+    )
+    .await;
+    if !matches!(fleet, Ok(Count { n }) if n == tenants as i64) {
+        return Ok(None);
+    }
+    for i in [1, tenants] {
+        let seeded: Result<Count, _> = diesel_async::RunQueryDsl::get_result(
+            diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM tenant_{}.tokens WHERE id = '{SESSION}'",
+                slug(i)
+            )),
+            &mut conn,
+        )
+        .await;
+        if !matches!(seeded, Ok(Count { n: 1 })) {
+            return Ok(None);
+        }
+    }
+    drop(conn);
+    Ok(Some(
+        enclave::prepare_database(config, MigrationSets::embedded()).await?,
+    ))
 }
 
 /// What provisioning the fleet measured.
@@ -149,24 +188,22 @@ pub async fn tokens(
 /// One tenant provisioned through Enclave and the same DDL run raw, alternately.
 pub struct ProvisioningReference {
     pub enclave: Vec<Duration>,
-    pub raw_psql: Vec<Duration>,
-    /// `psql -c ''`: starting psql and connecting, included in every raw figure.
-    pub psql_overhead: Vec<Duration>,
+    /// The same DDL as one batch in one transaction on the same warm connection.
+    pub raw: Vec<Duration>,
 }
 
 /// Runs `rounds` alternations of: one tenant through Enclave; the same DDL (schema, role,
-/// every tenant migration, the grants) in one `psql -1` transaction; an empty psql. Drops
+/// every tenant migration, the grants once at the end, as Enclave grants once per
+/// provisioning) sent as one batch in one transaction on the same warm connection. Drops
 /// what it created afterwards.
 pub async fn provisioning_reference(
     installation: &Installation,
     rounds: usize,
-    work: &Path,
 ) -> anyhow::Result<ProvisioningReference> {
     let mut conn = db::connect(&installation.database_url).await?;
     let mut result = ProvisioningReference {
         enclave: Vec::new(),
-        raw_psql: Vec::new(),
-        psql_overhead: Vec::new(),
+        raw: Vec::new(),
     };
     for round in 0..rounds {
         let enclave_slug = format!("prov{round}");
@@ -176,15 +213,12 @@ pub async fn provisioning_reference(
 
         let schema = format!("raw_{round}");
         let role = format!("{}raw_{round}", installation.role_namespace);
-        let script = work.join(format!("raw_{round}.sql"));
-        std::fs::write(&script, raw_ddl(installation, &schema, &role))?;
-        result.raw_psql.push(psql(
-            &installation.database_url,
-            &["-1", "-f", path_str(&script)?],
-        )?);
-        result
-            .psql_overhead
-            .push(psql(&installation.database_url, &["-c", ""])?);
+        let ddl = format!("BEGIN;\n{}COMMIT;", raw_ddl(installation, &schema, &role));
+        let started = Instant::now();
+        conn.batch_execute(&ddl)
+            .await
+            .context("the raw provisioning DDL")?;
+        result.raw.push(started.elapsed());
 
         let slug = provision::parse_slug(&enclave_slug)?;
         provision::drop_tenant(&mut conn, installation, &slug).await?;
@@ -197,35 +231,16 @@ pub async fn provisioning_reference(
 /// The tenant DDL Enclave runs when provisioning, as one script.
 fn raw_ddl(installation: &Installation, schema: &str, role: &str) -> String {
     let mut sql = format!(
-        "CREATE SCHEMA {schema};\n{}\nSET search_path TO {schema};\n",
+        "CREATE SCHEMA {schema};\n{}\nSET LOCAL search_path TO {schema};\n",
         roles::create_sql(schema, role, &installation.authenticator)
     );
     for migration in installation.migrations.tenant.migrations() {
         sql.push_str(&migration.up);
         sql.push_str(";\n");
-        sql.push_str(&roles::grant_on_objects_sql(schema, role));
-        sql.push('\n');
     }
+    sql.push_str(&roles::grant_on_objects_sql(schema, role));
+    sql.push('\n');
     sql
-}
-
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str().context("the work directory is not UTF-8")
-}
-
-/// Runs psql against `url` with `args`, returning its wall time; fails on any error.
-pub fn psql(url: &str, args: &[&str]) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let output = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url])
-        .args(args)
-        .output()
-        .context("cannot run psql")?;
-    let took = started.elapsed();
-    if !output.status.success() {
-        bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(took)
 }
 
 /// Adds one column to every tenant through a new tenant migration, with the given
@@ -255,6 +270,37 @@ pub async fn migrate_fleet(
     let started = Instant::now();
     let report = runner::migrate(&installation, false).await?;
     Ok((started.elapsed(), report.tenants_migrated))
+}
+
+/// Undoes [`migrate_fleet`]'s extra migrations (their columns and ledger rows), so that the
+/// database serves the current build again and a later run can reuse the fleet.
+pub async fn revert_fleet_migrations(config: &DatabaseConfig) -> anyhow::Result<()> {
+    let embedded = MigrationSets::embedded();
+    let drops: Vec<String> = EXTRA_MIGRATIONS
+        .iter()
+        .map(|(_, column)| format!("DROP COLUMN IF EXISTS {column}"))
+        .collect();
+    let versions: Vec<String> = EXTRA_MIGRATIONS.iter().map(|(v, _)| format!("'{v}'")).collect();
+    let mut conn = db::connect(&config.database_url).await?;
+    conn.batch_execute(&format!(
+        "BEGIN;
+         DO $$ DECLARE s text; BEGIN
+           FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' LOOP
+             EXECUTE format('ALTER TABLE %I.devices {drops}', s);
+           END LOOP;
+         END $$;
+         DELETE FROM public.enclave_schema_migrations WHERE version IN ({versions});
+         UPDATE public.enclave_schema_state SET version = '{latest}', fingerprint = '{fingerprint}'
+          WHERE schema_name LIKE 'tenant\\_%';
+         COMMIT;",
+        drops = drops.join(", "),
+        versions = versions.join(", "),
+        latest = embedded.tenant.latest_version().unwrap_or_default(),
+        fingerprint = embedded.tenant.fingerprint(),
+    ))
+    .await
+    .context("reverting the fleet migrations")?;
+    Ok(())
 }
 
 /// The fleet migrations [`migrate_fleet`] applies, in order.

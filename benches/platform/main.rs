@@ -12,9 +12,13 @@ mod fleet;
 mod ingest;
 mod load;
 mod peer;
+mod plot;
 mod profile;
+mod rate;
 mod report;
+mod scaling;
 mod server;
+mod spread;
 mod sql;
 
 use std::io::Write as _;
@@ -30,6 +34,7 @@ use serde_json::json;
 use load::{Shape, Throughput};
 use report::Figures;
 use server::{Launch, Server};
+use spread::{SplitMix, Spread};
 use sql::Substitution;
 
 /// Command-line options (after `--`).
@@ -38,6 +43,8 @@ struct Options {
     devices: u32,
     shape: Shape,
     smoke: bool,
+    /// Keep the database of an earlier run with the same number of tenants.
+    reuse: bool,
     output: PathBuf,
     database_url: String,
 }
@@ -54,6 +61,7 @@ impl Options {
                 secs: 15,
             },
             smoke: false,
+            reuse: false,
             output: PathBuf::from("BENCHMARKS.md"),
             database_url: std::env::var("ENCLAVE_BENCH_DATABASE_URL")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/enclave_bench".to_owned()),
@@ -65,12 +73,13 @@ impl Options {
             match arg.as_str() {
                 "--bench" => {}
                 "--smoke" => options.smoke = true,
+                "--reuse" => options.reuse = true,
                 "--tenants" => options.tenants = value()?.parse()?,
                 "--seconds" => options.shape.secs = value()?.parse()?,
                 "--connections" => options.shape.connections = value()?.parse()?,
                 "--output" => output = Some(PathBuf::from(value()?)),
                 other => bail!(
-                    "unknown option {other}; use --tenants N, --seconds S, --connections C, --output FILE, --smoke"
+                    "unknown option {other}; use --tenants N, --seconds S, --connections C, --output FILE, --reuse, --smoke"
                 ),
             }
         }
@@ -124,18 +133,34 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     let config = DatabaseConfig::for_url(options.database_url.clone());
     let mut figures = Figures::new(options.tenants, options.devices, options.shape, options.smoke);
 
-    step("recreating the database");
-    let installation = fleet::recreate(&config).await?;
-
-    step(&format!("provisioning {} tenants", options.tenants));
-    let provisioned = fleet::provision(&installation, options.tenants).await?;
-    figures.provisioning(&provisioned);
-    step("provisioning reference (raw DDL through psql -1)");
+    let reused = if options.reuse {
+        fleet::reusable(&config, options.tenants).await?
+    } else {
+        None
+    };
+    let installation = match reused {
+        Some(installation) => {
+            step(&format!(
+                "reusing the {} tenants of an earlier run",
+                options.tenants
+            ));
+            figures.provisioning_reused();
+            installation
+        }
+        None => {
+            step("recreating the database");
+            let installation = fleet::recreate(&config).await?;
+            step(&format!("provisioning {} tenants", options.tenants));
+            let provisioned = fleet::provision(&installation, options.tenants).await?;
+            figures.provisioning(&provisioned);
+            step("seeding");
+            fleet::seed(&installation, options.tenants, options.devices).await?;
+            installation
+        }
+    };
+    step("provisioning reference (the same DDL as one batch)");
     let rounds = if options.smoke { 2 } else { 20 };
-    figures.provisioning_reference(fleet::provisioning_reference(&installation, rounds, &work).await?);
-
-    step("seeding");
-    fleet::seed(&installation, options.tenants, options.devices).await?;
+    figures.provisioning_reference(fleet::provisioning_reference(&installation, rounds).await?);
 
     let (keys, key_spec) = RootKeys::generate(1);
     let tokens = fleet::tokens(&installation, &keys, options.tenants).await?;
@@ -249,6 +274,21 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         (0..lines).map(|_| list(pick_tenant(&mut rng))),
     )?;
     let list_pinned = write_requests(&work, "list-pinned", (0..lines).map(|_| list(&tokens[0])))?;
+    let device_requests = |spread: Spread| {
+        let sampler = spread.sampler();
+        let mut rng = SplitMix(0x5eed);
+        (0..lines)
+            .map(|_| {
+                let token = &tokens[sampler.next(&mut rng)];
+                by_id(token, 1 + rng.below(options.devices as usize) as u32)
+            })
+            .collect::<Vec<_>>()
+    };
+    let zipf_fleet = Spread::Zipf {
+        tenants: options.tenants,
+        s: scaling::ZIPF_S,
+    };
+    let device_zipf = write_requests(&work, "device-zipf", device_requests(zipf_fleet).into_iter())?;
     let health = json!({ "query": "{ health { ok } }" });
     let health_token = write_requests(
         &work,
@@ -359,6 +399,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
             },
             &mut || Ok(measure("enclave: device by id, one tenant", &device_pinned)?.0),
             &mut || measure_peer("peer: device by id, one tenant", &peer_device_requests),
+            &mut || Ok(measure("enclave: device by id, Zipf(1.1) over the tenants", &device_zipf)?.0),
         ],
     )?;
     let list_series = load::alternate(
@@ -386,8 +427,15 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         ],
     )?;
     drop(peer);
-    let [pg_device, device_spread, device_pinned_series, peer_device] = &device_series[..] else {
-        bail!("four device series expected");
+    let [
+        pg_device,
+        device_spread,
+        device_pinned_series,
+        peer_device,
+        device_zipf_series,
+    ] = &device_series[..]
+    else {
+        bail!("five device series expected");
     };
     let [pg_list, list_spread, list_pinned_series, peer_list] = &list_series[..] else {
         bail!("four list series expected");
@@ -423,8 +471,10 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     figures.rotation(
         device_pinned_series,
         device_spread,
+        device_zipf_series,
         list_pinned_series,
         list_spread,
+        (shape.connections * DEFAULT_TENANTS_PER_CONNECTION) as usize,
     );
     figures.peer(
         &peer_label,
@@ -459,6 +509,46 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         unbounded_backends_mib: unbounded_backends,
     });
 
+    // Throughput, latency and memory against the number of tenants, with its chart.
+    let points = scaling::measure(
+        &launch,
+        &scaling::spreads(options.tenants),
+        |spread| {
+            let requests = device_requests(spread);
+            let file = write_requests(
+                &work,
+                &format!("scaling-{}", spread.label()),
+                requests.iter().cloned(),
+            )?;
+            let lines = requests
+                .into_iter()
+                .map(|(token, body)| (token, body.to_string()))
+                .collect();
+            Ok(scaling::Requests { file, lines })
+        },
+        shape,
+        &work,
+    )
+    .await?;
+    let chart = chart_path(&options.output);
+    std::fs::write(
+        &chart,
+        plot::tenant_scaling(
+            &points,
+            &format!(
+                "Device by id against tenant count ({} tenants in the fleet)",
+                options.tenants
+            ),
+        ),
+    )?;
+    figures.scaling(
+        &points,
+        &chart
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    );
+
     step("edge ingest against psql \\copy");
     let (_, edge_key) = enclave::edge::keys::EdgeKey::generate()?;
     let mut auth = enclave::config::AuthConfig::with_key(key_spec.clone());
@@ -484,7 +574,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     drop(server);
     figures.ingest(&measured);
 
-    // Last: the extra migrations make the database unusable for this build of the server.
+    // Last: the extra migrations are undone afterwards, so that `--reuse` can keep the fleet.
     step("fleet migration, sequential then concurrent");
     let [
         (sequential_version, sequential_column),
@@ -498,11 +588,21 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     let concurrent =
         fleet::migrate_fleet(&config, concurrent_width, concurrent_version, concurrent_column).await?;
     figures.fleet_migration(sequential, concurrent, concurrent_width);
+    fleet::revert_fleet_migrations(&config).await?;
 
     let report = figures.render()?;
     std::fs::write(&options.output, report)?;
     step(&format!("wrote {}", options.output.display()));
     Ok(())
+}
+
+/// The chart next to the report: `BENCHMARKS.md` → `BENCHMARKS-tenants.svg`.
+fn chart_path(report: &Path) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "BENCHMARKS".to_owned());
+    report.with_file_name(format!("{stem}-tenants.svg"))
 }
 
 /// The bound `serve` applies by default (`ENCLAVE_POOL_TENANTS_PER_CONNECTION`).
@@ -582,17 +682,4 @@ fn write_requests(
     }
     file.flush()?;
     Ok(path)
-}
-
-/// A small deterministic generator, so that every run draws the same requests.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n as u64) as usize
-    }
 }
