@@ -10,7 +10,10 @@
 //! tenants each slot's current connection has served. A request for a tenant takes, in
 //! order of preference:
 //!
-//! 1. an idle slot that has served the tenant (its catalog is warm there);
+//! 1. an idle slot that has served the tenant (its catalog is warm there), preferring one
+//!    whose last request was for this tenant: PostgreSQL re-plans a prepared statement
+//!    whenever the `search_path` differs from the one it was planned under, so on that
+//!    slot even the plans are still valid;
 //! 2. an idle slot that has served fewer than `tenants_per_connection` tenants, the one
 //!    that has served the fewest;
 //! 3. nothing yet, if busy slots have served the tenant or have room and fewer requests for
@@ -81,6 +84,9 @@ struct Route {
     /// (broken, idle for too long, retired) starts over.
     connection: Option<u64>,
     tenants: HashSet<Uuid>,
+    /// The tenant of the slot's last request (kept while idle): its prepared statements are
+    /// planned under that tenant's `search_path`.
+    last: Option<Uuid>,
 }
 
 /// The router's decision for one request.
@@ -112,7 +118,10 @@ fn choose(
     if held >= tenant_slots {
         return Choice::Wait;
     }
-    if let Some((slot, _)) = idle().find(|(_, route)| route.tenants.contains(&tenant)) {
+    if let Some((slot, _)) = idle()
+        .filter(|(_, route)| route.tenants.contains(&tenant))
+        .max_by_key(|(slot, route)| (route.last == Some(tenant), std::cmp::Reverse(*slot)))
+    {
         return Choice::Take(slot);
     }
     let has_room = |route: &Route| limit.is_none_or(|limit| route.tenants.len() < limit);
@@ -280,6 +289,7 @@ impl Pool {
             if let Some(tenant) = tenant {
                 route.tenants.insert(tenant);
             }
+            route.last = tenant;
         }
         Ok(Pooled {
             conn,
@@ -425,6 +435,7 @@ mod tests {
             current: None,
             connection: Some(1),
             tenants: tenants.iter().copied().collect(),
+            last: None,
         }
     }
 
@@ -433,6 +444,23 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let routes = [route(false, &[b]), route(false, &[a]), route(false, &[])];
         assert_eq!(choose(&routes, Some(a), Some(2), true, 0, ANY), Choice::Take(1));
+    }
+
+    #[test]
+    fn among_warm_slots_a_tenant_prefers_the_one_it_used_last() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut last_a = route(false, &[a, b]);
+        last_a.last = Some(a);
+        let mut last_b = route(false, &[a, b]);
+        last_b.last = Some(b);
+        let routes = [last_b.clone(), last_a.clone(), route(false, &[])];
+        assert_eq!(choose(&routes, Some(a), Some(4), true, 0, ANY), Choice::Take(1));
+        assert_eq!(choose(&routes, Some(b), Some(4), true, 0, ANY), Choice::Take(0));
+        // Without such a slot, the first warm one, as before.
+        let routes = [last_b.clone(), last_b, last_a];
+        assert_eq!(choose(&routes, Some(b), Some(4), true, 0, ANY), Choice::Take(0));
+        let routes = [route(false, &[a]), route(false, &[a])];
+        assert_eq!(choose(&routes, Some(a), Some(4), true, 0, ANY), Choice::Take(0));
     }
 
     #[test]
@@ -498,6 +526,7 @@ mod tests {
             current: Some(tenant),
             connection: Some(1),
             tenants: [tenant].into_iter().collect(),
+            last: Some(tenant),
         }
     }
 
