@@ -154,6 +154,10 @@ impl From<ApiError> for async_graphql::Error {
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as Kind, Error};
+        if crate::db::connection_lost(&error) {
+            tracing::warn!(%error, "the database connection was lost");
+            return Self::unavailable("the database is unavailable; retry later", POOL_RETRY_AFTER);
+        }
         match &error {
             Error::NotFound => Self::not_found("not found"),
             Error::DatabaseError(Kind::UniqueViolation, info) => Self::new(

@@ -64,6 +64,9 @@ struct Inner {
     statements: StatementCounter,
     pool_timeout: Duration,
     statement_timeout: Duration,
+    /// `; SET LOCAL …` of the request settings, behind a transaction-mode pooler (else
+    /// empty: the connections got them at startup).
+    transaction_settings: String,
 }
 
 impl Gateway {
@@ -76,6 +79,15 @@ impl Gateway {
             statements,
             pool_timeout: config.pool_timeout(),
             statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+            transaction_settings: if config.behind_pooler() {
+                db::request_settings(config)
+                    .iter()
+                    .filter_map(|setting| setting.split_once('='))
+                    .map(|(name, value)| format!("; SET LOCAL {name} = {value}"))
+                    .collect()
+            } else {
+                String::new()
+            },
         })))
     }
 
@@ -114,6 +126,10 @@ impl Gateway {
 
     pub(in crate::tenancy) fn statement_timeout(&self) -> Duration {
         self.0.statement_timeout
+    }
+
+    pub(in crate::tenancy) fn transaction_settings(&self) -> &str {
+        &self.0.transaction_settings
     }
 
     /// Whether a request connection can be had and answers (for `/readyz`).
