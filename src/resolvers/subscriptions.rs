@@ -187,9 +187,14 @@ where
     let state = Some((receiver, ticker, subscriber, load, guard));
     futures_util::stream::unfold(state, move |state| async move {
         let (mut receiver, mut ticker, subscriber, load, guard) = state?;
-        // The previous delivery has been resolved and sent.
-        if let Err(error) = subscriber.end_delivery().await {
-            return Some((Err(error), None));
+        // The previous delivery has been resolved and sent. Its read-only transaction
+        // lost with its connection (database restart) loses nothing.
+        match subscriber.end_delivery().await {
+            Ok(()) => {}
+            Err(error) if error.code == Code::Unavailable => {
+                tracing::debug!("a delivery transaction ended with its connection");
+            }
+            Err(error) => return Some((Err(error), None)),
         }
         loop {
             let change = tokio::select! {
@@ -226,11 +231,11 @@ where
                         Ok(Some(item)) => {
                             return Some((Ok(item), Some((receiver, ticker, subscriber, load, guard))));
                         }
-                        Ok(None) => {
-                            if let Err(error) = subscriber.end_delivery().await {
-                                return Some((Err(error), None));
-                            }
-                        }
+                        Ok(None) => match subscriber.end_delivery().await {
+                            Ok(()) => {}
+                            Err(error) if error.code == Code::Unavailable => {}
+                            Err(error) => return Some((Err(error), None)),
+                        },
                         Err(error) => return Some((Err(error), None)),
                     }
                 }

@@ -359,9 +359,13 @@ impl TenantTx {
     /// the next use begin a fresh one, with a fresh credential check. For subscriptions,
     /// which run one short transaction per delivery.
     pub async fn restart(&self) -> Result<(), TxError> {
-        self.finish(true).await?;
+        let finished = self.finish(true).await;
+        // Even when the commit failed (a lost connection), the next use begins afresh.
         *self.state.lock().await = State::NotBegun;
-        Ok(())
+        finished.map_err(|error| match error {
+            TxError::Database(error) => connection_error(error),
+            other => other,
+        })
     }
 
     /// Gives up an open transaction without a round trip (when its owner is dropped
