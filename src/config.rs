@@ -580,6 +580,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_direct_url_that_differs_means_a_pooler_and_no_prepared_statements_by_default() {
+        let mut config = DatabaseConfig::for_url("postgres://u@127.0.0.1:6432/db");
+        assert_eq!(config.session_url(), "postgres://u@127.0.0.1:6432/db");
+        assert!(!config.behind_pooler());
+        assert!(config.prepared_statements());
+        config.direct_database_url = Some(config.database_url.clone());
+        assert!(!config.behind_pooler(), "the same URL is no pooler");
+        config.direct_database_url = Some("postgres://u@127.0.0.1:5432/db".to_owned());
+        assert_eq!(config.session_url(), "postgres://u@127.0.0.1:5432/db");
+        assert!(config.behind_pooler());
+        assert!(!config.prepared_statements());
+        config.prepared_statements = Some(true);
+        assert!(config.prepared_statements(), "PgBouncer >= 1.21 may turn them on");
+    }
+
+    #[test]
     fn booleans_take_the_usual_spellings_in_any_case() {
         for yes in ["1", "true", "TRUE", "yes", "Yes", "on", "ON", "y", "t"] {
             assert_eq!(parse_bool(yes), Some(true), "{yes}");

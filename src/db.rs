@@ -455,10 +455,37 @@ pub type PlatformPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection
 /// Connections in the platform pool.
 const PLATFORM_POOL_SIZE: u32 = 4;
 
-/// Builds the platform pool on the owner's session URL. Each checkout runs `SELECT 1`
-/// first, so that a connection lost to a database restart is replaced instead of failing
-/// the platform work that takes it (a few connections, little traffic).
-pub fn build_platform_pool(config: &DatabaseConfig) -> anyhow::Result<PlatformPool> {
+/// When a pool last failed to open or verify a connection: a wait for a connection that
+/// runs out soon after is the database being unreachable, not a busy pool.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectFailures(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl ConnectFailures {
+    /// Whether a failure happened within `window`.
+    pub fn recent(&self, window: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() <= window)
+    }
+}
+
+impl bb8::ErrorSink<diesel_async::pooled_connection::PoolError> for ConnectFailures {
+    fn sink(&self, error: diesel_async::pooled_connection::PoolError) {
+        tracing::warn!(%error, "cannot open a platform connection");
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<diesel_async::pooled_connection::PoolError>> {
+        Box::new(self.clone())
+    }
+}
+
+/// Builds the platform pool on the owner's session URL, recording its connection failures
+/// in `failures`. Each checkout runs `SELECT 1` first, so that a connection lost to a
+/// database restart is replaced instead of failing the platform work that takes it (a few
+/// connections, little traffic).
+pub fn build_platform_pool(config: &DatabaseConfig, failures: &ConnectFailures) -> anyhow::Result<PlatformPool> {
     let opening = Opening {
         settings: Some(Vec::new()),
         prepared_statements: true,
@@ -468,5 +495,6 @@ pub fn build_platform_pool(config: &DatabaseConfig) -> anyhow::Result<PlatformPo
         .max_size(PLATFORM_POOL_SIZE)
         .connection_timeout(config.pool_timeout())
         .idle_timeout(Some(Duration::from_secs(300)))
+        .error_sink(Box::new(failures.clone()))
         .build_unchecked(manager(parse_url(config.session_url())?, opening, None)))
 }

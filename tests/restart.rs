@@ -81,6 +81,7 @@ fn assert_unavailable(what: &str, (status, retry_after, body): &(StatusCode, Opt
     for error in errors {
         assert_eq!(error["extensions"]["code"], "UNAVAILABLE", "{what}: {body}");
         let message = error["message"].as_str().unwrap_or_default();
+        assert_eq!(message, "the database is unavailable; retry later", "{what}");
         for leak in LEAKS {
             assert!(!message.contains(leak), "{what}: {message:?} leaks {leak:?}");
         }
