@@ -126,7 +126,12 @@ pub struct DatabaseConfig {
     /// needs a session: migrations under their advisory lock, LISTEN, provisioning, platform
     /// work, the CLI. Set it when `DATABASE_URL` is a transaction-mode pooler (PgBouncer);
     /// request connections then go through `DATABASE_URL`. Unset: `DATABASE_URL`.
-    #[arg(long, global = true, env = "ENCLAVE_DIRECT_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_DIRECT_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub direct_database_url: Option<String>,
 
     /// Whether request connections cache prepared statements. Default: on, off when

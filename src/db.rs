@@ -103,7 +103,9 @@ pub async fn connect_with(
 
 /// Opens one connection from `config` with `application_name` and no startup options:
 /// for request connections through a transaction-mode pooler (see the module doc).
-pub async fn connect_without_options(mut config: tokio_postgres::Config) -> ConnectionResult<AsyncPgConnection> {
+pub async fn connect_without_options(
+    mut config: tokio_postgres::Config,
+) -> ConnectionResult<AsyncPgConnection> {
     if config.get_application_name().is_none() {
         config.application_name(APPLICATION_NAME);
     }
@@ -485,7 +487,10 @@ impl bb8::ErrorSink<diesel_async::pooled_connection::PoolError> for ConnectFailu
 /// in `failures`. Each checkout runs `SELECT 1` first, so that a connection lost to a
 /// database restart is replaced instead of failing the platform work that takes it (a few
 /// connections, little traffic).
-pub fn build_platform_pool(config: &DatabaseConfig, failures: &ConnectFailures) -> anyhow::Result<PlatformPool> {
+pub fn build_platform_pool(
+    config: &DatabaseConfig,
+    failures: &ConnectFailures,
+) -> anyhow::Result<PlatformPool> {
     let opening = Opening {
         settings: Some(Vec::new()),
         prepared_statements: true,

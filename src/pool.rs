@@ -415,7 +415,10 @@ struct SlotManager {
 
 impl SlotManager {
     fn failing(&self) -> Option<String> {
-        self.failing.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set_failing(&self, failing: Option<String>) {
@@ -454,9 +457,9 @@ impl ManageConnection for SharedManager {
     /// trip; an open one is checked as diesel-async's manager does (nothing, for `Fast`).
     async fn is_valid(&self, conn: &mut SlotConnection) -> Result<(), PoolError> {
         if self.0.inner.has_broken(&mut conn.conn) {
-            return Err(PoolError::ConnectionError(diesel::ConnectionError::BadConnection(
-                "the connection was closed".to_owned(),
-            )));
+            return Err(PoolError::ConnectionError(
+                diesel::ConnectionError::BadConnection("the connection was closed".to_owned()),
+            ));
         }
         self.0.inner.is_valid(&mut conn.conn).await
     }

@@ -73,7 +73,10 @@ impl Bouncer {
 impl Drop for Bouncer {
     fn drop(&mut self) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-pgbouncer");
-        let _ = std::process::Command::new(script).arg("--stop").arg(&self.dir).output();
+        let _ = std::process::Command::new(script)
+            .arg("--stop")
+            .arg(&self.dir)
+            .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -115,7 +118,12 @@ async fn enclave_serves_two_isolated_tenants_through_pgbouncer_in_transaction_mo
         database.pool_size = 8;
     })
     .await;
-    assert!(!t.app.installation.database_url.contains(&bouncer.port.to_string()));
+    assert!(
+        !t.app
+            .installation
+            .database_url
+            .contains(&bouncer.port.to_string())
+    );
 
     // Provisioning (direct URL), then requests (through PgBouncer).
     t.tenant("acme", &[]).await;
@@ -129,7 +137,11 @@ async fn enclave_serves_two_isolated_tenants_through_pgbouncer_in_transaction_mo
     // share PgBouncer's 2 server connections per user, transaction by transaction.
     let create = "mutation($h: String!) { createDevice(input: {hostname: $h}) { device { hostname } } }";
     let writes = (0..12).map(|i| {
-        let (token, slug) = if i % 2 == 0 { (&acme, "acme") } else { (&globex, "globex") };
+        let (token, slug) = if i % 2 == 0 {
+            (&acme, "acme")
+        } else {
+            (&globex, "globex")
+        };
         let t = &t;
         async move {
             let hostname = format!("{slug}-{i}");
@@ -161,16 +173,21 @@ async fn enclave_serves_two_isolated_tenants_through_pgbouncer_in_transaction_mo
                         .collect();
                     assert_eq!(hosts.len(), 6, "{slug}: {hosts:?}");
                     // The other tenant's rows are absent.
-                    assert!(hosts.iter().all(|h| h.starts_with(&format!("{slug}-"))), "{slug}: {hosts:?}");
+                    assert!(
+                        hosts.iter().all(|h| h.starts_with(&format!("{slug}-"))),
+                        "{slug}: {hosts:?}"
+                    );
                 }
             });
         futures_util::future::join_all(reads).await;
     }
     let opened = t.app.db.request_pool_state().connections_opened;
-    assert!(opened > SERVER_CONNECTIONS as u64, "Enclave opened {opened} connections");
-    let backends = t
-        .db
-        .count(&format!(
+    assert!(
+        opened > SERVER_CONNECTIONS as u64,
+        "Enclave opened {opened} connections"
+    );
+    let backends =
+        t.db.count(&format!(
             "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
              AND usename = '{}'",
             t.installation.authenticator

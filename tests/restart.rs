@@ -76,7 +76,9 @@ fn assert_unavailable(what: &str, (status, retry_after, body): &(StatusCode, Opt
     eprintln!("{what} while the database is down: {status} {body}");
     assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
     assert!(retry_after.is_some(), "{what}: Retry-After");
-    let errors = body["errors"].as_array().unwrap_or_else(|| panic!("{what}: errors in {body}"));
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{what}: errors in {body}"));
     assert!(!errors.is_empty(), "{what}: {body}");
     for error in errors {
         assert_eq!(error["extensions"]["code"], "UNAVAILABLE", "{what}: {body}");
@@ -90,7 +92,9 @@ fn assert_unavailable(what: &str, (status, retry_after, body): &(StatusCode, Opt
 
 /// Whether a `{ me … }` request succeeds (200, acme's admin, no error).
 fn served((status, _, body): &(StatusCode, Option<String>, Value)) -> bool {
-    *status == StatusCode::OK && body.get("errors").is_none() && body["data"]["me"]["tenant"]["slug"] == "acme"
+    *status == StatusCode::OK
+        && body.get("errors").is_none()
+        && body["data"]["me"]["tenant"]["slug"] == "acme"
 }
 
 /// Retries `{ me … }` until it is served, for at most a minute (the database has just come
@@ -195,12 +199,20 @@ async fn enclave_serves_again_by_itself_after_the_database_restarts_stops_or_los
     }
     let (status, _, body) = post(&t, Some(&token), &create_device("after-terminate")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["data"]["createDevice"]["device"]["hostname"], "after-terminate");
+    assert_eq!(
+        body["data"]["createDevice"]["device"]["hostname"],
+        "after-terminate"
+    );
     let (status, _, body) = post(&t, None, &login()).await;
     assert!(body["data"]["login"]["token"].is_string(), "{status} {body}");
     // The feed's listener was killed too: the subscriber is told, then gets changes again.
     let notice = next(&mut stream, 15).await;
-    assert_eq!(code(&notice).as_deref(), Some("UNAVAILABLE"), "{:?}", notice.errors);
+    assert_eq!(
+        code(&notice).as_deref(),
+        Some("UNAVAILABLE"),
+        "{:?}",
+        notice.errors
+    );
     alert_reaches_subscriber(&t, &mut stream, "after terminate").await;
 
     // 2. The database stops: coded 503s, /readyz 503, the subscription stays open.
@@ -226,7 +238,12 @@ async fn enclave_serves_again_by_itself_after_the_database_restarts_stops_or_los
     let (_, _, body) = post(&t, None, &login()).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
     let notice = next(&mut stream, 30).await;
-    assert_eq!(code(&notice).as_deref(), Some("UNAVAILABLE"), "{:?}", notice.errors);
+    assert_eq!(
+        code(&notice).as_deref(),
+        Some("UNAVAILABLE"),
+        "{:?}",
+        notice.errors
+    );
     alert_reaches_subscriber(&t, &mut stream, "after start").await;
 
     // 3. `pg_ctl restart`: the first requests after it are served.
@@ -238,7 +255,12 @@ async fn enclave_serves_again_by_itself_after_the_database_restarts_stops_or_los
     let (_, _, body) = post(&t, None, &login()).await;
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
     let notice = next(&mut stream, 30).await;
-    assert_eq!(code(&notice).as_deref(), Some("UNAVAILABLE"), "{:?}", notice.errors);
+    assert_eq!(
+        code(&notice).as_deref(),
+        Some("UNAVAILABLE"),
+        "{:?}",
+        notice.errors
+    );
     alert_reaches_subscriber(&t, &mut stream, "after restart").await;
 
     // Nothing written while the database was down; everything written around it is there,
@@ -252,7 +274,11 @@ async fn enclave_serves_again_by_itself_after_the_database_restarts_stops_or_los
         .collect();
     hosts.sort();
     assert_eq!(hosts, ["after-start", "after-terminate"]);
-    assert_eq!(t.db.count("SELECT count(*) AS n FROM tenant_globex.devices").await, 0);
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_globex.devices")
+            .await,
+        0
+    );
     listener.abort();
 }
 

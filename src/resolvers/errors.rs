@@ -458,7 +458,10 @@ mod tests {
         assert_eq!(connect.code, Code::Unavailable);
         assert!(!connect.message.contains("refused"), "{}", connect.message);
         // A statement's own error is not a lost connection.
-        let other = Error::DatabaseError(DatabaseErrorKind::Unknown, Box::new("division by zero".to_owned()));
+        let other = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("division by zero".to_owned()),
+        );
         assert_eq!(ApiError::from(other).code, Code::Internal);
     }
 

@@ -112,20 +112,16 @@ impl Gateway {
 
     /// An owner connection for Enclave's own platform work; private to `tenancy`.
     pub(in crate::tenancy) async fn platform_unchecked(&self) -> Result<PlatformConn, TxError> {
-        self.0
-            .platform
-            .get_owned()
-            .await
-            .map_err(|error| {
-                // Connections failed while waiting: the database is unreachable.
-                let unreachable = self.0.platform_failures.recent(self.0.pool_timeout * 2);
-                match error {
-                    RunError::TimedOut if unreachable => {
-                        TxError::Connect("no platform connection could be opened".to_owned())
-                    }
-                    error => pool_error(error, TxError::PlatformPoolTimeout),
+        self.0.platform.get_owned().await.map_err(|error| {
+            // Connections failed while waiting: the database is unreachable.
+            let unreachable = self.0.platform_failures.recent(self.0.pool_timeout * 2);
+            match error {
+                RunError::TimedOut if unreachable => {
+                    TxError::Connect("no platform connection could be opened".to_owned())
                 }
-            })
+                error => pool_error(error, TxError::PlatformPoolTimeout),
+            }
+        })
     }
 
     pub(in crate::tenancy) fn requests(&self) -> &Pool {

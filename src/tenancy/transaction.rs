@@ -118,7 +118,9 @@ fn connection_error(error: diesel::result::Error) -> TxError {
 fn refusal_for(error: &TxError) -> TxRefusal {
     match error {
         TxError::CredentialRevoked => TxRefusal::CredentialRevoked,
-        TxError::Connect(_) | TxError::PoolTimeout(_) | TxError::PlatformPoolTimeout => TxRefusal::Unavailable,
+        TxError::Connect(_) | TxError::PoolTimeout(_) | TxError::PlatformPoolTimeout => {
+            TxRefusal::Unavailable
+        }
         _ => TxRefusal::Failed,
     }
 }
