@@ -397,7 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             status: true,
             database,
         } => {
-            db::require_database(&database.database_url).await?;
+            db::require_database(database.session_url()).await?;
             let installation = Installation::new(&database, sets)?;
             print_status(&installation).await
         }
@@ -405,11 +405,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             status: false,
             database,
         } => {
-            db::ensure_database_exists(&database.database_url).await?;
+            db::ensure_database_exists(database.session_url()).await?;
             let (_, report) = crate::migrate_database(&database, sets).await?;
             println!(
                 "database {} is up to date: {} migrations applied to public, {} to {} tenant schemas",
-                db::describe(&database.database_url),
+                db::describe(database.session_url()),
                 report.public_applied,
                 report.tenant_migrations_applied,
                 report.tenants_migrated
@@ -458,10 +458,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Uninstall { confirm, database } => {
-            db::uninstall(&database.database_url, &confirm).await?;
+            db::uninstall(database.session_url(), &confirm).await?;
             println!(
                 "dropped database {} and its tenant roles",
-                db::describe(&database.database_url)
+                db::describe(database.session_url())
             );
             Ok(())
         }

@@ -6,6 +6,8 @@
 //! | --- | --- | --- |
 //! | `DATABASE_URL` | `postgres://postgres@127.0.0.1:5432/enclave` | PostgreSQL to use; `serve`, `migrate` and `demo` create the database when missing, other commands refuse it |
 //! | `ENCLAVE_LISTEN` | `127.0.0.1:8080` | `host:port` the HTTP server binds (only after migrations succeeded); the host may be a name, resolved when binding |
+//! | `ENCLAVE_DIRECT_DATABASE_URL` | `DATABASE_URL` | a direct (session) connection to the same database, for what needs a session: migrations (advisory lock), LISTEN (subscriptions, tenant directory), provisioning, platform work and the CLI. Set it when `DATABASE_URL` is a transaction-mode pooler (PgBouncer): request connections then go through `DATABASE_URL` without startup options (their settings are sent with `SET LOCAL` in each transaction) and without prepared-statement cache |
+//! | `ENCLAVE_PREPARED_STATEMENTS` | on; off when `ENCLAVE_DIRECT_DATABASE_URL` differs from `DATABASE_URL` | request connections cache prepared statements (off for PgBouncer < 1.21 in transaction mode, which cannot route them) |
 //! | `ENCLAVE_AUTHENTICATOR_URL` | `DATABASE_URL` with user `<role namespace>_authenticator`, no password | how request connections log in: as the *authenticator*, a role that owns nothing and can read nothing until a tenant transaction switches to the tenant's role (created by Enclave when not configured) |
 //! | `ENCLAVE_LOCK_TIMEOUT_MS` | `5000` | `lock_timeout` of request connections |
 //! | `ENCLAVE_IDLE_IN_TRANSACTION_TIMEOUT_MS` | `60000` | `idle_in_transaction_session_timeout` of request connections |
@@ -120,6 +122,25 @@ pub struct DatabaseConfig {
     )]
     pub authenticator_url: Option<String>,
 
+    /// A direct (session) connection to the same database as `DATABASE_URL`, for what
+    /// needs a session: migrations under their advisory lock, LISTEN, provisioning, platform
+    /// work, the CLI. Set it when `DATABASE_URL` is a transaction-mode pooler (PgBouncer);
+    /// request connections then go through `DATABASE_URL`. Unset: `DATABASE_URL`.
+    #[arg(
+        long,
+        global = true,
+        env = "ENCLAVE_DIRECT_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub direct_database_url: Option<String>,
+
+    /// Whether request connections cache prepared statements. Default: on, off when
+    /// `ENCLAVE_DIRECT_DATABASE_URL` differs from `DATABASE_URL` (a transaction-mode
+    /// pooler before PgBouncer 1.21 cannot route prepared statements).
+    #[arg(long, global = true, env = "ENCLAVE_PREPARED_STATEMENTS",
+          value_parser = Boolish { var: "ENCLAVE_PREPARED_STATEMENTS" })]
+    pub prepared_statements: Option<bool>,
+
     /// `lock_timeout` of request connections, in milliseconds.
     #[arg(long, global = true, env = "ENCLAVE_LOCK_TIMEOUT_MS", default_value_t = 5000)]
     pub lock_timeout_ms: u64,
@@ -190,6 +211,8 @@ impl DatabaseConfig {
         Self {
             database_url: database_url.into(),
             authenticator_url: None,
+            direct_database_url: None,
+            prepared_statements: None,
             lock_timeout_ms: 5000,
             idle_in_transaction_timeout_ms: 60_000,
             pool_size: 16,
@@ -204,6 +227,27 @@ impl DatabaseConfig {
 
     pub fn pool_timeout(&self) -> Duration {
         Duration::from_millis(self.pool_timeout_ms)
+    }
+
+    /// The URL of session connections (owner work, migrations, LISTEN):
+    /// `ENCLAVE_DIRECT_DATABASE_URL`, else `DATABASE_URL`.
+    pub fn session_url(&self) -> &str {
+        self.direct_database_url.as_deref().unwrap_or(&self.database_url)
+    }
+
+    /// Whether `DATABASE_URL` is a transaction-mode pooler: a direct URL is configured and
+    /// differs from it. Request connections then send no startup options and set their
+    /// settings in each transaction.
+    pub fn behind_pooler(&self) -> bool {
+        self.direct_database_url
+            .as_deref()
+            .is_some_and(|direct| direct != self.database_url)
+    }
+
+    /// Whether request connections cache prepared statements (see
+    /// `ENCLAVE_PREPARED_STATEMENTS`).
+    pub fn prepared_statements(&self) -> bool {
+        self.prepared_statements.unwrap_or(!self.behind_pooler())
     }
 
     pub fn migration_lock_timeout(&self) -> Duration {
@@ -539,6 +583,22 @@ impl Default for LimitsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_url_that_differs_means_a_pooler_and_no_prepared_statements_by_default() {
+        let mut config = DatabaseConfig::for_url("postgres://u@127.0.0.1:6432/db");
+        assert_eq!(config.session_url(), "postgres://u@127.0.0.1:6432/db");
+        assert!(!config.behind_pooler());
+        assert!(config.prepared_statements());
+        config.direct_database_url = Some(config.database_url.clone());
+        assert!(!config.behind_pooler(), "the same URL is no pooler");
+        config.direct_database_url = Some("postgres://u@127.0.0.1:5432/db".to_owned());
+        assert_eq!(config.session_url(), "postgres://u@127.0.0.1:5432/db");
+        assert!(config.behind_pooler());
+        assert!(!config.prepared_statements());
+        config.prepared_statements = Some(true);
+        assert!(config.prepared_statements(), "PgBouncer >= 1.21 may turn them on");
+    }
 
     #[test]
     fn booleans_take_the_usual_spellings_in_any_case() {

@@ -5,6 +5,22 @@
 //! not a `SET`): a query that runs outside a tenant transaction finds no relation at all
 //! instead of silently reading some schema. Tenant transactions set their own
 //! `search_path` with `SET LOCAL` (see `tenancy`).
+//!
+//! Behind a transaction-mode pooler (`ENCLAVE_DIRECT_DATABASE_URL` set, see
+//! [`DatabaseConfig::behind_pooler`]) request connections cannot carry startup options:
+//! PgBouncer refuses the `options` parameter (or, listed in `ignore_startup_parameters`,
+//! drops it silently), and a server connection serves many clients anyway. They then open
+//! without options, and the settings of [`request_settings`] travel with `SET LOCAL` in
+//! the `BEGIN` batch of every tenant transaction (see `tenancy::transaction`), which is the
+//! only way request connections run SQL. With PgBouncer before 1.21 they also keep no
+//! prepared statements (`ENCLAVE_PREPARED_STATEMENTS`): each statement is prepared and run
+//! inside its transaction, so it never outlives the server connection it was prepared on.
+//! Owner work (migrations, LISTEN, provisioning, the platform pool) always connects to the
+//! session URL ([`DatabaseConfig::session_url`]).
+//!
+//! Lost connections (database restarted, backends terminated): [`connection_lost`] tells
+//! them from statement errors; the pools drop closed connections when they are checked out
+//! (see `crate::pool`) and report a database that refuses connections as such.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +99,43 @@ pub async fn connect_with(
         .await
         .map_err(|e| ConnectionError::BadConnection(pg_error_message(&e)))?;
     AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// Opens one connection from `config` with `application_name` and no startup options:
+/// for request connections through a transaction-mode pooler (see the module doc).
+pub async fn connect_without_options(
+    mut config: tokio_postgres::Config,
+) -> ConnectionResult<AsyncPgConnection> {
+    if config.get_application_name().is_none() {
+        config.application_name(APPLICATION_NAME);
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| ConnectionError::BadConnection(pg_error_message(&e)))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// Whether `error` says the connection itself is gone (closed socket, no SQLSTATE; or the
+/// server's "terminating connection" / "the database system is shutting down" answers),
+/// as opposed to an error of the statement: the database restarted or the backend was
+/// terminated, and the same work may succeed on a new connection.
+pub fn connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+            _,
+        ) => true,
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("terminating connection")
+                || message.contains("the database system is")
+                || message.contains("connection closed")
+                || message.contains("server closed the connection")
+        }
+        _ => false,
+    }
 }
 
 /// The connection settings of `url` with another user and no password: how request
@@ -314,22 +367,40 @@ pub fn request_settings(config: &DatabaseConfig) -> Vec<String> {
     ]
 }
 
-/// A connection manager whose connections are opened from `connect` with `settings`,
+/// How a pool's connections are opened.
+struct Opening {
+    /// Startup settings (`name=value`, sent as options with the empty `search_path`);
+    /// `None`: no startup options at all (behind a transaction-mode pooler).
+    settings: Option<Vec<String>>,
+    /// Keep diesel's per-connection prepared-statement cache.
+    prepared_statements: bool,
+    /// Run a query on checkout (for the small platform pool, whose users are not retried).
+    verify_on_checkout: bool,
+}
+
+/// A connection manager whose connections are opened from `connect` as `opening` says,
 /// counting their statements in `statements` when given.
 fn manager(
     connect: tokio_postgres::Config,
-    settings: Vec<String>,
+    opening: Opening,
     statements: Option<&StatementCounter>,
 ) -> AsyncDieselConnectionManager<AsyncPgConnection> {
     let mut manager_config = ManagerConfig::default();
     let counter = statements.map(|s| s.0.clone());
-    let settings = Arc::new(settings);
+    let settings = Arc::new(opening.settings);
+    let prepared_statements = opening.prepared_statements;
     manager_config.custom_setup = Box::new(move |_url| {
         let counter = counter.clone();
         let connect = connect.clone();
         let settings = settings.clone();
         async move {
-            let mut conn = connect_with(connect, &settings).await?;
+            let mut conn = match settings.as_deref() {
+                Some(settings) => connect_with(connect, settings).await?,
+                None => connect_without_options(connect).await?,
+            };
+            if !prepared_statements {
+                conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+            }
             if let Some(counter) = counter {
                 conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
                     if let InstrumentationEvent::StartQuery { query, .. } = event {
@@ -342,7 +413,11 @@ fn manager(
         }
         .boxed()
     });
-    manager_config.recycling_method = RecyclingMethod::Fast;
+    manager_config.recycling_method = if opening.verify_on_checkout {
+        RecyclingMethod::Verified
+    } else {
+        RecyclingMethod::Fast
+    };
     // The URL is unused: `custom_setup` connects from `connect`.
     AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config("", manager_config)
 }
@@ -359,7 +434,15 @@ pub fn build_request_pool(
         .ok()
         .filter(|limit| *limit > 0);
     Pool::new(
-        manager(connect, request_settings(config), Some(statements)),
+        manager(
+            connect,
+            Opening {
+                settings: (!config.behind_pooler()).then(|| request_settings(config)),
+                prepared_statements: config.prepared_statements(),
+                verify_on_checkout: false,
+            },
+            Some(statements),
+        ),
         config.pool_size,
         tenants_per_connection,
         config.pool_tenant_share,
@@ -374,11 +457,49 @@ pub type PlatformPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection
 /// Connections in the platform pool.
 const PLATFORM_POOL_SIZE: u32 = 4;
 
-/// Builds the platform pool on the owner's URL.
-pub fn build_platform_pool(config: &DatabaseConfig) -> anyhow::Result<PlatformPool> {
+/// When a pool last failed to open or verify a connection: a wait for a connection that
+/// runs out soon after is the database being unreachable, not a busy pool.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectFailures(Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+
+impl ConnectFailures {
+    /// Whether a failure happened within `window`.
+    pub fn recent(&self, window: Duration) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() <= window)
+    }
+}
+
+impl bb8::ErrorSink<diesel_async::pooled_connection::PoolError> for ConnectFailures {
+    fn sink(&self, error: diesel_async::pooled_connection::PoolError) {
+        tracing::warn!(%error, "cannot open a platform connection");
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<diesel_async::pooled_connection::PoolError>> {
+        Box::new(self.clone())
+    }
+}
+
+/// Builds the platform pool on the owner's session URL, recording its connection failures
+/// in `failures`. Each checkout runs `SELECT 1` first, so that a connection lost to a
+/// database restart is replaced instead of failing the platform work that takes it (a few
+/// connections, little traffic).
+pub fn build_platform_pool(
+    config: &DatabaseConfig,
+    failures: &ConnectFailures,
+) -> anyhow::Result<PlatformPool> {
+    let opening = Opening {
+        settings: Some(Vec::new()),
+        prepared_statements: true,
+        verify_on_checkout: true,
+    };
     Ok(bb8::Pool::builder()
         .max_size(PLATFORM_POOL_SIZE)
         .connection_timeout(config.pool_timeout())
         .idle_timeout(Some(Duration::from_secs(300)))
-        .build_unchecked(manager(parse_url(&config.database_url)?, Vec::new(), None)))
+        .error_sink(Box::new(failures.clone()))
+        .build_unchecked(manager(parse_url(config.session_url())?, opening, None)))
 }

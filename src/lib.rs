@@ -59,7 +59,7 @@ pub async fn prepare_database(
     config: &DatabaseConfig,
     migration_sets: Arc<MigrationSets>,
 ) -> anyhow::Result<Installation> {
-    db::ensure_database_exists(&config.database_url).await?;
+    db::ensure_database_exists(config.session_url()).await?;
     migrate_database(config, migration_sets)
         .await
         .map(|(installation, _)| installation)
@@ -71,7 +71,7 @@ pub async fn open_database(
     config: &DatabaseConfig,
     migration_sets: Arc<MigrationSets>,
 ) -> anyhow::Result<Installation> {
-    db::require_database(&config.database_url).await?;
+    db::require_database(config.session_url()).await?;
     migrate_database(config, migration_sets)
         .await
         .map(|(installation, _)| installation)
@@ -171,13 +171,13 @@ pub async fn start(
     migration_sets: Arc<MigrationSets>,
 ) -> anyhow::Result<Arc<App>> {
     let keys = auth.root_keys().context("cannot load the root key")?;
-    db::ensure_database_exists(&database.database_url).await?;
+    db::ensure_database_exists(database.session_url()).await?;
     let started = std::time::Instant::now();
     let (mut installation, report) = migrate_database(database, migration_sets).await?;
     installation.edge = edge::prepare_if_configured(&installation, auth).await?;
     installation.nats = nats::prepare_if_configured(&installation, auth).await?;
     tracing::info!(
-        database = %db::describe(&database.database_url),
+        database = %db::describe(database.session_url()),
         up_to_date = report.was_up_to_date,
         public_applied = report.public_applied,
         tenants_migrated = report.tenants_migrated,

@@ -33,6 +33,13 @@
 //! a tenant that already holds its share waits for one of its own slots to be released
 //! (for at most the pool timeout, then UNAVAILABLE) even when other slots are idle: a
 //! tenant flooding the server cannot take the last connections the other tenants need.
+//!
+//! Database restarts: a slot's connection whose backend has gone (its socket closed: the
+//! database restarted, the backend was terminated) is dropped when it is checked out and
+//! the slot opens a new one, without a round trip for connections that are alive. While
+//! the database refuses connections, a request that waited out the pool timeout is told
+//! that the database is unreachable (a connection error, not a busy pool), until a
+//! connection opens again.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -60,6 +67,7 @@ pub struct Pool(Arc<Shared>);
 
 struct Shared {
     slots: Vec<bb8::Pool<SharedManager>>,
+    manager: Arc<SlotManager>,
     table: Mutex<Table>,
     released: Notify,
     tenants_per_connection: Option<usize>,
@@ -176,6 +184,7 @@ impl Pool {
         let manager = Arc::new(SlotManager {
             inner: manager,
             next_id: AtomicU64::new(1),
+            failing: Mutex::new(None),
         });
         let size = size.max(1) as usize;
         let slots = (0..size)
@@ -189,6 +198,7 @@ impl Pool {
             .collect();
         Self(Arc::new(Shared {
             slots,
+            manager,
             table: Mutex::new(Table {
                 routes: vec![Route::default(); size],
                 waiting: HashMap::new(),
@@ -254,7 +264,7 @@ impl Pool {
                     let wake = if patient { patience.min(deadline) } else { deadline };
                     let woken = tokio::time::timeout_at(wake, released).await.is_ok();
                     if !woken && Instant::now() >= deadline {
-                        return Err(RunError::TimedOut);
+                        return Err(shared.timed_out());
                     }
                 }
             }
@@ -273,11 +283,15 @@ impl Pool {
             slot,
         };
         let pool = &self.0.slots[slot];
-        let mut conn = pool.get_owned().await?;
+        let timed_out = |error| match error {
+            RunError::TimedOut => self.0.timed_out(),
+            other => other,
+        };
+        let mut conn = pool.get_owned().await.map_err(timed_out)?;
         if replace {
             conn.retiring = true;
             drop(conn);
-            conn = pool.get_owned().await?;
+            conn = pool.get_owned().await.map_err(timed_out)?;
         }
         {
             let mut table = self.0.table();
@@ -321,6 +335,17 @@ impl Shared {
     fn table(&self) -> MutexGuard<'_, Table> {
         // The table stays consistent even if a holder panicked: every update is one field.
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The error of a wait that ran out: the database's refusal when the last attempt to
+    /// open a connection failed (nothing opened since), else a plain timeout (busy pool).
+    fn timed_out(&self) -> RunError<PoolError> {
+        match self.manager.failing() {
+            Some(message) => RunError::User(PoolError::ConnectionError(
+                diesel::ConnectionError::BadConnection(message),
+            )),
+            None => RunError::TimedOut,
+        }
     }
 }
 
@@ -394,6 +419,21 @@ struct SlotConnection {
 struct SlotManager {
     inner: AsyncDieselConnectionManager<AsyncPgConnection>,
     next_id: AtomicU64,
+    /// Why the last attempt to open a connection failed, if no connection opened since.
+    failing: Mutex<Option<String>>,
+}
+
+impl SlotManager {
+    fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_failing(&self, failing: Option<String>) {
+        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = failing;
+    }
 }
 
 /// The manager every slot shares.
@@ -405,7 +445,17 @@ impl ManageConnection for SharedManager {
     type Error = PoolError;
 
     async fn connect(&self) -> Result<SlotConnection, PoolError> {
-        let conn = self.0.inner.connect().await?;
+        let conn = match self.0.inner.connect().await {
+            Ok(conn) => {
+                self.0.set_failing(None);
+                conn
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot open a request connection");
+                self.0.set_failing(Some(error.to_string()));
+                return Err(error);
+            }
+        };
         Ok(SlotConnection {
             conn,
             id: self.0.next_id.fetch_add(1, Ordering::Relaxed),
@@ -413,7 +463,14 @@ impl ManageConnection for SharedManager {
         })
     }
 
+    /// Drops a connection whose socket is closed (its backend is gone) without a round
+    /// trip; an open one is checked as diesel-async's manager does (nothing, for `Fast`).
     async fn is_valid(&self, conn: &mut SlotConnection) -> Result<(), PoolError> {
+        if self.0.inner.has_broken(&mut conn.conn) {
+            return Err(PoolError::ConnectionError(
+                diesel::ConnectionError::BadConnection("the connection was closed".to_owned()),
+            ));
+        }
         self.0.inner.is_valid(&mut conn.conn).await
     }
 

@@ -154,6 +154,10 @@ impl From<ApiError> for async_graphql::Error {
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as Kind, Error};
+        if crate::db::connection_lost(&error) {
+            tracing::warn!(%error, "the database connection was lost");
+            return Self::unavailable("the database is unavailable; retry later", POOL_RETRY_AFTER);
+        }
         match &error {
             Error::NotFound => Self::not_found("not found"),
             Error::DatabaseError(Kind::UniqueViolation, info) => Self::new(
@@ -431,6 +435,34 @@ mod tests {
             ApiError::from(TxError::CredentialRevoked).code,
             Code::Unauthenticated
         );
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_names_nothing_of_the_database() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let closed = Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("connection closed by 127.0.0.1:5432".to_owned()),
+        );
+        let terminated = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("terminating connection due to administrator command".to_owned()),
+        );
+        for lost in [closed, terminated] {
+            let error = ApiError::from(lost);
+            assert_eq!(error.code, Code::Unavailable);
+            assert_eq!(error.retry_after_secs(), Some(1));
+            assert!(!error.message.contains("127.0.0.1") && !error.message.contains("terminating"));
+        }
+        let connect = ApiError::from(TxError::Connect("error connecting to server: refused".to_owned()));
+        assert_eq!(connect.code, Code::Unavailable);
+        assert!(!connect.message.contains("refused"), "{}", connect.message);
+        // A statement's own error is not a lost connection.
+        let other = Error::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("division by zero".to_owned()),
+        );
+        assert_eq!(ApiError::from(other).code, Code::Internal);
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! such as `check if time($t), $t < …`), the tenant's status, and in a tenant transaction
 //! the credential's revocation and current role against the field's minimum role. When
 //! that fails the subscription ends with a coded error.
+//!
+//! Database restarts do not end a subscription: while the database is unreachable the
+//! periodic re-authorization waits for it, a change that cannot be delivered is reported
+//! as an UNAVAILABLE error and the stream goes on; once the change feed listens again
+//! every subscriber gets one UNAVAILABLE error "changes may have been missed" (the
+//! stream goes on: a client re-reads with a query). graphql-transport-ws carries such an
+//! error as a `next` message with `errors` and no data, not as an `error` message, which
+//! would end the subscription.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +31,7 @@ use uuid::Uuid;
 
 use super::access;
 use super::context::app;
-use super::errors::{ApiError, ApiResult};
+use super::errors::{ApiError, ApiResult, Code};
 use super::loaders::Loaders;
 use super::monitoring::{Alert, AlertRow, Event, EventRow};
 use crate::app::App;
@@ -179,16 +187,27 @@ where
     let state = Some((receiver, ticker, subscriber, load, guard));
     futures_util::stream::unfold(state, move |state| async move {
         let (mut receiver, mut ticker, subscriber, load, guard) = state?;
-        // The previous delivery has been resolved and sent.
-        if let Err(error) = subscriber.end_delivery().await {
-            return Some((Err(error), None));
+        // The previous delivery has been resolved and sent. Its read-only transaction
+        // lost with its connection (database restart) loses nothing.
+        match subscriber.end_delivery().await {
+            Ok(()) => {}
+            Err(error) if error.code == Code::Unavailable => {
+                tracing::debug!("a delivery transaction ended with its connection");
+            }
+            Err(error) => return Some((Err(error), None)),
         }
         loop {
             let change = tokio::select! {
                 change = receiver.recv() => change,
                 _ = ticker.tick() => {
-                    if let Err(error) = subscriber.reauthorize().await {
-                        return Some((Err(error), None));
+                    match subscriber.reauthorize().await {
+                        Ok(()) => {}
+                        // The database is down (restarting): the subscription waits for it;
+                        // the change feed tells the subscriber once it listens again.
+                        Err(error) if error.code == Code::Unavailable => {
+                            tracing::debug!("subscription not re-authorized: the database is unavailable");
+                        }
+                        Err(error) => return Some((Err(error), None)),
                     }
                     continue;
                 }
@@ -196,24 +215,27 @@ where
             match change {
                 Ok(FeedItem::MayHaveMissed) => {
                     let error = ApiError::new(
-                        super::errors::Code::Unavailable,
+                        Code::Unavailable,
                         "the change feed was interrupted; changes may have been missed (re-read with a query)",
                     );
                     return Some((Err(error), Some((receiver, ticker, subscriber, load, guard))));
                 }
                 Ok(FeedItem::Changed(change)) if change.table == table => {
                     if let Err(error) = subscriber.begin_delivery().await {
-                        return Some((Err(error), None));
+                        // Unreachable database: this change is lost, the subscription goes on.
+                        let next = (error.code == Code::Unavailable)
+                            .then_some((receiver, ticker, subscriber, load, guard));
+                        return Some((Err(error), next));
                     }
                     match load(subscriber.scope.clone(), change.id).await {
                         Ok(Some(item)) => {
                             return Some((Ok(item), Some((receiver, ticker, subscriber, load, guard))));
                         }
-                        Ok(None) => {
-                            if let Err(error) = subscriber.end_delivery().await {
-                                return Some((Err(error), None));
-                            }
-                        }
+                        Ok(None) => match subscriber.end_delivery().await {
+                            Ok(()) => {}
+                            Err(error) if error.code == Code::Unavailable => {}
+                            Err(error) => return Some((Err(error), None)),
+                        },
                         Err(error) => return Some((Err(error), None)),
                     }
                 }

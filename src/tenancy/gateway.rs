@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bb8::PooledConnection;
+use bb8::{PooledConnection, RunError};
 use diesel_async::AsyncPgConnection;
 use diesel_async::SimpleAsyncConnection as _;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
@@ -30,7 +30,7 @@ use super::directory::TenantEntry;
 use super::transaction::{Access, TenantTx, TxError, pool_error};
 use crate::auth::token::Credential;
 use crate::config::DatabaseConfig;
-use crate::db::{self, PlatformPool, StatementCounter};
+use crate::db::{self, ConnectFailures, PlatformPool, StatementCounter};
 use crate::pool::{Pool, PoolState};
 
 /// A connection of the owner role, for platform data (returned to the pool when dropped).
@@ -61,21 +61,36 @@ pub struct Gateway(Arc<Inner>);
 struct Inner {
     requests: Pool,
     platform: PlatformPool,
+    platform_failures: ConnectFailures,
     statements: StatementCounter,
     pool_timeout: Duration,
     statement_timeout: Duration,
+    /// `; SET LOCAL …` of the request settings, behind a transaction-mode pooler (else
+    /// empty: the connections got them at startup).
+    transaction_settings: String,
 }
 
 impl Gateway {
     /// Builds both pools (lazily: nothing connects yet).
     pub fn new(config: &DatabaseConfig, installation: &Installation) -> anyhow::Result<Self> {
         let statements = StatementCounter::default();
+        let platform_failures = ConnectFailures::default();
         Ok(Self(Arc::new(Inner {
             requests: db::build_request_pool(config, installation.authenticator_connect.clone(), &statements),
-            platform: db::build_platform_pool(config)?,
+            platform: db::build_platform_pool(config, &platform_failures)?,
+            platform_failures,
             statements,
             pool_timeout: config.pool_timeout(),
             statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+            transaction_settings: if config.behind_pooler() {
+                db::request_settings(config)
+                    .iter()
+                    .filter_map(|setting| setting.split_once('='))
+                    .map(|(name, value)| format!("; SET LOCAL {name} = {value}"))
+                    .collect()
+            } else {
+                String::new()
+            },
         })))
     }
 
@@ -97,11 +112,16 @@ impl Gateway {
 
     /// An owner connection for Enclave's own platform work; private to `tenancy`.
     pub(in crate::tenancy) async fn platform_unchecked(&self) -> Result<PlatformConn, TxError> {
-        self.0
-            .platform
-            .get_owned()
-            .await
-            .map_err(|error| pool_error(error, TxError::PlatformPoolTimeout))
+        self.0.platform.get_owned().await.map_err(|error| {
+            // Connections failed while waiting: the database is unreachable.
+            let unreachable = self.0.platform_failures.recent(self.0.pool_timeout * 2);
+            match error {
+                RunError::TimedOut if unreachable => {
+                    TxError::Connect("no platform connection could be opened".to_owned())
+                }
+                error => pool_error(error, TxError::PlatformPoolTimeout),
+            }
+        })
     }
 
     pub(in crate::tenancy) fn requests(&self) -> &Pool {
@@ -114,6 +134,10 @@ impl Gateway {
 
     pub(in crate::tenancy) fn statement_timeout(&self) -> Duration {
         self.0.statement_timeout
+    }
+
+    pub(in crate::tenancy) fn transaction_settings(&self) -> &str {
+        &self.0.transaction_settings
     }
 
     /// Whether a request connection can be had and answers (for `/readyz`).

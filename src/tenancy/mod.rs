@@ -37,6 +37,9 @@ use slug::Slug;
 /// roles, the migrations it runs and how.
 #[derive(Debug, Clone)]
 pub struct Installation {
+    /// The owner's session URL (`ENCLAVE_DIRECT_DATABASE_URL`, else `DATABASE_URL`):
+    /// migrations, LISTEN, provisioning and platform work connect here, never through a
+    /// transaction-mode pooler.
     pub database_url: String,
     /// Prefix of every tenant role of this database (see [`db::role_namespace`]).
     pub role_namespace: String,
@@ -59,7 +62,7 @@ pub struct Installation {
 
 impl Installation {
     pub fn new(config: &DatabaseConfig, migrations: Arc<MigrationSets>) -> anyhow::Result<Self> {
-        let database = db::database_name(&config.database_url)?;
+        let database = db::database_name(config.session_url())?;
         let role_namespace = db::role_namespace(&database);
         let (authenticator, authenticator_connect) = match &config.authenticator_url {
             Some(url) => {
@@ -77,7 +80,7 @@ impl Installation {
             }
         };
         Ok(Self {
-            database_url: config.database_url.clone(),
+            database_url: config.session_url().to_owned(),
             role_namespace,
             authenticator,
             authenticator_connect,

@@ -2,7 +2,8 @@
 //!
 //! Begun lazily on first use, on one pooled connection, with one round trip:
 //! `BEGIN [READ ONLY]; SET LOCAL search_path TO <tenant schema>; SET LOCAL ROLE <tenant role>;
-//! SET LOCAL statement_timeout = …`. Then one query reads what the credential may do *now*:
+//! SET LOCAL statement_timeout = …` (behind a transaction-mode pooler, also the settings
+//! other request connections get at startup, see `crate::db`). Then one query reads what the credential may do *now*:
 //! a session's user's current role (nothing when the session is revoked or expired or the
 //! user disabled), an API token's role capped by its creator's current role. An
 //! impersonation credential is checked before `BEGIN`, in `public` on the owner's platform
@@ -17,6 +18,11 @@
 //! pool sees it as broken and closes it (PostgreSQL rolls back); it is never reused. If
 //! the `BEGIN …` batch itself fails part-way, the connection is marked broken the same way.
 //! Waiting for a pooled connection is bounded by the pool's connection timeout.
+//!
+//! Database restarts: a connection whose backend is gone fails `BEGIN` with a lost
+//! connection, and the transaction tries once more on a fresh one; a database that refuses
+//! connections, or a connection lost later in the transaction, is [`TxError::Connect`]
+//! (UNAVAILABLE for clients), for this use and every later one of the transaction.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +39,7 @@ use super::gateway::Gateway;
 use super::slug::Slug;
 use crate::auth::Role;
 use crate::auth::token::Credential;
-use crate::db::quote_ident;
+use crate::db::{connection_lost, quote_ident};
 use crate::pool::Pooled;
 
 /// A connection inside the tenant transaction, held for as long as the guard lives.
@@ -75,6 +81,8 @@ enum State {
 #[derive(Clone, Copy)]
 enum TxRefusal {
     CredentialRevoked,
+    /// The database was unreachable or the connection was lost: UNAVAILABLE again.
+    Unavailable,
     Failed,
 }
 
@@ -86,24 +94,6 @@ pub fn switch_sql(tenant: &TenantEntry) -> String {
         quote_ident(&tenant.schema),
         quote_ident(&tenant.role)
     )
-}
-
-/// Whether `error` says the connection itself is gone (no SQLSTATE: closed socket; or the
-/// server's "terminating connection" / "cannot connect now" codes), as opposed to an error
-/// of the statement.
-fn connection_lost(error: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    match error {
-        Error::DatabaseError(
-            DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
-            _,
-        ) => true,
-        Error::DatabaseError(_, info) => {
-            let message = info.message();
-            message.contains("terminating connection") || message.contains("the database system is")
-        }
-        _ => false,
-    }
 }
 
 /// Why a pool gave no connection; `timed_out` is the error for a wait that ran out.
@@ -121,6 +111,17 @@ fn connection_error(error: diesel::result::Error) -> TxError {
         TxError::Connect(error.to_string())
     } else {
         TxError::Database(error)
+    }
+}
+
+/// How a transaction that could not begin answers later uses.
+fn refusal_for(error: &TxError) -> TxRefusal {
+    match error {
+        TxError::CredentialRevoked => TxRefusal::CredentialRevoked,
+        TxError::Connect(_) | TxError::PoolTimeout(_) | TxError::PlatformPoolTimeout => {
+            TxRefusal::Unavailable
+        }
+        _ => TxRefusal::Failed,
     }
 }
 
@@ -183,9 +184,10 @@ impl TenantTx {
             Access::ReadWrite => "BEGIN READ WRITE",
         };
         format!(
-            "{mode}; {}; SET LOCAL statement_timeout = {}",
+            "{mode}; {}; SET LOCAL statement_timeout = {}{}",
             switch_sql(&self.tenant),
-            self.gateway.statement_timeout().as_millis()
+            self.gateway.statement_timeout().as_millis(),
+            self.gateway.transaction_settings()
         )
     }
 
@@ -213,12 +215,19 @@ impl TenantTx {
             let mut attempt = 0;
             let mut conn = loop {
                 attempt += 1;
-                let mut conn = self
+                let conn = self
                     .gateway
                     .requests()
                     .get_for(Some(self.tenant.id))
                     .await
-                    .map_err(|error| pool_error(error, TxError::PoolTimeout(self.gateway.pool_timeout())))?;
+                    .map_err(|error| pool_error(error, TxError::PoolTimeout(self.gateway.pool_timeout())));
+                let mut conn = match conn {
+                    Ok(conn) => conn,
+                    Err(error) => {
+                        *state = State::Refused(refusal_for(&error));
+                        return Err(error);
+                    }
+                };
                 match AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await {
                     Ok(()) => break conn,
                     Err(error) => {
@@ -232,8 +241,9 @@ impl TenantTx {
                             tracing::warn!(%error, "a pooled connection was lost; retrying on a new one");
                             continue;
                         }
-                        *state = State::Refused(TxRefusal::Failed);
-                        return Err(connection_error(error));
+                        let error = connection_error(error);
+                        *state = State::Refused(refusal_for(&error));
+                        return Err(error);
                     }
                 }
             };
@@ -245,8 +255,13 @@ impl TenantTx {
                     return Err(TxError::CredentialRevoked);
                 }
                 Err(error) => {
-                    AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
-                    *state = State::Refused(TxRefusal::Failed);
+                    let error = match error {
+                        TxError::Database(error) => connection_error(error),
+                        other => other,
+                    };
+                    // A lost connection cannot roll back (nor needs to); it is closed.
+                    let _ = AnsiTransactionManager::rollback_transaction(&mut *conn).await;
+                    *state = State::Refused(refusal_for(&error));
                     return Err(error);
                 }
             };
@@ -254,6 +269,9 @@ impl TenantTx {
         }
         match *state {
             State::Refused(TxRefusal::CredentialRevoked) => return Err(TxError::CredentialRevoked),
+            State::Refused(TxRefusal::Unavailable) => {
+                return Err(TxError::Connect("the database connection was lost".to_owned()));
+            }
             State::Refused(TxRefusal::Failed) => return Err(TxError::Finished),
             _ => {}
         }
@@ -343,9 +361,13 @@ impl TenantTx {
     /// the next use begin a fresh one, with a fresh credential check. For subscriptions,
     /// which run one short transaction per delivery.
     pub async fn restart(&self) -> Result<(), TxError> {
-        self.finish(true).await?;
+        let finished = self.finish(true).await;
+        // Even when the commit failed (a lost connection), the next use begins afresh.
         *self.state.lock().await = State::NotBegun;
-        Ok(())
+        finished.map_err(|error| match error {
+            TxError::Database(error) => connection_error(error),
+            other => other,
+        })
     }
 
     /// Gives up an open transaction without a round trip (when its owner is dropped

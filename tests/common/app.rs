@@ -50,7 +50,20 @@ impl TestApp {
         configure: impl FnOnce(&mut DatabaseConfig, &mut AuthConfig),
         limits: LimitsConfig,
     ) -> Self {
-        let db = TestDb::new().await;
+        Self::assemble(TestDb::new().await, configure, limits).await
+    }
+
+    /// An app on `db` (created and migrated if needed) whose configuration `configure`
+    /// may change first; `DatabaseConfig::session_url` must stay `db`'s URL.
+    pub async fn on(db: TestDb, configure: impl FnOnce(&mut DatabaseConfig, &mut AuthConfig)) -> Self {
+        Self::assemble(db, configure, LimitsConfig::default()).await
+    }
+
+    async fn assemble(
+        db: TestDb,
+        configure: impl FnOnce(&mut DatabaseConfig, &mut AuthConfig),
+        limits: LimitsConfig,
+    ) -> Self {
         let mut installation = db.prepare().await;
         let (keys, key_spec) = RootKeys::generate(1);
         let mut database = db.config();
@@ -60,6 +73,8 @@ impl TestApp {
         // Tests that run `enclave::listen` side by side must not share the edge port.
         auth.edge.edge_listen = "127.0.0.1:0".to_owned();
         configure(&mut database, &mut auth);
+        // As `enclave::start` does: request connections follow the configured URLs.
+        installation = Installation::new(&database, installation.migrations.clone()).expect("installation");
         installation.edge = enclave::edge::prepare_if_configured(&installation, &auth)
             .await
             .expect("edge CAs");

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod cluster;
 pub mod edge;
 pub mod subscribe;
 
@@ -61,6 +62,8 @@ struct Name {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    /// Dropped with its roles on drop (databases of the shared test server).
+    owned: bool,
 }
 
 impl TestDb {
@@ -101,6 +104,17 @@ impl TestDb {
         Self {
             url: url_for(&name),
             name,
+            owned: true,
+        }
+    }
+
+    /// Database `name` at `url` on another server (a private cluster, which removes it):
+    /// created by `prepare`, never dropped by the harness.
+    pub fn elsewhere(name: &str, url: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            url,
+            owned: false,
         }
     }
 
@@ -183,6 +197,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         if keep_test_databases() {
             eprintln!("keeping test database {}", self.name);
             return;
