@@ -569,8 +569,9 @@ async fn run_workers(
     let workers = crate::jobs::Workers::start(
         &gateway,
         &directory,
-        &installation.database_url,
+        &installation,
         jobs.worker_count().max(1),
+        jobs.export_dir.clone(),
         &metrics,
     );
     shutdown_signal().await;

@@ -21,6 +21,8 @@
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
+//! | `ENCLAVE_WORKERS` | number of CPUs | tenant job workers `serve` runs (0: none), each running one job at a time, with one platform job runner beside them |
+//! | `ENCLAVE_EXPORT_DIR` | — | directory the `tenant_export` platform job writes archives into (created if missing); unset, export jobs fail with `NOT_CONFIGURED` |
 //! | `ENCLAVE_ROOT_KEY` | — | root key set `<id>:private:<hex>[,<id>:public:<hex>…]` (see `auth::keys`) |
 //! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
 //! | `ENCLAVE_DEV` | `false` | development mode: without a configured key, use (creating it if missing) the per-user dev key file; GraphQL errors suggest field names ("Did you mean …") |
@@ -262,6 +264,10 @@ pub struct JobsConfig {
     /// runs none (another process runs `enclave worker`).
     #[arg(long, env = "ENCLAVE_WORKERS")]
     pub workers: Option<usize>,
+    /// Directory the `tenant_export` platform job writes archives to (created if
+    /// missing); unset: export jobs fail with `NOT_CONFIGURED`.
+    #[arg(long, env = "ENCLAVE_EXPORT_DIR")]
+    pub export_dir: Option<std::path::PathBuf>,
 }
 
 impl JobsConfig {

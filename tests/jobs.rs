@@ -410,6 +410,16 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
                FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
              INSERT INTO {schema}.health_events (source_kind, source_id, status, occurred_at) \
                SELECT 'device', gen_random_uuid(), 'healthy', '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day' \
+               FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
+             INSERT INTO {schema}.cpu_metrics (device_id, ts, usage_percent) \
+               SELECT (SELECT id FROM {schema}.devices), '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day', 5 \
+               FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
+             INSERT INTO {schema}.process_metrics (device_id, ts, pid, name, cpu_percent, memory_bytes) \
+               SELECT (SELECT id FROM {schema}.devices), '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day', 1, 'init', 0, 0 \
+               FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
+             INSERT INTO {schema}.otel_traces (trace_id, span_id, service_name, name, start_time, end_time) \
+               SELECT 't' || d, 's', 'api', 'GET /', '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day', \
+                      '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day' \
                FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d;"
         ))
         .await;
@@ -423,12 +433,15 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
            ('onboarding_expiry', 'succeeded', '2030-01-10T10:05:00Z'::timestamptz - interval '100 days')",
     )
     .await;
-    // Acme keeps events 30 days and metric series 7; logs and health events keep their
-    // defaults (30 and 90 days). Globex's policy would delete everything, but it runs no job.
+    // Acme keeps events 30 days, metric series 7 and spans 90; logs, health events, CPU
+    // and process samples keep their defaults (30, 90, 30 and 7 days). Globex's policy
+    // would delete everything, but it runs no job.
     jobs.sql(
-        "INSERT INTO tenant_acme.retention_policies (data_kind, keep_days) VALUES ('events', 30), ('metrics', 7); \
+        "INSERT INTO tenant_acme.retention_policies (data_kind, keep_days) \
+           VALUES ('events', 30), ('metrics', 7), ('traces', 90); \
          INSERT INTO tenant_globex.retention_policies (data_kind, keep_days) \
-           VALUES ('events', 1), ('logs', 1), ('metrics', 1), ('health_events', 1)",
+           VALUES ('events', 1), ('logs', 1), ('metrics', 1), ('health_events', 1), ('cpu_metrics', 1), \
+                  ('process_metrics', 1), ('traces', 1)",
     )
     .await;
     let job = jobs
@@ -449,10 +462,10 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
 
     assert_eq!(
         kept(&jobs, "tenant_acme").await,
-        vec!["1,6,8,29", "1,6,8,29", "1,6", "1,6,8,29,31,89"]
+        vec!["1,6,8,29", "1,6,8,29", "1,6", "1,6,8,29,31,89", "1,6,8,29", "1,6", "1,6,8,29,31,89"]
     );
     let all = "1,6,8,29,31,89,91,100";
-    assert_eq!(kept(&jobs, "tenant_globex").await, vec![all, all, all, all]);
+    assert_eq!(kept(&jobs, "tenant_globex").await, vec![all; 7]);
     // The retention job itself and the job of 29 days stay; globex's is not acme's.
     assert_eq!(jobs.count("SELECT count(*) AS n FROM tenant_acme.jobs").await, 2);
     assert_eq!(
@@ -463,7 +476,9 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
     assert_eq!(row.status, "succeeded");
     assert_eq!(
         row.result.expect("result"),
-        json!({"deleted": {"events": 4, "logs": 4, "metrics": 6, "health_events": 2, "jobs": 1, "poll_jobs": 0}})
+        json!({"deleted": {"events": 4, "logs": 4, "metrics": 6, "health_events": 2, "cpu_metrics": 4,
+            "memory_metrics": 0, "disk_metrics": 0, "process_metrics": 6, "otel_metrics": 0, "traces": 2,
+            "trace_summaries": 0, "jobs": 1, "poll_jobs": 0}})
     );
 }
 
@@ -475,6 +490,9 @@ async fn kept(jobs: &Jobs, schema: &str) -> Vec<String> {
         ("logs", "ts"),
         ("timeseries_metrics", "ts"),
         ("health_events", "occurred_at"),
+        ("cpu_metrics", "ts"),
+        ("process_metrics", "ts"),
+        ("otel_traces", "start_time"),
     ] {
         let sql = format!(
             "SELECT string_agg(extract(day FROM '2030-01-10T10:05:00Z'::timestamptz - {column})::text, ',' \
@@ -799,6 +817,55 @@ async fn polling_schedules_produce_one_queued_poll_job_each_coalescing_missed_in
 }
 
 #[tokio::test]
+async fn a_poll_job_still_running_is_not_doubled_and_its_expired_lease_returns_it_to_the_queue() {
+    let jobs = Jobs::new().await;
+    jobs.sql(
+        "INSERT INTO tenant_acme.polling_schedules (name, target, interval_seconds, next_run_at) \
+         VALUES ('core', 'snmp://10.0.0.1', 60, '2030-01-10T10:05:00Z')",
+    )
+    .await;
+    let worker = jobs.worker();
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    // A poller leased it at 10:05 for five minutes (what GET /edge/v1/poll-jobs does).
+    jobs.sql(
+        "UPDATE tenant_acme.poll_jobs SET status = 'running', leased_by = 'p1', attempts = 1, \
+         started_at = '2030-01-10T10:05:00Z', locked_until = '2030-01-10T10:10:00Z'",
+    )
+    .await;
+    let all = "SELECT count(*) AS n FROM tenant_acme.poll_jobs";
+    // 10:06 and 10:07: the schedule is due again, but its poll is still running.
+    for _ in 0..2 {
+        jobs.clock.advance(chrono::Duration::minutes(1));
+        assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+        assert_eq!(jobs.count(all).await, 1);
+    }
+    // 10:11: the lease ran out; the producer's visit returns the job to the queue (one
+    // job, queued, no holder) and still makes no second one.
+    jobs.clock.set(t0() + chrono::Duration::minutes(6));
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    assert_eq!(jobs.count(all).await, 1);
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM tenant_acme.poll_jobs \
+             WHERE status = 'queued' AND leased_by IS NULL AND locked_until IS NULL AND attempts = 1"
+        )
+        .await,
+        1
+    );
+    // Once it is done, the next interval produces a new one.
+    jobs.sql("UPDATE tenant_acme.poll_jobs SET status = 'succeeded', finished_at = '2030-01-10T10:11:30Z'")
+        .await;
+    jobs.clock.advance(chrono::Duration::minutes(1));
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE status = 'queued'")
+            .await,
+        1
+    );
+    assert_eq!(jobs.count(all).await, 2);
+}
+
+#[tokio::test]
 async fn metrics_sample_queue_depth_and_oldest_due_age_by_kind_without_tenants() {
     let jobs = Jobs::new().await;
     for (schema, minutes) in [("tenant_acme", 10), ("tenant_acme", 2), ("tenant_globex", 5)] {
@@ -1061,10 +1128,11 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
     let viewer = app.session("acme", &viewer).await;
     let other = app.user("globex", "viewer@globex.example", Role::Viewer).await;
     let other = app.session("globex", &other).await;
-    const READ: &str = "{ retentionPolicy { eventsDays logsDays metricsDays healthEventsDays } }";
+    const READ: &str = "{ retentionPolicy { eventsDays logsDays metricsDays healthEventsDays tracesDays } }";
     const SET: &str = "mutation($input: SetRetentionPolicyInput!) { setRetentionPolicy(input: $input) { \
-        retentionPolicy { eventsDays logsDays metricsDays healthEventsDays } } }";
-    let defaults = json!({"eventsDays": 90, "logsDays": 30, "metricsDays": 30, "healthEventsDays": 90});
+        retentionPolicy { eventsDays logsDays metricsDays healthEventsDays tracesDays } } }";
+    let defaults =
+        json!({"eventsDays": 90, "logsDays": 30, "metricsDays": 30, "healthEventsDays": 90, "tracesDays": 7});
     assert_eq!(
         app.gql(Some(&viewer), READ, json!({})).await["data"]["retentionPolicy"],
         defaults
@@ -1073,10 +1141,11 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
         .gql(
             Some(&admin),
             SET,
-            json!({"input": {"eventsDays": 7, "metricsDays": 400}}),
+            json!({"input": {"eventsDays": 7, "metricsDays": 400, "tracesDays": 3}}),
         )
         .await;
-    let changed = json!({"eventsDays": 7, "logsDays": 30, "metricsDays": 400, "healthEventsDays": 90});
+    let changed =
+        json!({"eventsDays": 7, "logsDays": 30, "metricsDays": 400, "healthEventsDays": 90, "tracesDays": 3});
     assert_eq!(
         set["data"]["setRetentionPolicy"]["retentionPolicy"], changed,
         "{set}"

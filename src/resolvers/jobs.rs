@@ -388,6 +388,20 @@ pub struct RetentionPolicy {
     pub metrics_days: i32,
     /// Health events (default 90).
     pub health_events_days: i32,
+    /// CPU usage samples (default 30).
+    pub cpu_metrics_days: i32,
+    /// Memory usage samples (default 30).
+    pub memory_metrics_days: i32,
+    /// Disk usage samples (default 30).
+    pub disk_metrics_days: i32,
+    /// Process samples (default 7).
+    pub process_metrics_days: i32,
+    /// OpenTelemetry metric points (default 30).
+    pub otel_metrics_days: i32,
+    /// OpenTelemetry spans (default 7).
+    pub traces_days: i32,
+    /// Trace summaries (default 30).
+    pub trace_summaries_days: i32,
 }
 
 /// Input of `setRetentionPolicy`: days to keep, 1 to 3650; absent kinds keep their value.
@@ -401,6 +415,20 @@ pub struct SetRetentionPolicyInput {
     pub metrics_days: Option<i32>,
     /// Days to keep health events.
     pub health_events_days: Option<i32>,
+    /// Days to keep CPU usage samples.
+    pub cpu_metrics_days: Option<i32>,
+    /// Days to keep memory usage samples.
+    pub memory_metrics_days: Option<i32>,
+    /// Days to keep disk usage samples.
+    pub disk_metrics_days: Option<i32>,
+    /// Days to keep process samples.
+    pub process_metrics_days: Option<i32>,
+    /// Days to keep OpenTelemetry metric points.
+    pub otel_metrics_days: Option<i32>,
+    /// Days to keep OpenTelemetry spans.
+    pub traces_days: Option<i32>,
+    /// Days to keep trace summaries.
+    pub trace_summaries_days: Option<i32>,
 }
 
 /// The retention policy after a mutation.
@@ -439,6 +467,13 @@ async fn retention_policy(conn: &mut diesel_async::AsyncPgConnection) -> ApiResu
         logs_days: days("logs"),
         metrics_days: days("metrics"),
         health_events_days: days("health_events"),
+        cpu_metrics_days: days("cpu_metrics"),
+        memory_metrics_days: days("memory_metrics"),
+        disk_metrics_days: days("disk_metrics"),
+        process_metrics_days: days("process_metrics"),
+        otel_metrics_days: days("otel_metrics"),
+        traces_days: days("traces"),
+        trace_summaries_days: days("trace_summaries"),
     })
 }
 
@@ -750,6 +785,13 @@ impl JobsMutation {
             ("logs", input.logs_days),
             ("metrics", input.metrics_days),
             ("health_events", input.health_events_days),
+            ("cpu_metrics", input.cpu_metrics_days),
+            ("memory_metrics", input.memory_metrics_days),
+            ("disk_metrics", input.disk_metrics_days),
+            ("process_metrics", input.process_metrics_days),
+            ("otel_metrics", input.otel_metrics_days),
+            ("traces", input.traces_days),
+            ("trace_summaries", input.trace_summaries_days),
         ];
         if changes
             .iter()
