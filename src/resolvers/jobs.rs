@@ -164,6 +164,8 @@ pub struct PlatformJobRow {
     pub run_after: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub result: Option<serde_json::Value>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// A job of the platform's own queue (`public`), about the fleet or one tenant.
@@ -186,6 +188,11 @@ pub struct PlatformJob {
     pub last_error: Option<String>,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
+    /// What it produced, once it succeeded (a `tenant_export`: the archive's `path`,
+    /// `bytes` and `sha256`).
+    pub result: Option<Json<serde_json::Value>>,
+    /// When it succeeded or failed for good.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl From<PlatformJobRow> for PlatformJob {
@@ -199,6 +206,8 @@ impl From<PlatformJobRow> for PlatformJob {
             run_after: row.run_after,
             last_error: row.last_error,
             created_at: row.created_at,
+            result: row.result.map(Json),
+            finished_at: row.finished_at,
         }
     }
 }
@@ -373,6 +382,52 @@ impl PlatformJobsQuery {
             .map(|row| (time_cursor(row.created_at, row.id), PlatformJob::from(row)))
             .collect();
         Ok(window.connection(rows, EmptyFields))
+    }
+}
+
+/// The platform's job mutations (platform admins).
+#[derive(Default)]
+pub struct PlatformJobsMutation;
+
+/// A platform job after a mutation.
+#[derive(SimpleObject)]
+pub struct PlatformJobPayload {
+    /// The job as queued.
+    pub platform_job: PlatformJob,
+}
+
+#[Object]
+impl PlatformJobsMutation {
+    /// Queues an export of a tenant (a `tenant_export` platform job): a worker writes the
+    /// tenant's archive into the server's export directory and records its path and
+    /// SHA-256 digest in the job's `result` (platform admins).
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn export_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Slug of the tenant to export.")] slug: String,
+    ) -> ApiResult<PlatformJobPayload> {
+        let app = app(ctx)?;
+        let slug = crate::tenancy::provision::parse_slug(&slug)?;
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
+        let tenant: Option<Uuid> = crate::schema::public::tenants::table
+            .filter(crate::schema::public::tenants::slug.eq(slug.as_str()))
+            .select(crate::schema::public::tenants::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let tenant = tenant.ok_or_else(|| ApiError::not_found("there is no such tenant"))?;
+        let row: PlatformJobRow = diesel::insert_into(platform_jobs::table)
+            .values((
+                platform_jobs::kind.eq(crate::jobs::platform::TENANT_EXPORT),
+                platform_jobs::tenant_id.eq(tenant),
+            ))
+            .returning(PlatformJobRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(PlatformJobPayload {
+            platform_job: row.into(),
+        })
     }
 }
 
