@@ -1180,3 +1180,215 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
         0
     );
 }
+
+/// A platform job runner on the manual clock of `jobs`, writing exports into `export_dir`.
+fn platform_runner(jobs: &Jobs, export_dir: Option<std::path::PathBuf>) -> enclave::jobs::platform::PlatformRunner {
+    enclave::jobs::platform::PlatformRunner::new(
+        jobs.app.app.installation.clone(),
+        Arc::new(jobs.clock.clone()),
+        WorkerOptions {
+            lease: LEASE,
+            idle_wait: Duration::from_millis(10),
+        },
+        Arc::default(),
+        export_dir,
+    )
+}
+
+#[derive(Debug, QueryableByName)]
+struct PlatformJobRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    result: Option<serde_json::Value>,
+}
+
+async fn platform_jobs(jobs: &Jobs) -> Vec<PlatformJobRow> {
+    diesel::sql_query(
+        "SELECT j.kind, j.status, j.attempts, j.last_error, j.result FROM public.platform_jobs j \
+         ORDER BY j.created_at, j.kind",
+    )
+    .load(&mut jobs.app.db.conn().await)
+    .await
+    .expect("platform jobs")
+}
+
+#[tokio::test]
+async fn a_tenant_behind_this_builds_migrations_is_migrated_once_by_a_platform_job() {
+    use enclave::jobs::platform::PlatformTick;
+    let jobs = Jobs::new().await;
+    // Acme looks like a tenant an older build added while this one ran: its latest
+    // migration undone and forgotten by the ledger.
+    let latest = jobs
+        .app
+        .app
+        .installation
+        .migrations
+        .tenant
+        .migrations()
+        .last()
+        .expect("a tenant migration")
+        .clone();
+    jobs.sql(&format!(
+        "BEGIN; SET LOCAL search_path = tenant_acme; {down} COMMIT; \
+         DELETE FROM public.enclave_schema_migrations WHERE schema_name = 'tenant_acme' AND version = '{version}'; \
+         UPDATE public.enclave_schema_state SET fingerprint = 'older build' WHERE schema_name = 'tenant_acme';",
+        down = latest.down,
+        version = latest.version
+    ))
+    .await;
+    let runner = platform_runner(&jobs, None);
+    // The first round finds acme behind, queues its migration and runs it.
+    let tick = runner.tick().await.expect("tick");
+    assert!(
+        matches!(
+            tick,
+            PlatformTick::Ran {
+                outcome: RunOutcome::Succeeded,
+                ..
+            }
+        ),
+        "{tick:?}"
+    );
+    let ran = platform_jobs(&jobs).await;
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!((ran[0].kind.as_str(), ran[0].status.as_str()), ("migrate_tenant", "succeeded"));
+    assert_eq!(
+        ran[0].result,
+        Some(json!({"schema": "tenant_acme", "applied": [latest.version.clone()]}))
+    );
+    assert_eq!(
+        jobs.count(&format!(
+            "SELECT count(*) AS n FROM public.platform_jobs j JOIN public.tenants t ON t.id = j.tenant_id \
+             WHERE t.slug = 'acme' AND j.kind = 'migrate_tenant'"
+        ))
+        .await,
+        1
+    );
+    // The schema is back at this build's migrations, like globex (which was never touched).
+    assert_eq!(
+        jobs.count(&format!(
+            "SELECT count(*) AS n FROM public.enclave_schema_migrations \
+             WHERE schema_name = 'tenant_acme' AND version = '{}'",
+            latest.version
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM public.enclave_schema_state a JOIN public.enclave_schema_state g \
+             ON g.schema_name = 'tenant_globex' WHERE a.schema_name = 'tenant_acme' AND a.fingerprint = g.fingerprint"
+        )
+        .await,
+        1
+    );
+    // Nothing more to do, now or after the next check.
+    assert_eq!(runner.tick().await.expect("tick"), PlatformTick::Idle);
+    jobs.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(runner.tick().await.expect("tick"), PlatformTick::Idle);
+    assert_eq!(platform_jobs(&jobs).await.len(), 1);
+}
+
+#[tokio::test]
+async fn platform_admins_export_a_tenant_through_a_platform_job_with_its_path_and_digest() {
+    use common::app::error_code;
+    use enclave::auth::Role;
+    use enclave::jobs::platform::PlatformTick;
+    use sha2::Digest as _;
+    let jobs = Jobs::new().await;
+    let root = jobs
+        .app
+        .user("platform", "root@platform.example", Role::PlatformAdmin)
+        .await;
+    let root = jobs.app.session("platform", &root).await;
+    let admin = jobs.app.user("acme", "admin@acme.example", Role::Admin).await;
+    let admin = jobs.app.session("acme", &admin).await;
+    const EXPORT: &str = "mutation($slug: String!) { exportTenant(slug: $slug) { platformJob { id kind status } } }";
+    let refused = jobs.app.gql(Some(&admin), EXPORT, json!({"slug": "acme"})).await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let missing = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "nobody"})).await;
+    assert_eq!(error_code(&missing), Some("NOT_FOUND"), "{missing}");
+    assert_eq!(platform_jobs(&jobs).await.len(), 0);
+    let queued = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "acme"})).await;
+    assert_eq!(
+        queued["data"]["exportTenant"]["platformJob"]["status"],
+        "QUEUED",
+        "{queued}"
+    );
+
+    // A runner without an export directory dead-letters it at once, with a code.
+    let tick = platform_runner(&jobs, None).tick().await.expect("tick");
+    assert!(
+        matches!(
+            tick,
+            PlatformTick::Ran {
+                outcome: RunOutcome::Failed("NOT_CONFIGURED"),
+                ..
+            }
+        ),
+        "{tick:?}"
+    );
+    let failed = platform_jobs(&jobs).await;
+    assert_eq!(
+        (failed[0].status.as_str(), failed[0].attempts, failed[0].last_error.as_deref()),
+        ("failed", 1, Some("NOT_CONFIGURED"))
+    );
+
+    // With one, the next export is written, with its digest; an export whose worker died
+    // (its lease expired) is run again by the next round.
+    let dir = std::env::temp_dir().join(format!("enclave-exports-{}", uuid::Uuid::new_v4()));
+    let runner = platform_runner(&jobs, Some(dir.clone()));
+    let queued = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "acme"})).await;
+    assert!(queued["errors"].is_null(), "{queued}");
+    jobs.sql(&format!(
+        "INSERT INTO public.platform_jobs (kind, tenant_id, status, attempts, locked_until, lease_id, created_at) \
+         VALUES ('tenant_export', '{}', 'running', 1, '2030-01-10T10:04:00Z', gen_random_uuid(), now() + interval '1 hour')",
+        jobs.tenant_id("globex")
+    ))
+    .await;
+    for _ in 0..2 {
+        let tick = runner.tick().await.expect("tick");
+        assert!(
+            matches!(
+                tick,
+                PlatformTick::Ran {
+                    outcome: RunOutcome::Succeeded,
+                    ..
+                }
+            ),
+            "{tick:?}"
+        );
+    }
+    assert_eq!(runner.tick().await.expect("tick"), PlatformTick::Idle);
+    let done = platform_jobs(&jobs).await;
+    assert_eq!(done.len(), 3, "{done:?}");
+    for (job, tenant, attempts) in [(&done[1], "acme", 1), (&done[2], "globex", 2)] {
+        assert_eq!((job.status.as_str(), job.attempts), ("succeeded", attempts), "{job:?}");
+        let result = job.result.as_ref().expect("result");
+        assert_eq!(result["tenant"], tenant);
+        let path = std::path::PathBuf::from(result["path"].as_str().expect("path"));
+        assert_eq!(path.parent(), Some(dir.as_path()));
+        assert!(
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(&format!("{tenant}-")) && name.ends_with(".tar.gz")),
+            "{path:?}"
+        );
+        let bytes = std::fs::read(&path).expect("the archive");
+        assert_eq!(result["bytes"].as_u64(), Some(bytes.len() as u64));
+        assert_eq!(result["sha256"], format!("{:x}", sha2::Sha256::digest(&bytes)));
+    }
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("export dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
