@@ -668,9 +668,8 @@ async fn pollers_lease_their_tenants_poll_jobs_and_only_the_leaseholder_posts_a_
             break;
         }
     }
-    let queued = |schema: &str| {
-        format!("SELECT count(*) AS n FROM {schema}.poll_jobs WHERE status = 'queued'")
-    };
+    let queued =
+        |schema: &str| format!("SELECT count(*) AS n FROM {schema}.poll_jobs WHERE status = 'queued'");
     assert_eq!(app.db.count(&queued("tenant_acme")).await, 2);
     assert_eq!(app.db.count(&queued("tenant_globex")).await, 1);
 
@@ -703,24 +702,46 @@ async fn pollers_lease_their_tenants_poll_jobs_and_only_the_leaseholder_posts_a_
     );
 
     // Checkers lease nothing; bad limits are refused.
-    let (status, answer) = get_tls(address, &checker, "/edge/v1/poll-jobs").await.expect("checker");
-    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("FORBIDDEN")), "{answer}");
-    let (status, answer) = get_tls(address, &poller, "/edge/v1/poll-jobs?limit=0").await.expect("limit");
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("BAD_REQUEST")), "{answer}");
+    let (status, answer) = get_tls(address, &checker, "/edge/v1/poll-jobs")
+        .await
+        .expect("checker");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{answer}"
+    );
+    let (status, answer) = get_tls(address, &poller, "/edge/v1/poll-jobs?limit=0")
+        .await
+        .expect("limit");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{answer}"
+    );
 
     // A result for another tenant's job, or another component's: refused, nothing changes.
     let done = json!({"status": "succeeded", "result": {"ifInOctets": 5}});
     let open_result = format!("/edge/v1/poll-jobs/{open_id}/result");
     for (config, who) in [(&other, "globex's poller"), (&agent, "acme's agent")] {
         let (status, answer) = post(address, config, &open_result, &done).await.expect(who);
-        assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("NOT_LEASED")), "{who}: {answer}");
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("NOT_LEASED")),
+            "{who}: {answer}"
+        );
     }
     let theirs_id = theirs["jobs"][0]["id"].as_str().expect("id");
-    let (status, _) = post(address, &poller, &format!("/edge/v1/poll-jobs/{theirs_id}/result"), &done)
-        .await
-        .expect("cross-tenant");
+    let (status, _) = post(
+        address,
+        &poller,
+        &format!("/edge/v1/poll-jobs/{theirs_id}/result"),
+        &done,
+    )
+    .await
+    .expect("cross-tenant");
     assert_eq!(status, 409);
-    let untouched = "SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE status = 'running' AND result IS NULL";
+    let untouched =
+        "SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE status = 'running' AND result IS NULL";
     assert_eq!(app.db.count(untouched).await, 2);
     assert_eq!(
         app.db
@@ -737,7 +758,11 @@ async fn pollers_lease_their_tenants_poll_jobs_and_only_the_leaseholder_posts_a_
         json!({"status": "failed", "error": "e".repeat(1001)}),
     ] {
         let (status, answer) = post(address, &poller, &open_result, &bad).await.expect("bad");
-        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("BAD_REQUEST")), "{answer}");
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{answer}"
+        );
     }
     let (status, answer) = post(address, &poller, "/edge/v1/poll-jobs/not-a-uuid/result", &done)
         .await
@@ -781,11 +806,19 @@ async fn pollers_lease_their_tenants_poll_jobs_and_only_the_leaseholder_posts_a_
         1
     );
     let again = lease(&agent).await;
-    assert_eq!((leased_names(&again), again["jobs"][0]["attempt"].as_i64()), (vec!["mine".to_owned()], Some(2)));
+    assert_eq!(
+        (leased_names(&again), again["jobs"][0]["attempt"].as_i64()),
+        (vec!["mine".to_owned()], Some(2))
+    );
     let failed = json!({"status": "failed", "error": "timeout talking to 10.0.0.2"});
-    let (status, answer) = post(address, &agent, &format!("/edge/v1/poll-jobs/{mine_id}/result"), &failed)
-        .await
-        .expect("failed result");
+    let (status, answer) = post(
+        address,
+        &agent,
+        &format!("/edge/v1/poll-jobs/{mine_id}/result"),
+        &failed,
+    )
+    .await
+    .expect("failed result");
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         app.db

@@ -462,7 +462,15 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
 
     assert_eq!(
         kept(&jobs, "tenant_acme").await,
-        vec!["1,6,8,29", "1,6,8,29", "1,6", "1,6,8,29,31,89", "1,6,8,29", "1,6", "1,6,8,29,31,89"]
+        vec![
+            "1,6,8,29",
+            "1,6,8,29",
+            "1,6",
+            "1,6,8,29,31,89",
+            "1,6,8,29",
+            "1,6",
+            "1,6,8,29,31,89"
+        ]
     );
     let all = "1,6,8,29,31,89,91,100";
     assert_eq!(kept(&jobs, "tenant_globex").await, vec![all; 7]);
@@ -921,9 +929,14 @@ async fn enclave_worker_runs_due_jobs_on_the_system_clock_and_stops_on_sigterm()
     let job = jobs
         .job("tenant_acme", "onboarding_expiry", json!({}), Utc::now())
         .await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
         .args(["worker", "--database-url", &jobs.app.db.url])
         .env("ENCLAVE_WORKERS", "1")
+        .env("ENCLAVE_WORKER_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env_remove("ENCLAVE_AUTHENTICATOR_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -935,6 +948,25 @@ async fn enclave_worker_runs_due_jobs_on_the_system_clock_and_stops_on_sigterm()
         assert!(waited < 300, "the worker did not run the job within 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The worker's own /metrics shows the run.
+    let metrics = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port))
+            .await
+            .expect("the worker's metrics listener");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("answer");
+        answer
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("enclave_job_runs_total{outcome=\"succeeded\"} 1\n"),
+        "{metrics}"
+    );
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1182,7 +1214,10 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
 }
 
 /// A platform job runner on the manual clock of `jobs`, writing exports into `export_dir`.
-fn platform_runner(jobs: &Jobs, export_dir: Option<std::path::PathBuf>) -> enclave::jobs::platform::PlatformRunner {
+fn platform_runner(
+    jobs: &Jobs,
+    export_dir: Option<std::path::PathBuf>,
+) -> enclave::jobs::platform::PlatformRunner {
     enclave::jobs::platform::PlatformRunner::new(
         jobs.app.app.installation.clone(),
         Arc::new(jobs.clock.clone()),
@@ -1258,16 +1293,19 @@ async fn a_tenant_behind_this_builds_migrations_is_migrated_once_by_a_platform_j
     );
     let ran = platform_jobs(&jobs).await;
     assert_eq!(ran.len(), 1, "{ran:?}");
-    assert_eq!((ran[0].kind.as_str(), ran[0].status.as_str()), ("migrate_tenant", "succeeded"));
+    assert_eq!(
+        (ran[0].kind.as_str(), ran[0].status.as_str()),
+        ("migrate_tenant", "succeeded")
+    );
     assert_eq!(
         ran[0].result,
         Some(json!({"schema": "tenant_acme", "applied": [latest.version.clone()]}))
     );
     assert_eq!(
-        jobs.count(&format!(
+        jobs.count(
             "SELECT count(*) AS n FROM public.platform_jobs j JOIN public.tenants t ON t.id = j.tenant_id \
              WHERE t.slug = 'acme' AND j.kind = 'migrate_tenant'"
-        ))
+        )
         .await,
         1
     );
@@ -1310,7 +1348,8 @@ async fn platform_admins_export_a_tenant_through_a_platform_job_with_its_path_an
     let root = jobs.app.session("platform", &root).await;
     let admin = jobs.app.user("acme", "admin@acme.example", Role::Admin).await;
     let admin = jobs.app.session("acme", &admin).await;
-    const EXPORT: &str = "mutation($slug: String!) { exportTenant(slug: $slug) { platformJob { id kind status } } }";
+    const EXPORT: &str =
+        "mutation($slug: String!) { exportTenant(slug: $slug) { platformJob { id kind status } } }";
     let refused = jobs.app.gql(Some(&admin), EXPORT, json!({"slug": "acme"})).await;
     assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
     let missing = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "nobody"})).await;
@@ -1318,8 +1357,7 @@ async fn platform_admins_export_a_tenant_through_a_platform_job_with_its_path_an
     assert_eq!(platform_jobs(&jobs).await.len(), 0);
     let queued = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "acme"})).await;
     assert_eq!(
-        queued["data"]["exportTenant"]["platformJob"]["status"],
-        "QUEUED",
+        queued["data"]["exportTenant"]["platformJob"]["status"], "QUEUED",
         "{queued}"
     );
 
@@ -1337,7 +1375,11 @@ async fn platform_admins_export_a_tenant_through_a_platform_job_with_its_path_an
     );
     let failed = platform_jobs(&jobs).await;
     assert_eq!(
-        (failed[0].status.as_str(), failed[0].attempts, failed[0].last_error.as_deref()),
+        (
+            failed[0].status.as_str(),
+            failed[0].attempts,
+            failed[0].last_error.as_deref()
+        ),
         ("failed", 1, Some("NOT_CONFIGURED"))
     );
 
@@ -1370,7 +1412,11 @@ async fn platform_admins_export_a_tenant_through_a_platform_job_with_its_path_an
     let done = platform_jobs(&jobs).await;
     assert_eq!(done.len(), 3, "{done:?}");
     for (job, tenant, attempts) in [(&done[1], "acme", 1), (&done[2], "globex", 2)] {
-        assert_eq!((job.status.as_str(), job.attempts), ("succeeded", attempts), "{job:?}");
+        assert_eq!(
+            (job.status.as_str(), job.attempts),
+            ("succeeded", attempts),
+            "{job:?}"
+        );
         let result = job.result.as_ref().expect("result");
         assert_eq!(result["tenant"], tenant);
         let path = std::path::PathBuf::from(result["path"].as_str().expect("path"));

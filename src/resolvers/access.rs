@@ -57,9 +57,7 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
         (
             Operation::Mutation,
             "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate" | "exportTenant",
-        ) => {
-            Role::PlatformAdmin
-        }
+        ) => Role::PlatformAdmin,
         (Operation::Mutation, _) => Role::Admin,
     })
 }

@@ -51,7 +51,10 @@ const MAX_ERROR_CHARS: usize = 1000;
 
 /// Returns the poll jobs whose lease expired at `now` to the queue; returns how many.
 /// (At most one poll job per schedule is outstanding, so this never doubles one.)
-pub async fn requeue_expired(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> Result<usize, diesel::result::Error> {
+pub async fn requeue_expired(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+) -> Result<usize, diesel::result::Error> {
     diesel::sql_query(
         "UPDATE poll_jobs SET status = 'queued', leased_by = NULL, locked_until = NULL \
          WHERE status = 'running' AND locked_until <= $1",
@@ -120,7 +123,10 @@ pub(super) async fn lease(
     let Query(query) = query.map_err(|rejection| IngestError::bad(None, rejection.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LEASE);
     if !(1..=MAX_LEASE).contains(&limit) {
-        return Err(IngestError::bad(None, format!("limit must be between 1 and {MAX_LEASE}")));
+        return Err(IngestError::bad(
+            None,
+            format!("limit must be between 1 and {MAX_LEASE}"),
+        ));
     }
     let now = Utc::now();
     let until = now + chrono::Duration::seconds(LEASE_SECONDS);

@@ -34,7 +34,8 @@ pub async fn run(
         let schema = slug.schema_name();
         let role = installation.tenant_role(&slug);
         let set = &installation.migrations.tenant;
-        let migration = |error: crate::tenancy::migrations::MigrationError| JobError::Migration(error.to_string());
+        let migration =
+            |error: crate::tenancy::migrations::MigrationError| JobError::Migration(error.to_string());
         let applied = ledger::applied(conn, std::slice::from_ref(&schema))
             .await
             .map_err(migration)?;
@@ -49,7 +50,11 @@ pub async fn run(
         runner::apply(conn, &target, set, &pending, installation.migration_lock_timeout)
             .await
             .map_err(migration)?;
-        tracing::info!(schema, applied = pending.len(), "tenant migrated by a platform job");
+        tracing::info!(
+            schema,
+            applied = pending.len(),
+            "tenant migrated by a platform job"
+        );
         let versions: Vec<&str> = pending.iter().map(|m| m.version.as_str()).collect();
         let result = json!({ "schema": schema, "applied": versions });
         queue::complete(conn, job, now, &result).await?;

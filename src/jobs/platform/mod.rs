@@ -135,13 +135,16 @@ impl PlatformRunner {
             None => guard.insert(
                 crate::db::connect(&self.installation.database_url)
                     .await
-                    .map_err(|error| JobError::Tx(crate::tenancy::transaction::TxError::Connect(error.to_string())))?,
+                    .map_err(|error| {
+                        JobError::Tx(crate::tenancy::transaction::TxError::Connect(error.to_string()))
+                    })?,
             ),
         };
         let outcome = self.tick_on(conn).await;
-        if outcome.as_ref().is_err_and(|error| {
-            matches!(error.code(), "CONNECTION_LOST" | "TIMED_OUT" | "DATABASE_ERROR")
-        }) {
+        if outcome
+            .as_ref()
+            .is_err_and(|error| matches!(error.code(), "CONNECTION_LOST" | "TIMED_OUT" | "DATABASE_ERROR"))
+        {
             // Reconnect next time: the connection may be gone or left mid-transaction.
             *guard = None;
         }
@@ -161,7 +164,9 @@ impl PlatformRunner {
         let lease_id = Uuid::new_v4();
         let locked_until = now + self.lease();
         let claim = conn
-            .transaction(async |conn| queue::claim_in(conn, Queue::Platform, now, locked_until, lease_id).await)
+            .transaction(async |conn| {
+                queue::claim_in(conn, Queue::Platform, now, locked_until, lease_id).await
+            })
             .await?;
         let job = match claim {
             None => return Ok(PlatformTick::Idle),
@@ -194,7 +199,9 @@ impl PlatformRunner {
             // The connection was left mid-statement: record the failure on a fresh one.
             *conn = crate::db::connect(&self.installation.database_url)
                 .await
-                .map_err(|error| JobError::Tx(crate::tenancy::transaction::TxError::Connect(error.to_string())))?;
+                .map_err(|error| {
+                    JobError::Tx(crate::tenancy::transaction::TxError::Connect(error.to_string()))
+                })?;
         }
         let now = self.clock.now();
         let wait = backoff::delay(job.attempts, backoff::jitter());
@@ -222,7 +229,11 @@ impl PlatformRunner {
         Ok(PlatformTick::Ran { job: job.id, outcome })
     }
 
-    async fn run(&self, conn: &mut AsyncPgConnection, job: &ClaimedJob) -> Result<serde_json::Value, JobError> {
+    async fn run(
+        &self,
+        conn: &mut AsyncPgConnection,
+        job: &ClaimedJob,
+    ) -> Result<serde_json::Value, JobError> {
         match job.kind.as_str() {
             MIGRATE_TENANT => migrate::run(conn, &self.installation, job, self.clock.now()).await,
             TENANT_EXPORT => {
