@@ -565,17 +565,45 @@ async fn run_workers(
     let gateway = crate::tenancy::gateway::Gateway::new(database, &installation)?;
     let directory = crate::tenancy::directory::TenantDirectory::load(&installation).await?;
     let refresher = directory.spawn_refresher();
-    let metrics = std::sync::Arc::default();
+    let metrics: std::sync::Arc<crate::jobs::metrics::JobMetrics> = std::sync::Arc::default();
+    // Bound before any worker starts: a taken address stops the command at once.
+    let metrics_listener = match jobs.worker_metrics_addr {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (ENCLAVE_WORKER_METRICS_ADDR)"))?,
+        ),
+        None => None,
+    };
     let workers = crate::jobs::Workers::start(
         &gateway,
         &directory,
-        &installation.database_url,
+        &installation,
         jobs.worker_count().max(1),
+        jobs.export_dir.clone(),
         &metrics,
     );
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            tracing::info!(address = ?jobs.worker_metrics_addr, "serving /metrics");
+            Some(tokio::spawn(crate::jobs::metrics::serve_metrics(
+                listener,
+                metrics.clone(),
+                async move {
+                    let _ = metrics_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     shutdown_signal().await;
     tracing::info!("stopping job workers after their current jobs");
     workers.stop().await;
+    let _ = stop_metrics.send(());
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     refresher.abort();
     Ok(())
 }

@@ -23,6 +23,9 @@
 //! | `ENCLAVE_STATEMENT_TIMEOUT_MS` | `15000` | `statement_timeout` of every tenant transaction |
 //! | `ENCLAVE_MIGRATION_CONCURRENCY` | `4` | tenant schemas migrated at once |
 //! | `ENCLAVE_MIGRATION_LOCK_TIMEOUT_MS` | `10000` | `lock_timeout` of each migration transaction |
+//! | `ENCLAVE_WORKERS` | number of CPUs | tenant job workers `serve` runs (0: none), each running one job at a time, with one platform job runner beside them |
+//! | `ENCLAVE_EXPORT_DIR` | — | directory the `tenant_export` platform job writes archives into (created if missing); unset, export jobs fail with `NOT_CONFIGURED` |
+//! | `ENCLAVE_WORKER_METRICS_ADDR` | — (off) | `host:port` where `enclave worker` serves `/metrics` (the job metrics `serve` shows: runs by outcome, queue depth and oldest due age by kind) |
 //! | `ENCLAVE_ROOT_KEY` | — | root key set `<id>:private:<hex>[,<id>:public:<hex>…]` (see `auth::keys`) |
 //! | `ENCLAVE_ROOT_KEY_FILE` | — | file holding the root key set |
 //! | `ENCLAVE_DEV` | `false` | development mode: without a configured key, use (creating it if missing) the per-user dev key file; GraphQL errors suggest field names ("Did you mean …") |
@@ -306,6 +309,14 @@ pub struct JobsConfig {
     /// runs none (another process runs `enclave worker`).
     #[arg(long, env = "ENCLAVE_WORKERS")]
     pub workers: Option<usize>,
+    /// Directory the `tenant_export` platform job writes archives to (created if
+    /// missing); unset: export jobs fail with `NOT_CONFIGURED`.
+    #[arg(long, env = "ENCLAVE_EXPORT_DIR")]
+    pub export_dir: Option<std::path::PathBuf>,
+    /// Address where `enclave worker` serves its job metrics (`/metrics` only); unset:
+    /// none (`serve` shows them on its own `/metrics`).
+    #[arg(long, env = "ENCLAVE_WORKER_METRICS_ADDR")]
+    pub worker_metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl JobsConfig {

@@ -154,8 +154,9 @@ pub async fn serve(
     let workers = jobs::Workers::start(
         &app.db,
         &app.directory,
-        &app.installation.database_url,
+        &app.installation,
         server.jobs.worker_count(),
+        server.jobs.export_dir.clone(),
         &app.jobs,
     );
     let served = listen(app, server, auth.dev, shutdown).await;

@@ -596,3 +596,234 @@ async fn edge_objects_are_nodes_for_admins_only() {
         assert!(hidden["data"][alias].is_null(), "{hidden}");
     }
 }
+
+/// A component of `slug` of `kind` (an edge client and its component id).
+async fn component(app: &TestApp, token: &str, site: &str, kind: &str) -> (rustls::ClientConfig, String) {
+    let files = download_package(app, token, site, kind).await;
+    let config: Value = serde_json::from_str(&files["config.json"]).expect("config.json");
+    let id = config["componentId"].as_str().expect("componentId").to_owned();
+    let client = client_config(
+        &files["ca-chain.pem"],
+        &files["component.pem"],
+        &files["component-key.pem"],
+    );
+    (client, id)
+}
+
+/// The names of the schedules of the poll jobs a lease answer holds, sorted.
+fn leased_names(answer: &Value) -> Vec<String> {
+    let mut names: Vec<String> = answer["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|job| job["name"].as_str().expect("name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn pollers_lease_their_tenants_poll_jobs_and_only_the_leaseholder_posts_a_result() {
+    use enclave::jobs::clock::ManualClock;
+    use enclave::jobs::worker::{Tick, Worker, WorkerOptions};
+
+    let app = TestApp::new().await;
+    let (acme, acme_site) = tenant_with_site(&app, "acme").await;
+    let (globex, globex_site) = tenant_with_site(&app, "globex").await;
+    let (poller, poller_id) = component(&app, &acme, &acme_site, "POLLER").await;
+    let (agent, agent_id) = component(&app, &acme, &acme_site, "AGENT").await;
+    let (checker, _) = component(&app, &acme, &acme_site, "CHECKER").await;
+    let (other, _) = component(&app, &globex, &globex_site, "POLLER").await;
+    let server = edge_server(&app).await;
+    let address = server.address;
+
+    // acme: `open` (any poller) and `mine` (assigned to the agent named like the agent
+    // component); globex: `theirs`. All due a minute ago.
+    let mut conn = app.db.conn().await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        &format!(
+            "INSERT INTO tenant_acme.agents (name) VALUES ('{agent_id}'); \
+             INSERT INTO tenant_acme.polling_schedules (name, target, interval_seconds, next_run_at, agent_id) \
+             VALUES ('open', 'snmp://10.0.0.1', 60, now() - interval '1 minute', NULL), \
+                    ('mine', 'snmp://10.0.0.2', 60, now() - interval '1 minute', \
+                     (SELECT id FROM tenant_acme.agents WHERE name = '{agent_id}')); \
+             INSERT INTO tenant_globex.polling_schedules (name, target, interval_seconds, next_run_at) \
+             VALUES ('theirs', 'snmp://10.9.9.9', 60, now() - interval '1 minute')"
+        ),
+    )
+    .await
+    .expect("schedules");
+    // The producer (a worker visiting each tenant) makes one poll job per schedule.
+    let worker = Worker::new(
+        app.app.db.clone(),
+        app.app.directory.clone(),
+        &app.db.url,
+        std::sync::Arc::new(ManualClock::at(chrono::Utc::now())),
+        WorkerOptions::default(),
+        std::sync::Arc::default(),
+    );
+    for _ in 0..4 {
+        if worker.tick().await.expect("tick") == Tick::Idle {
+            break;
+        }
+    }
+    let queued =
+        |schema: &str| format!("SELECT count(*) AS n FROM {schema}.poll_jobs WHERE status = 'queued'");
+    assert_eq!(app.db.count(&queued("tenant_acme")).await, 2);
+    assert_eq!(app.db.count(&queued("tenant_globex")).await, 1);
+
+    // Each caller gets what it may poll, once.
+    let lease = async |config: &rustls::ClientConfig| {
+        let (status, answer) = get_tls(address, config, "/edge/v1/poll-jobs?limit=10")
+            .await
+            .expect("lease");
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let polled = lease(&poller).await;
+    assert_eq!(leased_names(&polled), ["open"]);
+    assert_eq!(polled["jobs"][0]["target"], "snmp://10.0.0.1");
+    let open_id = polled["jobs"][0]["id"].as_str().expect("id").to_owned();
+    let mine = lease(&agent).await;
+    assert_eq!(leased_names(&mine), ["mine"]);
+    let mine_id = mine["jobs"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(leased_names(&lease(&poller).await), Vec::<String>::new());
+    let theirs = lease(&other).await;
+    assert_eq!(leased_names(&theirs), ["theirs"]);
+    assert_eq!(
+        app.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE status = 'running' \
+                 AND leased_by = '{poller_id}' AND id = '{open_id}'"
+            ))
+            .await,
+        1
+    );
+
+    // Checkers lease nothing; bad limits are refused.
+    let (status, answer) = get_tls(address, &checker, "/edge/v1/poll-jobs")
+        .await
+        .expect("checker");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{answer}"
+    );
+    let (status, answer) = get_tls(address, &poller, "/edge/v1/poll-jobs?limit=0")
+        .await
+        .expect("limit");
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{answer}"
+    );
+
+    // A result for another tenant's job, or another component's: refused, nothing changes.
+    let done = json!({"status": "succeeded", "result": {"ifInOctets": 5}});
+    let open_result = format!("/edge/v1/poll-jobs/{open_id}/result");
+    for (config, who) in [(&other, "globex's poller"), (&agent, "acme's agent")] {
+        let (status, answer) = post(address, config, &open_result, &done).await.expect(who);
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (409, Some("NOT_LEASED")),
+            "{who}: {answer}"
+        );
+    }
+    let theirs_id = theirs["jobs"][0]["id"].as_str().expect("id");
+    let (status, _) = post(
+        address,
+        &poller,
+        &format!("/edge/v1/poll-jobs/{theirs_id}/result"),
+        &done,
+    )
+    .await
+    .expect("cross-tenant");
+    assert_eq!(status, 409);
+    let untouched =
+        "SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE status = 'running' AND result IS NULL";
+    assert_eq!(app.db.count(untouched).await, 2);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_globex.poll_jobs WHERE status = 'running' AND result IS NULL")
+            .await,
+        1
+    );
+
+    // Bad results are refused.
+    for bad in [
+        json!({"status": "done"}),
+        json!({"status": "succeeded", "result": [1, 2]}),
+        json!({"status": "succeeded", "result": {"blob": "x".repeat(70_000)}}),
+        json!({"status": "failed", "error": "e".repeat(1001)}),
+    ] {
+        let (status, answer) = post(address, &poller, &open_result, &bad).await.expect("bad");
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some("BAD_REQUEST")),
+            "{answer}"
+        );
+    }
+    let (status, answer) = post(address, &poller, "/edge/v1/poll-jobs/not-a-uuid/result", &done)
+        .await
+        .expect("bad id");
+    assert_eq!(status, 400, "{answer}");
+
+    // The leaseholder's result is recorded, once.
+    let (status, answer) = post(address, &poller, &open_result, &done).await.expect("result");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        app.db
+            .count(&format!(
+                "SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE id = '{open_id}' \
+                 AND status = 'succeeded' AND (result->>'ifInOctets')::int = 5 AND finished_at IS NOT NULL"
+            ))
+            .await,
+        1
+    );
+    let (status, _) = post(address, &poller, &open_result, &done).await.expect("again");
+    assert_eq!(status, 409);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) AS n FROM tenant_globex.poll_jobs WHERE status = 'running'")
+            .await,
+        1
+    );
+
+    // The agent's lease runs out (moved into the past): the next lease request returns its
+    // job to the queue; the poller still may not take it, the agent takes it again.
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        &format!("UPDATE tenant_acme.poll_jobs SET locked_until = now() - interval '1 second' WHERE id = '{mine_id}'"),
+    )
+    .await
+    .expect("expire");
+    assert_eq!(leased_names(&lease(&poller).await), Vec::<String>::new());
+    assert_eq!(
+        app.db
+            .count(&format!("SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE id = '{mine_id}' AND status = 'queued' AND leased_by IS NULL"))
+            .await,
+        1
+    );
+    let again = lease(&agent).await;
+    assert_eq!(
+        (leased_names(&again), again["jobs"][0]["attempt"].as_i64()),
+        (vec!["mine".to_owned()], Some(2))
+    );
+    let failed = json!({"status": "failed", "error": "timeout talking to 10.0.0.2"});
+    let (status, answer) = post(
+        address,
+        &agent,
+        &format!("/edge/v1/poll-jobs/{mine_id}/result"),
+        &failed,
+    )
+    .await
+    .expect("failed result");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        app.db
+            .count(&format!("SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE id = '{mine_id}' AND status = 'failed' AND error LIKE 'timeout%'"))
+            .await,
+        1
+    );
+}

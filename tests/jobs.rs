@@ -410,6 +410,16 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
                FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
              INSERT INTO {schema}.health_events (source_kind, source_id, status, occurred_at) \
                SELECT 'device', gen_random_uuid(), 'healthy', '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day' \
+               FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
+             INSERT INTO {schema}.cpu_metrics (device_id, ts, usage_percent) \
+               SELECT (SELECT id FROM {schema}.devices), '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day', 5 \
+               FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
+             INSERT INTO {schema}.process_metrics (device_id, ts, pid, name, cpu_percent, memory_bytes) \
+               SELECT (SELECT id FROM {schema}.devices), '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day', 1, 'init', 0, 0 \
+               FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d; \
+             INSERT INTO {schema}.otel_traces (trace_id, span_id, service_name, name, start_time, end_time) \
+               SELECT 't' || d, 's', 'api', 'GET /', '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day', \
+                      '2030-01-10T10:05:00Z'::timestamptz - d * interval '1 day' \
                FROM unnest(ARRAY[1, 6, 8, 29, 31, 89, 91, 100]) d;"
         ))
         .await;
@@ -423,12 +433,15 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
            ('onboarding_expiry', 'succeeded', '2030-01-10T10:05:00Z'::timestamptz - interval '100 days')",
     )
     .await;
-    // Acme keeps events 30 days and metric series 7; logs and health events keep their
-    // defaults (30 and 90 days). Globex's policy would delete everything, but it runs no job.
+    // Acme keeps events 30 days, metric series 7 and spans 90; logs, health events, CPU
+    // and process samples keep their defaults (30, 90, 30 and 7 days). Globex's policy
+    // would delete everything, but it runs no job.
     jobs.sql(
-        "INSERT INTO tenant_acme.retention_policies (data_kind, keep_days) VALUES ('events', 30), ('metrics', 7); \
+        "INSERT INTO tenant_acme.retention_policies (data_kind, keep_days) \
+           VALUES ('events', 30), ('metrics', 7), ('traces', 90); \
          INSERT INTO tenant_globex.retention_policies (data_kind, keep_days) \
-           VALUES ('events', 1), ('logs', 1), ('metrics', 1), ('health_events', 1)",
+           VALUES ('events', 1), ('logs', 1), ('metrics', 1), ('health_events', 1), ('cpu_metrics', 1), \
+                  ('process_metrics', 1), ('traces', 1)",
     )
     .await;
     let job = jobs
@@ -449,10 +462,18 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
 
     assert_eq!(
         kept(&jobs, "tenant_acme").await,
-        vec!["1,6,8,29", "1,6,8,29", "1,6", "1,6,8,29,31,89"]
+        vec![
+            "1,6,8,29",
+            "1,6,8,29",
+            "1,6",
+            "1,6,8,29,31,89",
+            "1,6,8,29",
+            "1,6",
+            "1,6,8,29,31,89"
+        ]
     );
     let all = "1,6,8,29,31,89,91,100";
-    assert_eq!(kept(&jobs, "tenant_globex").await, vec![all, all, all, all]);
+    assert_eq!(kept(&jobs, "tenant_globex").await, vec![all; 7]);
     // The retention job itself and the job of 29 days stay; globex's is not acme's.
     assert_eq!(jobs.count("SELECT count(*) AS n FROM tenant_acme.jobs").await, 2);
     assert_eq!(
@@ -463,7 +484,9 @@ async fn retention_deletes_exactly_what_the_policy_says_in_bounded_batches() {
     assert_eq!(row.status, "succeeded");
     assert_eq!(
         row.result.expect("result"),
-        json!({"deleted": {"events": 4, "logs": 4, "metrics": 6, "health_events": 2, "jobs": 1, "poll_jobs": 0}})
+        json!({"deleted": {"events": 4, "logs": 4, "metrics": 6, "health_events": 2, "cpu_metrics": 4,
+            "memory_metrics": 0, "disk_metrics": 0, "process_metrics": 6, "otel_metrics": 0, "traces": 2,
+            "trace_summaries": 0, "jobs": 1, "poll_jobs": 0}})
     );
 }
 
@@ -475,6 +498,9 @@ async fn kept(jobs: &Jobs, schema: &str) -> Vec<String> {
         ("logs", "ts"),
         ("timeseries_metrics", "ts"),
         ("health_events", "occurred_at"),
+        ("cpu_metrics", "ts"),
+        ("process_metrics", "ts"),
+        ("otel_traces", "start_time"),
     ] {
         let sql = format!(
             "SELECT string_agg(extract(day FROM '2030-01-10T10:05:00Z'::timestamptz - {column})::text, ',' \
@@ -799,6 +825,55 @@ async fn polling_schedules_produce_one_queued_poll_job_each_coalescing_missed_in
 }
 
 #[tokio::test]
+async fn a_poll_job_still_running_is_not_doubled_and_its_expired_lease_returns_it_to_the_queue() {
+    let jobs = Jobs::new().await;
+    jobs.sql(
+        "INSERT INTO tenant_acme.polling_schedules (name, target, interval_seconds, next_run_at) \
+         VALUES ('core', 'snmp://10.0.0.1', 60, '2030-01-10T10:05:00Z')",
+    )
+    .await;
+    let worker = jobs.worker();
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    // A poller leased it at 10:05 for five minutes (what GET /edge/v1/poll-jobs does).
+    jobs.sql(
+        "UPDATE tenant_acme.poll_jobs SET status = 'running', leased_by = 'p1', attempts = 1, \
+         started_at = '2030-01-10T10:05:00Z', locked_until = '2030-01-10T10:10:00Z'",
+    )
+    .await;
+    let all = "SELECT count(*) AS n FROM tenant_acme.poll_jobs";
+    // 10:06 and 10:07: the schedule is due again, but its poll is still running.
+    for _ in 0..2 {
+        jobs.clock.advance(chrono::Duration::minutes(1));
+        assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+        assert_eq!(jobs.count(all).await, 1);
+    }
+    // 10:11: the lease ran out; the producer's visit returns the job to the queue (one
+    // job, queued, no holder) and still makes no second one.
+    jobs.clock.set(t0() + chrono::Duration::minutes(6));
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    assert_eq!(jobs.count(all).await, 1);
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM tenant_acme.poll_jobs \
+             WHERE status = 'queued' AND leased_by IS NULL AND locked_until IS NULL AND attempts = 1"
+        )
+        .await,
+        1
+    );
+    // Once it is done, the next interval produces a new one.
+    jobs.sql("UPDATE tenant_acme.poll_jobs SET status = 'succeeded', finished_at = '2030-01-10T10:11:30Z'")
+        .await;
+    jobs.clock.advance(chrono::Duration::minutes(1));
+    assert!(matches!(worker.tick().await.expect("tick"), Tick::Nothing { .. }));
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_acme.poll_jobs WHERE status = 'queued'")
+            .await,
+        1
+    );
+    assert_eq!(jobs.count(all).await, 2);
+}
+
+#[tokio::test]
 async fn metrics_sample_queue_depth_and_oldest_due_age_by_kind_without_tenants() {
     let jobs = Jobs::new().await;
     for (schema, minutes) in [("tenant_acme", 10), ("tenant_acme", 2), ("tenant_globex", 5)] {
@@ -854,9 +929,14 @@ async fn enclave_worker_runs_due_jobs_on_the_system_clock_and_stops_on_sigterm()
     let job = jobs
         .job("tenant_acme", "onboarding_expiry", json!({}), Utc::now())
         .await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))
         .args(["worker", "--database-url", &jobs.app.db.url])
         .env("ENCLAVE_WORKERS", "1")
+        .env("ENCLAVE_WORKER_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env_remove("ENCLAVE_AUTHENTICATOR_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -868,6 +948,25 @@ async fn enclave_worker_runs_due_jobs_on_the_system_clock_and_stops_on_sigterm()
         assert!(waited < 300, "the worker did not run the job within 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The worker's own /metrics shows the run.
+    let metrics = {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", metrics_port))
+            .await
+            .expect("the worker's metrics listener");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("answer");
+        answer
+    };
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(
+        metrics.contains("enclave_job_runs_total{outcome=\"succeeded\"} 1\n"),
+        "{metrics}"
+    );
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1061,10 +1160,11 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
     let viewer = app.session("acme", &viewer).await;
     let other = app.user("globex", "viewer@globex.example", Role::Viewer).await;
     let other = app.session("globex", &other).await;
-    const READ: &str = "{ retentionPolicy { eventsDays logsDays metricsDays healthEventsDays } }";
+    const READ: &str = "{ retentionPolicy { eventsDays logsDays metricsDays healthEventsDays tracesDays } }";
     const SET: &str = "mutation($input: SetRetentionPolicyInput!) { setRetentionPolicy(input: $input) { \
-        retentionPolicy { eventsDays logsDays metricsDays healthEventsDays } } }";
-    let defaults = json!({"eventsDays": 90, "logsDays": 30, "metricsDays": 30, "healthEventsDays": 90});
+        retentionPolicy { eventsDays logsDays metricsDays healthEventsDays tracesDays } } }";
+    let defaults =
+        json!({"eventsDays": 90, "logsDays": 30, "metricsDays": 30, "healthEventsDays": 90, "tracesDays": 7});
     assert_eq!(
         app.gql(Some(&viewer), READ, json!({})).await["data"]["retentionPolicy"],
         defaults
@@ -1073,10 +1173,11 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
         .gql(
             Some(&admin),
             SET,
-            json!({"input": {"eventsDays": 7, "metricsDays": 400}}),
+            json!({"input": {"eventsDays": 7, "metricsDays": 400, "tracesDays": 3}}),
         )
         .await;
-    let changed = json!({"eventsDays": 7, "logsDays": 30, "metricsDays": 400, "healthEventsDays": 90});
+    let changed =
+        json!({"eventsDays": 7, "logsDays": 30, "metricsDays": 400, "healthEventsDays": 90, "tracesDays": 3});
     assert_eq!(
         set["data"]["setRetentionPolicy"]["retentionPolicy"], changed,
         "{set}"
@@ -1110,4 +1211,230 @@ async fn admins_set_their_tenants_retention_policy_and_the_job_follows_it() {
             .await,
         0
     );
+}
+
+/// A platform job runner on the manual clock of `jobs`, writing exports into `export_dir`.
+fn platform_runner(
+    jobs: &Jobs,
+    export_dir: Option<std::path::PathBuf>,
+) -> enclave::jobs::platform::PlatformRunner {
+    enclave::jobs::platform::PlatformRunner::new(
+        jobs.app.app.installation.clone(),
+        Arc::new(jobs.clock.clone()),
+        WorkerOptions {
+            lease: LEASE,
+            idle_wait: Duration::from_millis(10),
+        },
+        Arc::default(),
+        export_dir,
+    )
+}
+
+#[derive(Debug, QueryableByName)]
+struct PlatformJobRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    result: Option<serde_json::Value>,
+}
+
+async fn platform_jobs(jobs: &Jobs) -> Vec<PlatformJobRow> {
+    diesel::sql_query(
+        "SELECT j.kind, j.status, j.attempts, j.last_error, j.result FROM public.platform_jobs j \
+         ORDER BY j.created_at, j.kind",
+    )
+    .load(&mut jobs.app.db.conn().await)
+    .await
+    .expect("platform jobs")
+}
+
+#[tokio::test]
+async fn a_tenant_behind_this_builds_migrations_is_migrated_once_by_a_platform_job() {
+    use enclave::jobs::platform::PlatformTick;
+    let jobs = Jobs::new().await;
+    // Acme looks like a tenant an older build added while this one ran: its latest
+    // migration undone and forgotten by the ledger.
+    let latest = jobs
+        .app
+        .app
+        .installation
+        .migrations
+        .tenant
+        .migrations()
+        .last()
+        .expect("a tenant migration")
+        .clone();
+    jobs.sql(&format!(
+        "BEGIN; SET LOCAL search_path = tenant_acme; {down} COMMIT; \
+         DELETE FROM public.enclave_schema_migrations WHERE schema_name = 'tenant_acme' AND version = '{version}'; \
+         UPDATE public.enclave_schema_state SET fingerprint = 'older build' WHERE schema_name = 'tenant_acme';",
+        down = latest.down,
+        version = latest.version
+    ))
+    .await;
+    let runner = platform_runner(&jobs, None);
+    // The first round finds acme behind, queues its migration and runs it.
+    let tick = runner.tick().await.expect("tick");
+    assert!(
+        matches!(
+            tick,
+            PlatformTick::Ran {
+                outcome: RunOutcome::Succeeded,
+                ..
+            }
+        ),
+        "{tick:?}"
+    );
+    let ran = platform_jobs(&jobs).await;
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(
+        (ran[0].kind.as_str(), ran[0].status.as_str()),
+        ("migrate_tenant", "succeeded")
+    );
+    assert_eq!(
+        ran[0].result,
+        Some(json!({"schema": "tenant_acme", "applied": [latest.version.clone()]}))
+    );
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM public.platform_jobs j JOIN public.tenants t ON t.id = j.tenant_id \
+             WHERE t.slug = 'acme' AND j.kind = 'migrate_tenant'"
+        )
+        .await,
+        1
+    );
+    // The schema is back at this build's migrations, like globex (which was never touched).
+    assert_eq!(
+        jobs.count(&format!(
+            "SELECT count(*) AS n FROM public.enclave_schema_migrations \
+             WHERE schema_name = 'tenant_acme' AND version = '{}'",
+            latest.version
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM public.enclave_schema_state a JOIN public.enclave_schema_state g \
+             ON g.schema_name = 'tenant_globex' WHERE a.schema_name = 'tenant_acme' AND a.fingerprint = g.fingerprint"
+        )
+        .await,
+        1
+    );
+    // Nothing more to do, now or after the next check.
+    assert_eq!(runner.tick().await.expect("tick"), PlatformTick::Idle);
+    jobs.clock.advance(chrono::Duration::minutes(2));
+    assert_eq!(runner.tick().await.expect("tick"), PlatformTick::Idle);
+    assert_eq!(platform_jobs(&jobs).await.len(), 1);
+}
+
+#[tokio::test]
+async fn platform_admins_export_a_tenant_through_a_platform_job_with_its_path_and_digest() {
+    use common::app::error_code;
+    use enclave::auth::Role;
+    use enclave::jobs::platform::PlatformTick;
+    use sha2::Digest as _;
+    let jobs = Jobs::new().await;
+    let root = jobs
+        .app
+        .user("platform", "root@platform.example", Role::PlatformAdmin)
+        .await;
+    let root = jobs.app.session("platform", &root).await;
+    let admin = jobs.app.user("acme", "admin@acme.example", Role::Admin).await;
+    let admin = jobs.app.session("acme", &admin).await;
+    const EXPORT: &str =
+        "mutation($slug: String!) { exportTenant(slug: $slug) { platformJob { id kind status } } }";
+    let refused = jobs.app.gql(Some(&admin), EXPORT, json!({"slug": "acme"})).await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let missing = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "nobody"})).await;
+    assert_eq!(error_code(&missing), Some("NOT_FOUND"), "{missing}");
+    assert_eq!(platform_jobs(&jobs).await.len(), 0);
+    let queued = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "acme"})).await;
+    assert_eq!(
+        queued["data"]["exportTenant"]["platformJob"]["status"], "QUEUED",
+        "{queued}"
+    );
+
+    // A runner without an export directory dead-letters it at once, with a code.
+    let tick = platform_runner(&jobs, None).tick().await.expect("tick");
+    assert!(
+        matches!(
+            tick,
+            PlatformTick::Ran {
+                outcome: RunOutcome::Failed("NOT_CONFIGURED"),
+                ..
+            }
+        ),
+        "{tick:?}"
+    );
+    let failed = platform_jobs(&jobs).await;
+    assert_eq!(
+        (
+            failed[0].status.as_str(),
+            failed[0].attempts,
+            failed[0].last_error.as_deref()
+        ),
+        ("failed", 1, Some("NOT_CONFIGURED"))
+    );
+
+    // With one, the next export is written, with its digest; an export whose worker died
+    // (its lease expired) is run again by the next round.
+    let dir = std::env::temp_dir().join(format!("enclave-exports-{}", uuid::Uuid::new_v4()));
+    let runner = platform_runner(&jobs, Some(dir.clone()));
+    let queued = jobs.app.gql(Some(&root), EXPORT, json!({"slug": "acme"})).await;
+    assert!(queued["errors"].is_null(), "{queued}");
+    jobs.sql(&format!(
+        "INSERT INTO public.platform_jobs (kind, tenant_id, status, attempts, locked_until, lease_id, created_at) \
+         VALUES ('tenant_export', '{}', 'running', 1, '2030-01-10T10:04:00Z', gen_random_uuid(), now() + interval '1 hour')",
+        jobs.tenant_id("globex")
+    ))
+    .await;
+    for _ in 0..2 {
+        let tick = runner.tick().await.expect("tick");
+        assert!(
+            matches!(
+                tick,
+                PlatformTick::Ran {
+                    outcome: RunOutcome::Succeeded,
+                    ..
+                }
+            ),
+            "{tick:?}"
+        );
+    }
+    assert_eq!(runner.tick().await.expect("tick"), PlatformTick::Idle);
+    let done = platform_jobs(&jobs).await;
+    assert_eq!(done.len(), 3, "{done:?}");
+    for (job, tenant, attempts) in [(&done[1], "acme", 1), (&done[2], "globex", 2)] {
+        assert_eq!(
+            (job.status.as_str(), job.attempts),
+            ("succeeded", attempts),
+            "{job:?}"
+        );
+        let result = job.result.as_ref().expect("result");
+        assert_eq!(result["tenant"], tenant);
+        let path = std::path::PathBuf::from(result["path"].as_str().expect("path"));
+        assert_eq!(path.parent(), Some(dir.as_path()));
+        assert!(
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(&format!("{tenant}-")) && name.ends_with(".tar.gz")),
+            "{path:?}"
+        );
+        let bytes = std::fs::read(&path).expect("the archive");
+        assert_eq!(result["bytes"].as_u64(), Some(bytes.len() as u64));
+        assert_eq!(result["sha256"], format!("{:x}", sha2::Sha256::digest(&bytes)));
+    }
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("export dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

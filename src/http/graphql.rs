@@ -41,6 +41,7 @@ const SELF_COMMITTING: &[&str] = &[
     "resumeTenant",
     "impersonate",
     "endImpersonation",
+    "exportTenant",
 ];
 
 /// Root fields of introspection, answered only to authenticated callers.

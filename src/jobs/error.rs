@@ -19,6 +19,18 @@ pub enum JobError {
     /// The attempt took longer than its lease.
     #[error("the job ran longer than its lease")]
     TimedOut,
+    /// A platform job names no tenant, or one that no longer exists.
+    #[error("the job's tenant does not exist")]
+    NoTenant,
+    /// Something the job needs is not configured (the variable's name).
+    #[error("{0} is not configured")]
+    NotConfigured(&'static str),
+    /// Migrating a tenant schema failed (the message is logged, never stored).
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Writing a tenant export failed (the message is logged, never stored).
+    #[error("export failed: {0}")]
+    Export(String),
     #[error(transparent)]
     Tx(#[from] TxError),
     #[error(transparent)]
@@ -33,6 +45,10 @@ impl JobError {
             Self::BadPayload(_) => "BAD_PAYLOAD",
             Self::LeaseLost => "LEASE_LOST",
             Self::TimedOut => "TIMED_OUT",
+            Self::NoTenant => "NO_TENANT",
+            Self::NotConfigured(_) => "NOT_CONFIGURED",
+            Self::Migration(_) => "MIGRATION_FAILED",
+            Self::Export(_) => "EXPORT_FAILED",
             Self::Tx(TxError::PoolTimeout(_) | TxError::PlatformPoolTimeout) => "POOL_TIMEOUT",
             Self::Tx(TxError::Connect(_)) => "CONNECTION_LOST",
             Self::Tx(TxError::Database(error)) | Self::Database(error) => database_code(error),
@@ -42,7 +58,10 @@ impl JobError {
 
     /// Whether another attempt cannot help (the job is dead-lettered at once).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::UnknownKind(_) | Self::BadPayload(_))
+        matches!(
+            self,
+            Self::UnknownKind(_) | Self::BadPayload(_) | Self::NoTenant | Self::NotConfigured(_)
+        )
     }
 }
 

@@ -4,6 +4,9 @@
 //!
 //! The sample reads only the tenants the due-index says have work due now (one statement
 //! over their schemas, as the owner), never every tenant schema.
+//!
+//! `serve` shows these figures on its `/metrics`; `enclave worker` on a small listener of
+//! its own when `ENCLAVE_WORKER_METRICS_ADDR` is set ([`serve_metrics`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -176,4 +179,27 @@ pub async fn sample(
     }
     metrics.set_queue(sample);
     Ok(())
+}
+
+/// Serves `GET /metrics` (these figures only, Prometheus text format) on `listener` until
+/// `shutdown` resolves: the metrics of `enclave worker`, which has no HTTP server.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<JobMetrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(async move || {
+            let mut out = String::new();
+            metrics.render(&mut out);
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                out,
+            )
+        }),
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -9,11 +9,13 @@
 //! - `tx`: a job's transaction, the same tenant transaction as a request's;
 //! - `kinds`: what each kind of job does, and in which transactions;
 //! - `backoff`, `error`: retries and the error codes recorded on failed jobs;
-//! - `worker`: the loop of rounds; `metrics`: what `/metrics` shows.
+//! - `worker`: the loop of rounds; `metrics`: what `/metrics` shows;
+//! - `platform`: the runner of platform jobs (`public.platform_jobs`: tenant migrations,
+//!   tenant exports), on the same queue code.
 //!
 //! Workers run inside `enclave serve` (`ENCLAVE_WORKERS`, default the number of CPUs, 0
-//! for none) or as `enclave worker`; both start them only after migrations. Platform jobs
-//! (`public.platform_jobs`) have no runner yet.
+//! for none) or as `enclave worker`; both start them only after migrations, with one
+//! platform runner beside them (none when there are no workers).
 
 pub mod backoff;
 pub mod clock;
@@ -22,10 +24,12 @@ pub mod dispatch;
 pub mod error;
 pub mod kinds;
 pub mod metrics;
+pub mod platform;
 pub mod queue;
 pub mod tx;
 pub mod worker;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clock::{Clock, SystemClock};
@@ -33,6 +37,7 @@ use metrics::JobMetrics;
 use worker::{Worker, WorkerOptions};
 
 pub use crate::config::JobsConfig;
+use crate::tenancy::Installation;
 use crate::tenancy::directory::TenantDirectory;
 use crate::tenancy::gateway::Gateway;
 
@@ -44,17 +49,20 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` workers on the system clock (none when `count` is 0).
+    /// Starts `count` workers and a platform runner on the system clock (none when
+    /// `count` is 0); `export_dir` is where tenant exports are written.
     pub fn start(
         gateway: &Gateway,
         directory: &Arc<TenantDirectory>,
-        database_url: &str,
+        installation: &Installation,
         count: usize,
+        export_dir: Option<PathBuf>,
         metrics: &Arc<JobMetrics>,
     ) -> Self {
+        let database_url = installation.database_url.as_str();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let tasks = (0..count)
+        let mut tasks = (0..count)
             .map(|_| {
                 let worker = Arc::new(Worker::new(
                     gateway.clone(),
@@ -67,6 +75,16 @@ impl Workers {
                 tokio::spawn(worker.run(stopped.clone()))
             })
             .collect::<Vec<_>>();
+        if count > 0 {
+            let runner = Arc::new(platform::PlatformRunner::new(
+                installation.clone(),
+                clock.clone(),
+                WorkerOptions::default(),
+                metrics.clone(),
+                export_dir,
+            ));
+            tasks.push(tokio::spawn(runner.run_until(stopped.clone())));
+        }
         let sampler = (count > 0).then(|| {
             tokio::spawn(sample_queue(
                 database_url.to_owned(),

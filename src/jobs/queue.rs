@@ -4,9 +4,12 @@
 //!
 //! - [`produce`] turns due schedules into work: a job per due job schedule (unless one of
 //!   the schedule's jobs is still queued) and a poll job per due polling schedule (unless
-//!   one is still queued for it); each schedule's next run is computed from *now*, so runs
-//!   missed while nothing ran are coalesced into one.
-//! - [`claim`] takes one job with `FOR UPDATE SKIP LOCKED`: first a running job whose
+//!   one is still queued or running for it: the unique index `poll_jobs_outstanding`);
+//!   each schedule's next run is computed from *now*, so runs missed while nothing ran are
+//!   coalesced into one. It also returns poll jobs whose lease expired to the queue (the
+//!   pollers lease them over the edge listener, see `edge::ingest::poll`).
+//! - [`claim`] (tenant jobs) and [`claim_in`] (either queue, see [`Queue`]: the platform
+//!   runner shares these functions) take one job with `FOR UPDATE SKIP LOCKED`: first a running job whose
 //!   lease expired (its worker died), else the queued job due earliest. The claim commits
 //!   on its own with `attempts + 1`, a lease id and `locked_until`, so that a job that
 //!   kills its worker still counts its attempts and is dead-lettered after `max_attempts`.
@@ -22,22 +25,65 @@ use uuid::Uuid;
 use super::cron::CronSchedule;
 use super::error::JobError;
 
+/// Which queue a job is in. Both have the queue's columns (`status`, `attempts`,
+/// `max_attempts`, `run_after`, `locked_at`, `locked_until`, `lease_id`, `last_error`,
+/// `result`, `finished_at`) and follow the same rules; only the table differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// The tenant's `jobs`, in a tenant transaction (its search_path names the schema).
+    Tenant,
+    /// `public.platform_jobs`, in a platform transaction (see `jobs::platform`).
+    Platform,
+}
+
+impl Queue {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Tenant => "jobs",
+            Self::Platform => "public.platform_jobs",
+        }
+    }
+
+    /// The claimed job's tenant: platform jobs may name one, tenant jobs are their tenant's.
+    fn tenant_column(self) -> &'static str {
+        match self {
+            Self::Tenant => "NULL::uuid",
+            Self::Platform => "tenant_id",
+        }
+    }
+}
+
 /// A job this worker holds the lease of.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone)]
 pub struct ClaimedJob {
-    #[diesel(sql_type = SqlUuid)]
+    pub queue: Queue,
     pub id: Uuid,
-    #[diesel(sql_type = Text)]
     pub kind: String,
-    #[diesel(sql_type = Jsonb)]
     pub payload: serde_json::Value,
     /// This attempt's number (1 for the first).
-    #[diesel(sql_type = Integer)]
     pub attempts: i32,
-    #[diesel(sql_type = Integer)]
     pub max_attempts: i32,
-    #[diesel(sql_type = SqlUuid)]
     pub lease_id: Uuid,
+    /// The tenant a platform job is about (`None` for tenant jobs).
+    pub tenant_id: Option<Uuid>,
+}
+
+#[derive(QueryableByName)]
+struct ClaimedRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Integer)]
+    max_attempts: i32,
+    #[diesel(sql_type = SqlUuid)]
+    lease_id: Uuid,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    tenant_id: Option<Uuid>,
 }
 
 /// What [`claim`] found.
@@ -123,7 +169,7 @@ pub async fn produce(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> Result
              RETURNING s.id), \
          made AS ( \
              INSERT INTO poll_jobs (schedule_id, created_at) SELECT due.id, $1 FROM due \
-             WHERE NOT EXISTS (SELECT 1 FROM poll_jobs p WHERE p.schedule_id = due.id AND p.status = 'queued') \
+             ON CONFLICT (schedule_id) WHERE status IN ('queued', 'running') DO NOTHING \
              RETURNING 1) \
          SELECT count(*) AS n FROM made",
     )
@@ -132,31 +178,52 @@ pub async fn produce(conn: &mut AsyncPgConnection, now: DateTime<Utc>) -> Result
     .get_result(conn)
     .await?;
     produced.poll_jobs = usize::try_from(polls.n).unwrap_or(0);
+    crate::edge::ingest::poll::requeue_expired(conn, now).await?;
     Ok(produced)
 }
 
-const CLAIM_EXPIRED: &str = "\
-UPDATE jobs SET attempts = attempts + 1, locked_at = $1, locked_until = $2, lease_id = $3, updated_at = $1 \
-WHERE id = (SELECT id FROM jobs WHERE status = 'running' AND locked_until <= $1 \
-            ORDER BY locked_until LIMIT 1 FOR UPDATE SKIP LOCKED) \
-RETURNING id, kind, payload, attempts, max_attempts, lease_id";
+/// The claim of a running job whose lease expired (its worker died), then of the queued
+/// job due earliest.
+fn claim_sql(queue: Queue) -> [String; 2] {
+    let (table, tenant) = (queue.table(), queue.tenant_column());
+    [
+        format!(
+            "UPDATE {table} SET attempts = attempts + 1, locked_at = $1, locked_until = $2, lease_id = $3, \
+                 updated_at = $1 \
+             WHERE id = (SELECT id FROM {table} WHERE status = 'running' AND locked_until <= $1 \
+                         ORDER BY locked_until LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, payload, attempts, max_attempts, lease_id, {tenant} AS tenant_id"
+        ),
+        format!(
+            "UPDATE {table} SET status = 'running', attempts = attempts + 1, locked_at = $1, \
+                 locked_until = $2, lease_id = $3, updated_at = $1 \
+             WHERE id = (SELECT id FROM {table} WHERE status = 'queued' AND run_after <= $1 \
+                         ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, payload, attempts, max_attempts, lease_id, {tenant} AS tenant_id"
+        ),
+    ]
+}
 
-const CLAIM_QUEUED: &str = "\
-UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_at = $1, locked_until = $2, \
-    lease_id = $3, updated_at = $1 \
-WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND run_after <= $1 \
-            ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
-RETURNING id, kind, payload, attempts, max_attempts, lease_id";
-
-/// Claims one job (see the module doc) with a lease until `locked_until`.
+/// Claims one job of `queue` (see the module doc) with a lease until `locked_until`.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     locked_until: DateTime<Utc>,
     lease_id: Uuid,
 ) -> Result<Option<Claim>, JobError> {
-    for sql in [CLAIM_EXPIRED, CLAIM_QUEUED] {
-        let job: Option<ClaimedJob> = diesel::OptionalExtension::optional(
+    claim_in(conn, Queue::Tenant, now, locked_until, lease_id).await
+}
+
+/// [`claim`] in the given queue.
+pub async fn claim_in(
+    conn: &mut AsyncPgConnection,
+    queue: Queue,
+    now: DateTime<Utc>,
+    locked_until: DateTime<Utc>,
+    lease_id: Uuid,
+) -> Result<Option<Claim>, JobError> {
+    for sql in claim_sql(queue) {
+        let row: Option<ClaimedRow> = diesel::OptionalExtension::optional(
             diesel::sql_query(sql)
                 .bind::<Timestamptz, _>(now)
                 .bind::<Timestamptz, _>(locked_until)
@@ -164,7 +231,17 @@ pub async fn claim(
                 .get_result(conn)
                 .await,
         )?;
-        let Some(job) = job else { continue };
+        let Some(row) = row else { continue };
+        let job = ClaimedJob {
+            queue,
+            id: row.id,
+            kind: row.kind,
+            payload: row.payload,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            lease_id: row.lease_id,
+            tenant_id: row.tenant_id,
+        };
         if job.attempts > job.max_attempts {
             fail(conn, &job, now, "LEASE_EXPIRED", true, now).await?;
             return Ok(Some(Claim::DeadLettered(job.id)));
@@ -176,9 +253,10 @@ pub async fn claim(
 
 /// Locks the job row for the rest of the transaction, if the lease is still ours.
 pub async fn hold(conn: &mut AsyncPgConnection, job: &ClaimedJob) -> Result<(), JobError> {
-    let held = diesel::sql_query(
-        "SELECT id FROM jobs WHERE id = $1 AND lease_id = $2 AND status = 'running' FOR UPDATE",
-    )
+    let held = diesel::sql_query(format!(
+        "SELECT id FROM {} WHERE id = $1 AND lease_id = $2 AND status = 'running' FOR UPDATE",
+        job.queue.table()
+    ))
     .bind::<SqlUuid, _>(job.id)
     .bind::<SqlUuid, _>(job.lease_id)
     .execute(conn)
@@ -197,9 +275,10 @@ pub async fn heartbeat(
     job: &ClaimedJob,
     locked_until: DateTime<Utc>,
 ) -> Result<(), JobError> {
-    let renewed = diesel::sql_query(
-        "UPDATE jobs SET locked_until = $3 WHERE id = $1 AND lease_id = $2 AND status = 'running'",
-    )
+    let renewed = diesel::sql_query(format!(
+        "UPDATE {} SET locked_until = $3 WHERE id = $1 AND lease_id = $2 AND status = 'running'",
+        job.queue.table()
+    ))
     .bind::<SqlUuid, _>(job.id)
     .bind::<SqlUuid, _>(job.lease_id)
     .bind::<Timestamptz, _>(locked_until)
@@ -219,11 +298,12 @@ pub async fn complete(
     now: DateTime<Utc>,
     result: &serde_json::Value,
 ) -> Result<(), JobError> {
-    let done = diesel::sql_query(
-        "UPDATE jobs SET status = 'succeeded', result = $3, last_error = NULL, finished_at = $4, \
+    let done = diesel::sql_query(format!(
+        "UPDATE {} SET status = 'succeeded', result = $3, last_error = NULL, finished_at = $4, \
          locked_until = NULL, lease_id = NULL, updated_at = $4 \
          WHERE id = $1 AND lease_id = $2 AND status = 'running'",
-    )
+        job.queue.table()
+    ))
     .bind::<SqlUuid, _>(job.id)
     .bind::<SqlUuid, _>(job.lease_id)
     .bind::<Jsonb, _>(result)
@@ -255,14 +335,15 @@ pub async fn fail(
     retry_at: DateTime<Utc>,
 ) -> Result<Option<String>, JobError> {
     let status: Option<Status> = diesel::OptionalExtension::optional(
-        diesel::sql_query(
-            "UPDATE jobs SET \
+        diesel::sql_query(format!(
+            "UPDATE {} SET \
                  status = CASE WHEN $4 OR attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
                  run_after = CASE WHEN $4 OR attempts >= max_attempts THEN run_after ELSE $5 END, \
                  finished_at = CASE WHEN $4 OR attempts >= max_attempts THEN $6 END, \
                  last_error = $3, locked_until = NULL, lease_id = NULL, updated_at = $6 \
              WHERE id = $1 AND lease_id = $2 AND status = 'running' RETURNING status",
-        )
+            job.queue.table()
+        ))
         .bind::<SqlUuid, _>(job.id)
         .bind::<SqlUuid, _>(job.lease_id)
         .bind::<Text, _>(code)

@@ -33,7 +33,7 @@ const NOTHING_WAIT: Duration = Duration::from_millis(50);
 
 /// Longest attempt of a kind that renews its lease as it goes (then TIMED_OUT, retried
 /// after a backoff: such kinds keep what they committed).
-const RENEWING_ATTEMPT_LIMIT: Duration = Duration::from_secs(3600);
+pub(crate) const RENEWING_ATTEMPT_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Settings of the workers.
 #[derive(Debug, Clone, Copy)]

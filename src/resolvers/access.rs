@@ -54,9 +54,10 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             "createJobSchedule" | "updateJobSchedule" | "pauseJobSchedule" | "resumeJobSchedule"
             | "runJobScheduleNow" | "retryJob" | "cancelJob",
         ) => Role::Admin,
-        (Operation::Mutation, "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate") => {
-            Role::PlatformAdmin
-        }
+        (
+            Operation::Mutation,
+            "createTenant" | "suspendTenant" | "resumeTenant" | "impersonate" | "exportTenant",
+        ) => Role::PlatformAdmin,
         (Operation::Mutation, _) => Role::Admin,
     })
 }

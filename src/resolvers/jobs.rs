@@ -164,6 +164,8 @@ pub struct PlatformJobRow {
     pub run_after: DateTime<Utc>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub result: Option<serde_json::Value>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// A job of the platform's own queue (`public`), about the fleet or one tenant.
@@ -186,6 +188,11 @@ pub struct PlatformJob {
     pub last_error: Option<String>,
     /// When it was queued.
     pub created_at: DateTime<Utc>,
+    /// What it produced, once it succeeded (a `tenant_export`: the archive's `path`,
+    /// `bytes` and `sha256`).
+    pub result: Option<Json<serde_json::Value>>,
+    /// When it succeeded or failed for good.
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl From<PlatformJobRow> for PlatformJob {
@@ -199,6 +206,8 @@ impl From<PlatformJobRow> for PlatformJob {
             run_after: row.run_after,
             last_error: row.last_error,
             created_at: row.created_at,
+            result: row.result.map(Json),
+            finished_at: row.finished_at,
         }
     }
 }
@@ -376,6 +385,52 @@ impl PlatformJobsQuery {
     }
 }
 
+/// The platform's job mutations (platform admins).
+#[derive(Default)]
+pub struct PlatformJobsMutation;
+
+/// A platform job after a mutation.
+#[derive(SimpleObject)]
+pub struct PlatformJobPayload {
+    /// The job as queued.
+    pub platform_job: PlatformJob,
+}
+
+#[Object]
+impl PlatformJobsMutation {
+    /// Queues an export of a tenant (a `tenant_export` platform job): a worker writes the
+    /// tenant's archive into the server's export directory and records its path and
+    /// SHA-256 digest in the job's `result` (platform admins).
+    #[graphql(guard = "RequirePlatformAdmin")]
+    async fn export_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Slug of the tenant to export.")] slug: String,
+    ) -> ApiResult<PlatformJobPayload> {
+        let app = app(ctx)?;
+        let slug = crate::tenancy::provision::parse_slug(&slug)?;
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
+        let tenant: Option<Uuid> = crate::schema::public::tenants::table
+            .filter(crate::schema::public::tenants::slug.eq(slug.as_str()))
+            .select(crate::schema::public::tenants::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        let tenant = tenant.ok_or_else(|| ApiError::not_found("there is no such tenant"))?;
+        let row: PlatformJobRow = diesel::insert_into(platform_jobs::table)
+            .values((
+                platform_jobs::kind.eq(crate::jobs::platform::TENANT_EXPORT),
+                platform_jobs::tenant_id.eq(tenant),
+            ))
+            .returning(PlatformJobRow::as_returning())
+            .get_result(&mut conn)
+            .await?;
+        Ok(PlatformJobPayload {
+            platform_job: row.into(),
+        })
+    }
+}
+
 /// How long the tenant keeps each kind of data, in days: its own setting, else the
 /// default. The `retention` job deletes older rows.
 #[derive(SimpleObject, Clone, Copy)]
@@ -388,6 +443,20 @@ pub struct RetentionPolicy {
     pub metrics_days: i32,
     /// Health events (default 90).
     pub health_events_days: i32,
+    /// CPU usage samples (default 30).
+    pub cpu_metrics_days: i32,
+    /// Memory usage samples (default 30).
+    pub memory_metrics_days: i32,
+    /// Disk usage samples (default 30).
+    pub disk_metrics_days: i32,
+    /// Process samples (default 7).
+    pub process_metrics_days: i32,
+    /// OpenTelemetry metric points (default 30).
+    pub otel_metrics_days: i32,
+    /// OpenTelemetry spans (default 7).
+    pub traces_days: i32,
+    /// Trace summaries (default 30).
+    pub trace_summaries_days: i32,
 }
 
 /// Input of `setRetentionPolicy`: days to keep, 1 to 3650; absent kinds keep their value.
@@ -401,6 +470,20 @@ pub struct SetRetentionPolicyInput {
     pub metrics_days: Option<i32>,
     /// Days to keep health events.
     pub health_events_days: Option<i32>,
+    /// Days to keep CPU usage samples.
+    pub cpu_metrics_days: Option<i32>,
+    /// Days to keep memory usage samples.
+    pub memory_metrics_days: Option<i32>,
+    /// Days to keep disk usage samples.
+    pub disk_metrics_days: Option<i32>,
+    /// Days to keep process samples.
+    pub process_metrics_days: Option<i32>,
+    /// Days to keep OpenTelemetry metric points.
+    pub otel_metrics_days: Option<i32>,
+    /// Days to keep OpenTelemetry spans.
+    pub traces_days: Option<i32>,
+    /// Days to keep trace summaries.
+    pub trace_summaries_days: Option<i32>,
 }
 
 /// The retention policy after a mutation.
@@ -439,6 +522,13 @@ async fn retention_policy(conn: &mut diesel_async::AsyncPgConnection) -> ApiResu
         logs_days: days("logs"),
         metrics_days: days("metrics"),
         health_events_days: days("health_events"),
+        cpu_metrics_days: days("cpu_metrics"),
+        memory_metrics_days: days("memory_metrics"),
+        disk_metrics_days: days("disk_metrics"),
+        process_metrics_days: days("process_metrics"),
+        otel_metrics_days: days("otel_metrics"),
+        traces_days: days("traces"),
+        trace_summaries_days: days("trace_summaries"),
     })
 }
 
@@ -750,6 +840,13 @@ impl JobsMutation {
             ("logs", input.logs_days),
             ("metrics", input.metrics_days),
             ("health_events", input.health_events_days),
+            ("cpu_metrics", input.cpu_metrics_days),
+            ("memory_metrics", input.memory_metrics_days),
+            ("disk_metrics", input.disk_metrics_days),
+            ("process_metrics", input.process_metrics_days),
+            ("otel_metrics", input.otel_metrics_days),
+            ("traces", input.traces_days),
+            ("trace_summaries", input.trace_summaries_days),
         ];
         if changes
             .iter()

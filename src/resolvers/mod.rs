@@ -68,6 +68,7 @@ pub struct Mutation(
     monitoring::MonitoringMutation,
     edge::EdgeMutation,
     jobs::JobsMutation,
+    jobs::PlatformJobsMutation,
 );
 
 /// The executable schema.

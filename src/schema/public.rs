@@ -40,6 +40,12 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        locked_at -> Nullable<Timestamptz>,
+        locked_until -> Nullable<Timestamptz>,
+        lease_id -> Nullable<Uuid>,
+        max_attempts -> Int4,
+        result -> Nullable<Jsonb>,
+        finished_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -122,6 +122,28 @@ pub async fn exchange(
     path: &str,
     body: &Value,
 ) -> Result<(u16, String, Value), String> {
+    send(address, config, "POST", path, body).await
+}
+
+/// GETs `path` over mutual TLS; `Err` when the connection is refused.
+pub async fn get_tls(
+    address: std::net::SocketAddr,
+    config: &rustls::ClientConfig,
+    path: &str,
+) -> Result<(u16, Value), String> {
+    send(address, config, "GET", path, &Value::Null)
+        .await
+        .map(|(status, _, json)| (status, json))
+}
+
+/// Sends one request (`body`: none when null) and reads the whole answer.
+async fn send(
+    address: std::net::SocketAddr,
+    config: &rustls::ClientConfig,
+    method: &str,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, String, Value), String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let tcp = tokio::net::TcpStream::connect(address)
         .await
@@ -129,12 +151,16 @@ pub async fn exchange(
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config.clone()));
     let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
     let mut tls = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
-    let body = body.to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    let request = if body.is_null() {
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    } else {
+        let body = body.to_string();
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
     tls.write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;

@@ -5,7 +5,8 @@
 //! - `heartbeat` (here), `renew` (`renew`): the component itself;
 //! - `devices` (`devices`): discovered devices, merged per identifier;
 //! - `alerts`, `events`, `health-events` (`signals`): at most [`MAX_BATCH`] records;
-//! - `metrics`, `logs` (`telemetry`): at most [`MAX_POINTS`] records, a few statements.
+//! - `metrics`, `logs` (`telemetry`): at most [`MAX_POINTS`] records, a few statements;
+//! - `poll-jobs` (`poll`): pollers lease the tenant's poll jobs and post their results.
 //!
 //! Each request is ONE tenant transaction: it first checks that the certificate is a known,
 //! unrevoked component of the tenant (and records that it was seen), then writes the
@@ -13,10 +14,13 @@
 //! hostnames in one statement. Errors are JSON `{"error": {"code", "message", "list"?,
 //! "index"?}}` with `code` ∈ `BAD_REQUEST` (with the failing record's `index`, and for
 //! metrics its `list`), `PAYLOAD_TOO_LARGE`, `REVOKED` (which also closes the connection),
-//! `TENANT_UNAVAILABLE` (suspended), `UNAVAILABLE`, `INTERNAL`; messages never carry SQL.
+//! `TENANT_UNAVAILABLE` (suspended), `FORBIDDEN` (a component kind that may not call the
+//! endpoint), `NOT_LEASED` (a poll result for a job the caller does not hold),
+//! `UNAVAILABLE`, `INTERNAL`; messages never carry SQL.
 //! Refusals are counted in `/metrics` (`enclave_edge_refusals_total`).
 
 mod devices;
+pub mod poll;
 mod renew;
 mod signals;
 mod telemetry;
@@ -27,7 +31,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use diesel::prelude::*;
@@ -64,6 +68,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/edge/v1/alerts", post(signals::alerts))
         .route("/edge/v1/events", post(signals::events))
         .route("/edge/v1/health-events", post(signals::health_events))
+        .route("/edge/v1/poll-jobs", get(poll::lease))
+        .route("/edge/v1/poll-jobs/{id}/result", post(poll::result))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(telemetry)
         .with_state(app)

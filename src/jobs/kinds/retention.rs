@@ -10,7 +10,17 @@
 //! | `logs` | `logs` (`ts`) | 30 days |
 //! | `metrics` | `timeseries_metrics` (`ts`, the named metric series) | 30 days |
 //! | `health_events` | `health_events` (`occurred_at`) | 90 days |
+//! | `cpu_metrics` | `cpu_metrics` (`ts`) | 30 days |
+//! | `memory_metrics` | `memory_metrics` (`ts`) | 30 days |
+//! | `disk_metrics` | `disk_metrics` (`ts`) | 30 days |
+//! | `process_metrics` | `process_metrics` (`ts`) | 7 days (a row per process per sample: the largest) |
+//! | `otel_metrics` | `otel_metrics` (`ts`) | 30 days |
+//! | `traces` | `otel_traces` (`start_time`, the spans) | 7 days (spans are many and mostly read while fresh) |
+//! | `trace_summaries` | `otel_trace_summaries` (`start_time`) | 30 days (one small row per trace: trends outlive the spans) |
 //!
+//! Every data kind has a default, so a tenant without any policy row still has all of its
+//! data deleted in time: no kind grows forever by omission. A kind added later gets its
+//! default the same way (its policy row is optional).
 //! It also deletes the job queue's own history: jobs and poll jobs finished more than 30
 //! days ago (`jobs`, `poll_jobs`; not configurable).
 //!
@@ -42,7 +52,7 @@ pub struct DataKind {
 
 /// Every data kind, with its table and default (see the module doc); the last two are
 /// the queue's own history and have no policy row.
-pub const DATA_KINDS: [DataKind; 6] = [
+pub const DATA_KINDS: [DataKind; 13] = [
     DataKind {
         name: "events",
         table: "events",
@@ -66,6 +76,48 @@ pub const DATA_KINDS: [DataKind; 6] = [
         table: "health_events",
         column: "occurred_at",
         default_days: 90,
+    },
+    DataKind {
+        name: "cpu_metrics",
+        table: "cpu_metrics",
+        column: "ts",
+        default_days: 30,
+    },
+    DataKind {
+        name: "memory_metrics",
+        table: "memory_metrics",
+        column: "ts",
+        default_days: 30,
+    },
+    DataKind {
+        name: "disk_metrics",
+        table: "disk_metrics",
+        column: "ts",
+        default_days: 30,
+    },
+    DataKind {
+        name: "process_metrics",
+        table: "process_metrics",
+        column: "ts",
+        default_days: 7,
+    },
+    DataKind {
+        name: "otel_metrics",
+        table: "otel_metrics",
+        column: "ts",
+        default_days: 30,
+    },
+    DataKind {
+        name: "traces",
+        table: "otel_traces",
+        column: "start_time",
+        default_days: 7,
+    },
+    DataKind {
+        name: "trace_summaries",
+        table: "otel_trace_summaries",
+        column: "start_time",
+        default_days: 30,
     },
     DataKind {
         name: "jobs",

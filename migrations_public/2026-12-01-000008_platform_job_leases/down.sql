@@ -1,0 +1,9 @@
+DROP INDEX public.platform_jobs_one_migration;
+DROP INDEX public.platform_jobs_leased;
+ALTER TABLE public.platform_jobs
+    DROP COLUMN finished_at,
+    DROP COLUMN result,
+    DROP COLUMN max_attempts,
+    DROP COLUMN lease_id,
+    DROP COLUMN locked_until,
+    DROP COLUMN locked_at;
