@@ -12,6 +12,7 @@ mod fleet;
 mod ingest;
 mod load;
 mod peer;
+mod pgbouncer;
 mod plot;
 mod profile;
 mod rate;
@@ -330,6 +331,7 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
         pool_size: shape.connections,
         tenants_per_connection: DEFAULT_TENANTS_PER_CONNECTION,
         edge: None,
+        env: &[],
     };
     let (server, _) = Server::start(&launch)?;
     let graphql = server.url("/graphql");
@@ -548,6 +550,42 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     );
+
+    // The same load through PgBouncer in transaction mode, where prepared statements are off.
+    step("PgBouncer: device by id, one tenant");
+    let bouncer = pgbouncer::Bouncer::start(&options.database_url, &work, shape.connections)?;
+    let prepared_off = [("ENCLAVE_PREPARED_STATEMENTS", "off".to_owned())];
+    let through_bouncer = [
+        ("ENCLAVE_DIRECT_DATABASE_URL", options.database_url.clone()),
+        ("DATABASE_URL", bouncer.url.clone()),
+    ];
+    let servers = [
+        Server::start(&launch)?.0,
+        Server::start(&Launch {
+            env: &prepared_off,
+            ..launch
+        })?
+        .0,
+        Server::start(&Launch {
+            env: &through_bouncer,
+            ..launch
+        })?
+        .0,
+    ];
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/graphql")).collect();
+    let mut contenders: Vec<Box<dyn FnMut() -> anyhow::Result<Throughput>>> = urls
+        .iter()
+        .map(|url| {
+            let (url, requests, work) = (url.clone(), device_pinned.clone(), work.clone());
+            Box::new(move || load::wrk(&url, &requests, shape, &work)) as Box<dyn FnMut() -> _>
+        })
+        .collect();
+    let mut refs: Vec<&mut dyn FnMut() -> anyhow::Result<Throughput>> =
+        contenders.iter_mut().map(|c| c.as_mut() as _).collect();
+    let bouncer_series = load::alternate(rounds, &mut refs)?;
+    drop(servers);
+    drop(bouncer);
+    figures.pgbouncer(&bouncer_series)?;
 
     step("edge ingest against psql \\copy");
     let (_, edge_key) = enclave::edge::keys::EdgeKey::generate()?;

@@ -450,6 +450,53 @@ impl Figures {
         );
     }
 
+    /// Device by id on one tenant: direct with prepared statements (the default), direct
+    /// without, and through PgBouncer in transaction mode (where they are off).
+    pub fn pgbouncer(&mut self, series: &[Series]) -> anyhow::Result<()> {
+        let [direct, unprepared, bouncer] = series else {
+            anyhow::bail!("three PgBouncer series expected");
+        };
+        let ratios = bouncer.ratios(direct);
+        let worst = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        self.target(
+            "9. through PgBouncer (transaction mode), device by id",
+            series_figure(bouncer, "req/s"),
+            format!("direct {}", series_figure(direct, "req/s")),
+            format!(
+                "{} (worst {})",
+                ratios
+                    .iter()
+                    .map(|r| percent_or_times(*r))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                percent_or_times(worst)
+            ),
+            "measured",
+            true,
+        );
+        let mut text = format!(
+            "## 9. PgBouncer\n\nDevice by id pinned to one tenant, in {} alternating rounds: Enclave connected \
+             straight to PostgreSQL with prepared statements (the default); the same without prepared statements \
+             (`ENCLAVE_PREPARED_STATEMENTS=off`: each statement is parsed and planned every time); and through a \
+             PgBouncer in transaction mode with as many server connections as the pool (`scripts/ensure-pgbouncer`; \
+             requests through it, migrations and LISTEN on `ENCLAVE_DIRECT_DATABASE_URL`), where prepared \
+             statements are off because Debian's PgBouncer (before 1.21) cannot keep them. The first two differ \
+             by the cost of preparing; the last two by the hop through PgBouncer.\n\n{THROUGHPUT_HEADER}",
+            direct.0.len()
+        );
+        for (name, s) in [
+            ("direct, prepared statements", direct),
+            ("direct, no prepared statements", unprepared),
+            ("through PgBouncer, no prepared statements", bouncer),
+        ] {
+            for (round, run) in s.0.iter().enumerate() {
+                text += &throughput_row(&format!("{name}, round {}", round + 1), run);
+            }
+        }
+        self.section(90, &text);
+        Ok(())
+    }
+
     pub fn fleet_migration(
         &mut self,
         sequential: (Duration, usize),

@@ -27,6 +27,8 @@ pub struct Launch<'a> {
     pub tenants_per_connection: u32,
     /// The edge key and the edge listener's address, to serve the edge endpoint.
     pub edge: Option<(&'a str, &'a str)>,
+    /// More environment for the server (`ENCLAVE_DIRECT_DATABASE_URL`, ...).
+    pub env: &'a [(&'a str, String)],
 }
 
 impl Server {
@@ -61,6 +63,8 @@ impl Server {
             // would run during the measured seconds and take the pool's connections.
             .env("ENCLAVE_WORKERS", "0")
             .env("RUST_LOG", "warn")
+            // Last, so that it may override the above (`DATABASE_URL` through a pooler).
+            .envs(launch.env.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::null())
             .spawn()
             .context("cannot start enclave serve")?;
