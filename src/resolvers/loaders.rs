@@ -23,8 +23,7 @@ use uuid::Uuid;
 
 use super::errors::{ApiError, ApiResult};
 use super::infrastructure::{AgentRow, CheckerRow, GatewayRow};
-use super::inventory::{DeviceRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
-use super::monitoring::{AlertRow, EventRow};
+use super::models::{AlertRow, DeviceRow, EventRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
 use super::pagination::{Cursor, Direction, Window};
 use crate::schema::tenant::{agents, device_groups, device_identifiers, devices, gateways, partitions};
 use crate::tenancy::scope::Scope;

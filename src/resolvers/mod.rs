@@ -14,10 +14,10 @@ pub mod identity;
 pub mod ids;
 pub mod infrastructure;
 pub mod inventory;
-pub mod inventory_edits;
 pub mod jobs;
 pub mod limits;
 pub mod loaders;
+pub mod models;
 pub mod monitoring;
 mod node;
 pub mod observability;
@@ -61,7 +61,6 @@ pub struct Mutation(
     platform::PlatformMutation,
     platform::ImpersonationMutation,
     inventory::InventoryMutation,
-    inventory_edits::InventoryEdits,
     infrastructure::InfrastructureMutation,
     infrastructure::InfrastructureUpdates,
     infrastructure::InfrastructureDeletions,

@@ -18,11 +18,10 @@ use super::infrastructure::{
     IntegrationSource, IntegrationSourceRow, PollingSchedule, PollingScheduleRow, ServiceCheck,
     ServiceCheckRow,
 };
-use super::inventory::{
-    Device, DeviceGroup, DeviceIdentifier, IdentifierRow, Interface as NetworkInterface, Partition,
-};
+use super::inventory::{Device, DeviceGroup, DeviceIdentifier, Interface as NetworkInterface, Partition};
 use super::jobs::{Job, JobRow, JobSchedule, JobScheduleRow};
-use super::monitoring::{Alert, AlertRow, Event, EventRow};
+use super::models::{AlertRow, EventRow, IdentifierRow, InterfaceRow};
+use super::monitoring::{Alert, Event};
 use super::platform::Tenant;
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{
@@ -101,8 +100,9 @@ impl NodeQuery {
                 .partition(key)
                 .await?
                 .map(|r| Node::Partition(Partition(r))),
-            "Interface" => find!(ctx, interfaces, super::inventory::InterfaceRow, key)
-                .map(|r| Node::Interface(NetworkInterface(r))),
+            "Interface" => {
+                find!(ctx, interfaces, InterfaceRow, key).map(|r| Node::Interface(NetworkInterface(r)))
+            }
             "Alert" => find!(ctx, alerts, AlertRow, key).map(|r| Node::Alert(Alert(r))),
             "Event" => find!(ctx, events, EventRow, key).map(|r| Node::Event(Event(r))),
             "Gateway" => loaders.gateway(key).await?.map(|r| Node::Gateway(r.into())),
