@@ -22,8 +22,10 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::errors::{ApiError, ApiResult};
-use super::infrastructure::{AgentRow, CheckerRow, GatewayRow};
-use super::models::{AlertRow, DeviceRow, EventRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
+use super::models::{
+    AgentRow, AlertRow, CheckerRow, DeviceRow, EventRow, GatewayRow, GroupRow, IdentifierRow, InterfaceRow,
+    PartitionRow,
+};
 use super::pagination::{Cursor, Direction, Window};
 use crate::schema::tenant::{agents, device_groups, device_identifiers, devices, gateways, partitions};
 use crate::tenancy::scope::Scope;

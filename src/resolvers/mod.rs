@@ -62,8 +62,6 @@ pub struct Mutation(
     platform::ImpersonationMutation,
     inventory::InventoryMutation,
     infrastructure::InfrastructureMutation,
-    infrastructure::InfrastructureUpdates,
-    infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
     edge::EdgeMutation,
     jobs::JobsMutation,

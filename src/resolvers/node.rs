@@ -14,13 +14,14 @@ use super::errors::ApiResult;
 use super::identity::{ApiToken, Session, User};
 use super::ids;
 use super::infrastructure::{
-    Agent, Checker, CheckerRow, EdgeSite, EdgeSiteRow, Gateway, HealthEvent, HealthEventRow,
-    IntegrationSource, IntegrationSourceRow, PollingSchedule, PollingScheduleRow, ServiceCheck,
-    ServiceCheckRow,
+    Agent, Checker, EdgeSite, Gateway, HealthEvent, IntegrationSource, PollingSchedule, ServiceCheck,
 };
 use super::inventory::{Device, DeviceGroup, DeviceIdentifier, Interface as NetworkInterface, Partition};
 use super::jobs::{Job, JobRow, JobSchedule, JobScheduleRow};
-use super::models::{AlertRow, EventRow, IdentifierRow, InterfaceRow};
+use super::models::{
+    AlertRow, CheckerRow, EdgeSiteRow, EventRow, HealthEventRow, IdentifierRow, IntegrationSourceRow,
+    InterfaceRow, PollingScheduleRow, ServiceCheckRow,
+};
 use super::monitoring::{Alert, Event};
 use super::platform::Tenant;
 use crate::auth::users::UserRecord;
