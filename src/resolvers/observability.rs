@@ -150,32 +150,41 @@ pub struct LogRow {
 }
 
 /// A log line.
-#[derive(SimpleObject, Clone)]
-pub struct LogEntry {
-    /// When it was logged.
-    pub time: DateTime<Utc>,
-    /// Severity (`trace` to `fatal`).
-    pub severity: String,
-    /// What logged it.
-    pub source: String,
-    /// The line.
-    pub message: String,
-    /// Structured attributes.
-    pub attributes: Json<serde_json::Value>,
-    /// Global id of the device it came from.
-    pub device_id: Option<ID>,
-}
+#[derive(Clone)]
+pub struct LogEntry(pub LogRow);
 
 impl From<LogRow> for LogEntry {
     fn from(row: LogRow) -> Self {
-        Self {
-            time: row.ts,
-            severity: row.severity,
-            source: row.source,
-            message: row.message,
-            attributes: Json(row.attributes),
-            device_id: row.device_id.map(|id| ids::encode("Device", id)),
-        }
+        Self(row)
+    }
+}
+
+/// A log line.
+#[Object]
+impl LogEntry {
+    /// When it was logged.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.ts
+    }
+    /// Severity (`trace` to `fatal`).
+    async fn severity(&self) -> &str {
+        &self.0.severity
+    }
+    /// What logged it.
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    /// The line.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// Structured attributes.
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+    /// Global id of the device it came from.
+    async fn device_id(&self) -> Option<ID> {
+        self.0.device_id.map(|id| ids::encode("Device", id))
     }
 }
 

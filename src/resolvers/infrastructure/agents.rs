@@ -2,7 +2,7 @@
 //! and deleting agents.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -17,56 +17,58 @@ use crate::resolvers::errors::{ApiError, ApiResult};
 use crate::resolvers::ids::{self, decode_optional};
 use crate::resolvers::inventory::Device;
 use crate::resolvers::models::AgentRow;
-use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key};
+use crate::resolvers::pagination::{
+    Cursor, NestedTotal, Window, connection_name, fetch_page, keyset, text_key, wants_total,
+};
 use crate::schema::tenant::agents;
 
 /// An agent: runs checks and collects data on or near devices.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct Agent {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Unique name.
-    pub name: String,
-    /// Software version.
-    pub version: String,
-    /// Connectivity.
-    pub status: ComponentStatus,
-    /// What the agent can do (`snmp`, `icmp`, `otel`...).
-    pub capabilities: Vec<String>,
-    /// Last time it reported.
-    pub last_seen: Option<DateTime<Utc>>,
-    #[graphql(skip)]
-    pub row: AgentRow,
-}
+#[derive(Clone)]
+pub struct Agent(pub AgentRow);
 
 impl From<AgentRow> for Agent {
     fn from(row: AgentRow) -> Self {
-        Self {
-            id: ids::encode("Agent", row.id),
-            name: row.name.clone(),
-            version: row.version.clone(),
-            status: ComponentStatus::from_stored(&row.status),
-            capabilities: row.capabilities.clone(),
-            last_seen: row.last_seen,
-            row,
-        }
+        Self(row)
     }
 }
 
-#[ComplexObject]
+/// An agent: runs checks and collects data on or near devices.
+#[Object]
 impl Agent {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Agent", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Software version.
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+    /// Connectivity.
+    async fn status(&self) -> ComponentStatus {
+        ComponentStatus::from_stored(&self.0.status)
+    }
+    /// What the agent can do (`snmp`, `icmp`, `otel`...).
+    async fn capabilities(&self) -> &[String] {
+        &self.0.capabilities
+    }
+    /// Last time it reported.
+    async fn last_seen(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen
+    }
     /// The gateway the agent connects through.
     async fn gateway(&self, ctx: &Context<'_>) -> ApiResult<Option<Gateway>> {
-        match self.row.gateway_id {
+        match self.0.gateway_id {
             Some(id) => Ok(loaders(ctx)?.gateway(id).await?.map(Gateway::from)),
             None => Ok(None),
         }
     }
     /// The device the agent runs on.
     async fn device(&self, ctx: &Context<'_>) -> ApiResult<Option<Device>> {
-        match self.row.device_id {
+        match self.0.device_id {
             Some(id) => Ok(loaders(ctx)?.device(id).await?.map(Device)),
             None => Ok(None),
         }
@@ -83,14 +85,17 @@ impl Agent {
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-    ) -> ApiResult<Connection<Cursor, Checker, EmptyFields>> {
+    ) -> ApiResult<Connection<Cursor, Checker, NestedTotal, EmptyFields, AgentCheckerConnectionName>> {
         let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
-        let rows = loaders(ctx)?.checkers_of_agent(self.row.id, &window).await?;
-        let rows = rows
+        let page = loaders(ctx)?
+            .checkers_of_agent(self.0.id, &window, wants_total(ctx))
+            .await?;
+        let rows = page
+            .rows
             .into_iter()
             .map(|c| (name_cursor(&c.name, c.id), Checker::from(c)))
             .collect();
-        Ok(window.connection(rows, EmptyFields))
+        Ok(window.connection(rows, NestedTotal(page.total)))
     }
 }
 
@@ -241,3 +246,9 @@ impl AgentMutation {
         delete_by_id!(ctx, input, "Agent", agents, DeleteAgentPayload)
     }
 }
+
+connection_name!(
+    /// Names the connection of `Agent.checkers`: an agent's checkers, with their `totalCount`.
+    AgentCheckerConnectionName,
+    "AgentCheckerConnection"
+);

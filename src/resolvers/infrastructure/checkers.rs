@@ -2,7 +2,7 @@
 //! deleting checkers.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -18,42 +18,41 @@ use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key}
 use crate::schema::tenant::checkers;
 
 /// A checker: a probe plug-in configured on an agent.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct Checker {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Name, unique per agent.
-    pub name: String,
-    /// How it probes.
-    pub kind: CheckKind,
-    /// Plug-in configuration.
-    pub config: Json<serde_json::Value>,
-    /// Whether it runs.
-    pub enabled: bool,
-    #[graphql(skip)]
-    pub row: CheckerRow,
-}
+#[derive(Clone)]
+pub struct Checker(pub CheckerRow);
 
 impl From<CheckerRow> for Checker {
     fn from(row: CheckerRow) -> Self {
-        Self {
-            id: ids::encode("Checker", row.id),
-            name: row.name.clone(),
-            kind: CheckKind::from_stored(&row.kind),
-            config: Json(row.config.clone()),
-            enabled: row.enabled,
-            row,
-        }
+        Self(row)
     }
 }
 
-#[ComplexObject]
+/// A checker: a probe plug-in configured on an agent.
+#[Object]
 impl Checker {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Checker", self.0.id)
+    }
+    /// Name, unique per agent.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// How it probes.
+    async fn kind(&self) -> CheckKind {
+        CheckKind::from_stored(&self.0.kind)
+    }
+    /// Plug-in configuration.
+    async fn config(&self) -> Json<serde_json::Value> {
+        Json(self.0.config.clone())
+    }
+    /// Whether it runs.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
     /// The agent the checker runs on.
     async fn agent(&self, ctx: &Context<'_>) -> ApiResult<Option<Agent>> {
-        Ok(loaders(ctx)?.agent(self.row.agent_id).await?.map(Agent::from))
+        Ok(loaders(ctx)?.agent(self.0.agent_id).await?.map(Agent::from))
     }
 }
 

@@ -18,27 +18,33 @@ use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key}
 use crate::schema::tenant::edge_sites;
 
 /// An edge site: a remote location onboarded with its own collectors.
-#[derive(SimpleObject, Clone)]
-pub struct EdgeSite {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Unique name.
-    pub name: String,
-    /// Where it is.
-    pub location: String,
-    /// Connectivity.
-    pub status: EdgeSiteStatus,
-}
+#[derive(Clone)]
+pub struct EdgeSite(pub EdgeSiteRow);
 
 impl From<EdgeSiteRow> for EdgeSite {
     fn from(row: EdgeSiteRow) -> Self {
-        Self {
-            id: ids::encode("EdgeSite", row.id),
-            name: row.name,
-            location: row.location,
-            status: EdgeSiteStatus::from_stored(&row.status),
-        }
+        Self(row)
+    }
+}
+
+/// An edge site: a remote location onboarded with its own collectors.
+#[Object]
+impl EdgeSite {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("EdgeSite", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Where it is.
+    async fn location(&self) -> &str {
+        &self.0.location
+    }
+    /// Connectivity.
+    async fn status(&self) -> EdgeSiteStatus {
+        EdgeSiteStatus::from_stored(&self.0.status)
     }
 }
 

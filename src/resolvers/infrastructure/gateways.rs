@@ -2,7 +2,7 @@
 //! updating and deleting gateways.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -16,46 +16,48 @@ use crate::resolvers::errors::{ApiError, ApiResult};
 use crate::resolvers::ids::{self, decode_optional};
 use crate::resolvers::inventory::Partition;
 use crate::resolvers::models::GatewayRow;
-use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key};
+use crate::resolvers::pagination::{
+    Cursor, NestedTotal, Window, connection_name, fetch_page, keyset, text_key, wants_total,
+};
 use crate::schema::tenant::gateways;
 
 /// A gateway: relays agents' traffic from a site to the control plane.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct Gateway {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Unique name.
-    pub name: String,
-    /// Address agents connect to (`host:port`).
-    pub address: String,
-    /// Software version.
-    pub version: String,
-    /// Connectivity.
-    pub status: ComponentStatus,
-    /// Last time it reported.
-    pub last_seen: Option<DateTime<Utc>>,
-    #[graphql(skip)]
-    pub row: GatewayRow,
-}
+#[derive(Clone)]
+pub struct Gateway(pub GatewayRow);
 
 impl From<GatewayRow> for Gateway {
     fn from(row: GatewayRow) -> Self {
-        Self {
-            id: ids::encode("Gateway", row.id),
-            name: row.name.clone(),
-            address: row.address.clone(),
-            version: row.version.clone(),
-            status: ComponentStatus::from_stored(&row.status),
-            last_seen: row.last_seen,
-            row,
-        }
+        Self(row)
     }
 }
 
-#[ComplexObject]
+/// A gateway: relays agents' traffic from a site to the control plane.
+#[Object]
 impl Gateway {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Gateway", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Address agents connect to (`host:port`).
+    async fn address(&self) -> &str {
+        &self.0.address
+    }
+    /// Software version.
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+    /// Connectivity.
+    async fn status(&self) -> ComponentStatus {
+        ComponentStatus::from_stored(&self.0.status)
+    }
+    /// Last time it reported.
+    async fn last_seen(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen
+    }
     /// Agents connected through this gateway, by name: a page of `first`.
     #[graphql(complexity = "crate::resolvers::limits::list_cost(first, None, child_complexity)")]
     async fn agents(
@@ -68,18 +70,21 @@ impl Gateway {
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-    ) -> ApiResult<Connection<Cursor, Agent, EmptyFields>> {
+    ) -> ApiResult<Connection<Cursor, Agent, NestedTotal, EmptyFields, GatewayAgentConnectionName>> {
         let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
-        let rows = loaders(ctx)?.agents_of_gateway(self.row.id, &window).await?;
-        let rows = rows
+        let page = loaders(ctx)?
+            .agents_of_gateway(self.0.id, &window, wants_total(ctx))
+            .await?;
+        let rows = page
+            .rows
             .into_iter()
             .map(|a| (name_cursor(&a.name, a.id), Agent::from(a)))
             .collect();
-        Ok(window.connection(rows, EmptyFields))
+        Ok(window.connection(rows, NestedTotal(page.total)))
     }
     /// The partition the gateway serves.
     async fn partition(&self, ctx: &Context<'_>) -> ApiResult<Option<Partition>> {
-        match self.row.partition_id {
+        match self.0.partition_id {
             Some(id) => Ok(loaders(ctx)?.partition(id).await?.map(Partition)),
             None => Ok(None),
         }
@@ -224,3 +229,9 @@ impl GatewayMutation {
         delete_by_id!(ctx, input, "Gateway", gateways, DeleteGatewayPayload)
     }
 }
+
+connection_name!(
+    /// Names the connection of `Gateway.agents`: a gateway's agents, with their `totalCount`.
+    GatewayAgentConnectionName,
+    "GatewayAgentConnection"
+);

@@ -1,7 +1,7 @@
 //! Health events: the `HealthEvent` object and the `healthEvents` list (read only).
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -14,41 +14,48 @@ use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::schema::tenant::health_events;
 
 /// A health report of an agent, gateway, checker, device or edge component.
-#[derive(SimpleObject, Clone)]
-pub struct HealthEvent {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Kind of component reporting.
-    pub source_kind: HealthSourceKind,
-    /// Global id of the component reporting.
-    pub source_id: ID,
-    /// Reported health.
-    pub status: HealthStatus,
-    /// Details.
-    pub message: String,
-    /// When it was reported.
-    pub occurred_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct HealthEvent(pub HealthEventRow);
 
 impl From<HealthEventRow> for HealthEvent {
     fn from(row: HealthEventRow) -> Self {
-        let kind = HealthSourceKind::from_stored(&row.source_kind);
-        let type_name = match kind {
+        Self(row)
+    }
+}
+
+/// A health report of an agent, gateway, checker, device or edge component.
+#[Object]
+impl HealthEvent {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("HealthEvent", self.0.id)
+    }
+    /// Kind of component reporting.
+    async fn source_kind(&self) -> HealthSourceKind {
+        HealthSourceKind::from_stored(&self.0.source_kind)
+    }
+    /// Global id of the component reporting.
+    async fn source_id(&self) -> ID {
+        let type_name = match HealthSourceKind::from_stored(&self.0.source_kind) {
             HealthSourceKind::Agent => "Agent",
             HealthSourceKind::Gateway => "Gateway",
             HealthSourceKind::Checker => "Checker",
             HealthSourceKind::Device => "Device",
             HealthSourceKind::EdgeComponent => "EdgeComponent",
         };
-        Self {
-            id: ids::encode("HealthEvent", row.id),
-            source_kind: kind,
-            source_id: ids::encode(type_name, row.source_id),
-            status: HealthStatus::from_stored(&row.status),
-            message: row.message,
-            occurred_at: row.occurred_at,
-        }
+        ids::encode(type_name, self.0.source_id)
+    }
+    /// Reported health.
+    async fn status(&self) -> HealthStatus {
+        HealthStatus::from_stored(&self.0.status)
+    }
+    /// Details.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// When it was reported.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
     }
 }
 

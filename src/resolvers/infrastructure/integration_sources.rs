@@ -18,33 +18,41 @@ use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key}
 use crate::schema::tenant::integration_sources;
 
 /// A source of inventory: an external system devices are imported from.
-#[derive(SimpleObject, Clone)]
-pub struct IntegrationSource {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Unique name.
-    pub name: String,
-    /// Kind of external system.
-    pub kind: IntegrationKind,
-    /// Whether it syncs.
-    pub enabled: bool,
-    /// Last successful sync.
-    pub last_sync_at: Option<DateTime<Utc>>,
-    /// Error of the last failed sync.
-    pub last_error: Option<String>,
-}
+#[derive(Clone)]
+pub struct IntegrationSource(pub IntegrationSourceRow);
 
 impl From<IntegrationSourceRow> for IntegrationSource {
     fn from(row: IntegrationSourceRow) -> Self {
-        Self {
-            id: ids::encode("IntegrationSource", row.id),
-            name: row.name,
-            kind: IntegrationKind::from_stored(&row.kind),
-            enabled: row.enabled,
-            last_sync_at: row.last_sync_at,
-            last_error: row.last_error,
-        }
+        Self(row)
+    }
+}
+
+/// A source of inventory: an external system devices are imported from.
+#[Object]
+impl IntegrationSource {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("IntegrationSource", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Kind of external system.
+    async fn kind(&self) -> IntegrationKind {
+        IntegrationKind::from_stored(&self.0.kind)
+    }
+    /// Whether it syncs.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// Last successful sync.
+    async fn last_sync_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_sync_at
+    }
+    /// Error of the last failed sync.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
     }
 }
 

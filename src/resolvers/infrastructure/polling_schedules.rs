@@ -2,7 +2,7 @@
 //! creating, updating and deleting schedules.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -18,48 +18,49 @@ use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key}
 use crate::schema::tenant::polling_schedules;
 
 /// A polling schedule: collects data (SNMP, API) from a target periodically.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct PollingSchedule {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Unique name.
-    pub name: String,
-    /// What is polled.
-    pub target: String,
-    /// Seconds between polls.
-    pub interval_seconds: i32,
-    /// Whether it runs.
-    pub enabled: bool,
-    /// When it last ran.
-    pub last_run_at: Option<DateTime<Utc>>,
-    /// When it runs next.
-    pub next_run_at: Option<DateTime<Utc>>,
-    #[graphql(skip)]
-    pub row: PollingScheduleRow,
-}
+#[derive(Clone)]
+pub struct PollingSchedule(pub PollingScheduleRow);
 
 impl From<PollingScheduleRow> for PollingSchedule {
     fn from(row: PollingScheduleRow) -> Self {
-        Self {
-            id: ids::encode("PollingSchedule", row.id),
-            name: row.name.clone(),
-            target: row.target.clone(),
-            interval_seconds: row.interval_seconds,
-            enabled: row.enabled,
-            last_run_at: row.last_run_at,
-            next_run_at: row.next_run_at,
-            row,
-        }
+        Self(row)
     }
 }
 
-#[ComplexObject]
+/// A polling schedule: collects data (SNMP, API) from a target periodically.
+#[Object]
 impl PollingSchedule {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("PollingSchedule", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// What is polled.
+    async fn target(&self) -> &str {
+        &self.0.target
+    }
+    /// Seconds between polls.
+    async fn interval_seconds(&self) -> i32 {
+        self.0.interval_seconds
+    }
+    /// Whether it runs.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// When it last ran.
+    async fn last_run_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_run_at
+    }
+    /// When it runs next.
+    async fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        self.0.next_run_at
+    }
     /// The agent that polls.
     async fn agent(&self, ctx: &Context<'_>) -> ApiResult<Option<Agent>> {
-        match self.row.agent_id {
+        match self.0.agent_id {
             Some(id) => Ok(loaders(ctx)?.agent(id).await?.map(Agent::from)),
             None => Ok(None),
         }

@@ -2,7 +2,7 @@
 //! updating and deleting checks.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -20,61 +20,64 @@ use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key}
 use crate::schema::tenant::service_checks;
 
 /// A service check: probes a target periodically from an agent.
-#[derive(SimpleObject, Clone)]
-#[graphql(complex)]
-pub struct ServiceCheck {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Name, unique per device.
-    pub name: String,
-    /// How it probes.
-    pub kind: CheckKind,
-    /// What it probes (`host:port`, URL...).
-    pub target: String,
-    /// Seconds between runs.
-    pub interval_seconds: i32,
-    /// Milliseconds before a run counts as failed.
-    pub timeout_ms: i32,
-    /// Whether it runs.
-    pub enabled: bool,
-    /// Result of the last run.
-    pub last_status: CheckStatus,
-    /// When it last ran.
-    pub last_checked_at: Option<DateTime<Utc>>,
-    #[graphql(skip)]
-    pub row: ServiceCheckRow,
-}
+#[derive(Clone)]
+pub struct ServiceCheck(pub ServiceCheckRow);
 
 impl From<ServiceCheckRow> for ServiceCheck {
     fn from(row: ServiceCheckRow) -> Self {
-        Self {
-            id: ids::encode("ServiceCheck", row.id),
-            name: row.name.clone(),
-            kind: CheckKind::from_stored(&row.kind),
-            target: row.target.clone(),
-            interval_seconds: row.interval_seconds,
-            timeout_ms: row.timeout_ms,
-            enabled: row.enabled,
-            last_status: CheckStatus::from_stored(&row.last_status),
-            last_checked_at: row.last_checked_at,
-            row,
-        }
+        Self(row)
     }
 }
 
-#[ComplexObject]
+/// A service check: probes a target periodically from an agent.
+#[Object]
 impl ServiceCheck {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("ServiceCheck", self.0.id)
+    }
+    /// Name, unique per device.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// How it probes.
+    async fn kind(&self) -> CheckKind {
+        CheckKind::from_stored(&self.0.kind)
+    }
+    /// What it probes (`host:port`, URL...).
+    async fn target(&self) -> &str {
+        &self.0.target
+    }
+    /// Seconds between runs.
+    async fn interval_seconds(&self) -> i32 {
+        self.0.interval_seconds
+    }
+    /// Milliseconds before a run counts as failed.
+    async fn timeout_ms(&self) -> i32 {
+        self.0.timeout_ms
+    }
+    /// Whether it runs.
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// Result of the last run.
+    async fn last_status(&self) -> CheckStatus {
+        CheckStatus::from_stored(&self.0.last_status)
+    }
+    /// When it last ran.
+    async fn last_checked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_checked_at
+    }
     /// The agent that runs the check.
     async fn agent(&self, ctx: &Context<'_>) -> ApiResult<Option<Agent>> {
-        match self.row.agent_id {
+        match self.0.agent_id {
             Some(id) => Ok(loaders(ctx)?.agent(id).await?.map(Agent::from)),
             None => Ok(None),
         }
     }
     /// The device the check is about.
     async fn device(&self, ctx: &Context<'_>) -> ApiResult<Option<Device>> {
-        match self.row.device_id {
+        match self.0.device_id {
             Some(id) => Ok(loaders(ctx)?.device(id).await?.map(Device)),
             None => Ok(None),
         }

@@ -26,7 +26,9 @@ use crate::resolvers::errors::{ApiError, ApiResult};
 use crate::resolvers::ids::{self, decode_optional};
 use crate::resolvers::models::DeviceRow;
 use crate::resolvers::monitoring::{Alert, Event, time_cursor};
-use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key};
+use crate::resolvers::pagination::{
+    Cursor, NestedTotal, Window, connection_name, fetch_page, keyset, text_key, wants_total,
+};
 use crate::schema::tenant::devices;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
@@ -99,10 +101,14 @@ impl Device {
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-    ) -> ApiResult<Connection<Cursor, Interface>> {
+    ) -> ApiResult<Connection<Cursor, Interface, NestedTotal, EmptyFields, DeviceInterfaceConnectionName>>
+    {
         let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
-        let rows = loaders(ctx)?.interfaces_of(self.0.id, &window).await?;
-        let rows = rows
+        let page = loaders(ctx)?
+            .interfaces_of(self.0.id, &window, wants_total(ctx))
+            .await?;
+        let rows = page
+            .rows
             .into_iter()
             .map(|i| {
                 (
@@ -114,7 +120,7 @@ impl Device {
                 )
             })
             .collect();
-        Ok(window.connection(rows, EmptyFields))
+        Ok(window.connection(rows, NestedTotal(page.total)))
     }
     /// Stable identities (serial, MAC, agent id...) that recognise the device.
     #[graphql(complexity = "crate::resolvers::limits::RELATION_LIST_COST * child_complexity")]
@@ -152,14 +158,17 @@ impl Device {
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-    ) -> ApiResult<Connection<Cursor, Alert>> {
+    ) -> ApiResult<Connection<Cursor, Alert, NestedTotal, EmptyFields, DeviceAlertConnectionName>> {
         let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
-        let rows = loaders(ctx)?.open_alerts_of(self.0.id, &window).await?;
-        let rows = rows
+        let page = loaders(ctx)?
+            .open_alerts_of(self.0.id, &window, wants_total(ctx))
+            .await?;
+        let rows = page
+            .rows
             .into_iter()
             .map(|a| (time_cursor(a.triggered_at, a.id), Alert(a)))
             .collect();
-        Ok(window.connection(rows, EmptyFields))
+        Ok(window.connection(rows, NestedTotal(page.total)))
     }
     /// The device's events, newest first: a page of `first`.
     #[graphql(complexity = "crate::resolvers::limits::list_cost(first, None, child_complexity)")]
@@ -173,14 +182,17 @@ impl Device {
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-    ) -> ApiResult<Connection<Cursor, Event>> {
+    ) -> ApiResult<Connection<Cursor, Event, NestedTotal, EmptyFields, DeviceEventConnectionName>> {
         let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
-        let rows = loaders(ctx)?.recent_events_of(self.0.id, &window).await?;
-        let rows = rows
+        let page = loaders(ctx)?
+            .recent_events_of(self.0.id, &window, wants_total(ctx))
+            .await?;
+        let rows = page
+            .rows
             .into_iter()
             .map(|e| (time_cursor(e.occurred_at, e.id), Event(e)))
             .collect();
-        Ok(window.connection(rows, EmptyFields))
+        Ok(window.connection(rows, NestedTotal(page.total)))
     }
 }
 
@@ -566,3 +578,21 @@ impl DeviceMutation {
         })
     }
 }
+
+connection_name!(
+    /// Names the connection of `Device.interfaces`: a device's interfaces, with their `totalCount`.
+    DeviceInterfaceConnectionName,
+    "DeviceInterfaceConnection"
+);
+
+connection_name!(
+    /// Names the connection of `Device.openAlerts`: a device's open alerts, with their `totalCount`.
+    DeviceAlertConnectionName,
+    "DeviceAlertConnection"
+);
+
+connection_name!(
+    /// Names the connection of `Device.recentEvents`: a device's events, with their `totalCount`.
+    DeviceEventConnectionName,
+    "DeviceEventConnection"
+);

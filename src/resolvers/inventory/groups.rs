@@ -1,8 +1,8 @@
 //! Device groups: the `DeviceGroup` object and its devices, the `deviceGroups` list, and
 //! creating, updating, deleting groups and putting devices in them.
 
-use async_graphql::connection::{Connection, ConnectionNameType, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Object, OutputType, SimpleObject};
+use async_graphql::connection::{Connection, EmptyFields};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -12,7 +12,9 @@ use crate::resolvers::context::{app, loaders, scope};
 use crate::resolvers::errors::{ApiError, ApiResult};
 use crate::resolvers::ids;
 use crate::resolvers::models::GroupRow;
-use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key};
+use crate::resolvers::pagination::{
+    Cursor, NestedTotal, Window, connection_name, fetch_page, keyset, text_key, wants_total,
+};
 use crate::schema::tenant::{device_groups, devices};
 
 /// A named set of devices, for views, permissions and bulk operations.
@@ -46,10 +48,13 @@ impl DeviceGroup {
         #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
             String,
         >,
-    ) -> ApiResult<Connection<Cursor, Device, EmptyFields, EmptyFields, GroupDeviceConnectionName>> {
+    ) -> ApiResult<Connection<Cursor, Device, NestedTotal, EmptyFields, GroupDeviceConnectionName>> {
         let window = Window::forward(first, after, app(ctx)?.max_page_size)?;
-        let rows = loaders(ctx)?.devices_in_group(self.0.id, &window).await?;
-        let rows = rows
+        let page = loaders(ctx)?
+            .devices_in_group(self.0.id, &window, wants_total(ctx))
+            .await?;
+        let rows = page
+            .rows
             .into_iter()
             .map(|d| {
                 (
@@ -61,19 +66,17 @@ impl DeviceGroup {
                 )
             })
             .collect();
-        Ok(window.connection(rows, EmptyFields))
+        Ok(window.connection(rows, NestedTotal(page.total)))
     }
 }
 
-/// Names the connection of `DeviceGroup.devices`, `GroupDeviceConnection`: it has no
-/// `totalCount`, unlike the `DeviceConnection` of `devices`.
-pub struct GroupDeviceConnectionName;
-
-impl ConnectionNameType for GroupDeviceConnectionName {
-    fn type_name<T: OutputType>() -> String {
-        "GroupDeviceConnection".to_owned()
-    }
-}
+connection_name!(
+    /// Names the connection of `DeviceGroup.devices`, `GroupDeviceConnection`: its
+    /// `totalCount` counts the group's devices (in the statement that reads the page),
+    /// where `DeviceConnection`'s counts the devices matching the `devices` filter.
+    GroupDeviceConnectionName,
+    "GroupDeviceConnection"
+);
 
 /// Input of `createDeviceGroup`.
 #[derive(InputObject)]
