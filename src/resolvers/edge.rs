@@ -4,7 +4,6 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -13,6 +12,7 @@ use super::context::{actor, app, scope};
 use super::enums::{EdgeComponentKind, OnboardingEventKind, OnboardingPackageStatus};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
+use super::models::{EdgeComponentRow, OnboardingEventRow, OnboardingPackageRow};
 use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Window, fetch_page, keyset};
 use crate::edge::ca::ComponentKind;
@@ -30,19 +30,6 @@ impl EdgeComponentKind {
             Self::Collector => ComponentKind::Collector,
         }
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = onboarding_packages, check_for_backend(Pg))]
-pub struct OnboardingPackageRow {
-    pub id: Uuid,
-    pub edge_site_id: Uuid,
-    pub status: String,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub component_id: Option<String>,
 }
 
 /// A one-time package that onboards one edge component.
@@ -92,16 +79,6 @@ impl OnboardingPackage {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = onboarding_events, check_for_backend(Pg))]
-pub struct OnboardingEventRow {
-    pub id: Uuid,
-    pub onboarding_package_id: Uuid,
-    pub event: String,
-    pub detail: String,
-    pub occurred_at: DateTime<Utc>,
-}
-
 /// One step of an onboarding package's life.
 #[derive(Clone)]
 pub struct OnboardingEvent(pub OnboardingEventRow);
@@ -135,22 +112,6 @@ impl OnboardingEvent {
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = edge_components, check_for_backend(Pg))]
-pub struct EdgeComponentRow {
-    pub id: Uuid,
-    pub onboarding_package_id: Option<Uuid>,
-    pub kind: String,
-    pub component_id: String,
-    pub name: String,
-    pub common_name: String,
-    pub serial: String,
-    pub not_after: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_seen: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
 }
 
 /// An onboarded edge component: one issued certificate.

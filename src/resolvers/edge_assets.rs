@@ -6,27 +6,15 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 
 use super::context::{app, scope};
 use super::errors::ApiResult;
 use super::ids;
+use super::models::{CertificateAuthorityRow, CollectorPackageRow, NatsCredentialRow, NatsLeafServerRow};
 use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::schema::tenant::{collector_packages, nats_credentials, nats_leaf_servers, tenant_cas};
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = tenant_cas, check_for_backend(Pg))]
-pub struct CertificateAuthorityRow {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub certificate_pem: String,
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
 
 /// A certificate authority of the tenant: the intermediate, signed by the platform root,
 /// that issues its edge components' certificates. Only its public certificate is shown.
@@ -73,17 +61,6 @@ impl CertificateAuthority {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = collector_packages, check_for_backend(Pg))]
-pub struct CollectorPackageRow {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub version: String,
-    pub platform: String,
-    pub sha256: String,
-    pub created_at: DateTime<Utc>,
-}
-
 /// A collector build offered to the tenant's edge components.
 #[derive(Clone)]
 pub struct CollectorPackage(pub CollectorPackageRow);
@@ -121,18 +98,6 @@ impl CollectorPackage {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = nats_credentials, check_for_backend(Pg))]
-pub struct NatsCredentialRow {
-    pub id: uuid::Uuid,
-    pub edge_site_id: uuid::Uuid,
-    pub edge_component_id: Option<uuid::Uuid>,
-    pub user_public_key: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
 }
 
 /// A NATS user credential issued to an edge component (the public key only; the seed went
@@ -180,18 +145,6 @@ impl NatsCredential {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = nats_leaf_servers, check_for_backend(Pg))]
-pub struct NatsLeafServerRow {
-    pub id: uuid::Uuid,
-    pub edge_site_id: uuid::Uuid,
-    pub name: String,
-    pub url: String,
-    pub status: String,
-    pub last_seen: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
 }
 
 /// A NATS leaf server at an edge site, relaying its components to the tenant's account.

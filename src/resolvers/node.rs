@@ -5,11 +5,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::context::{loaders, scope};
-use super::device_history::{AliasStateRow, DeviceAliasState, MergeAudit, MergeAuditRow};
-use super::edge::{
-    EdgeComponent, EdgeComponentRow, OnboardingEvent, OnboardingEventRow, OnboardingPackage,
-    OnboardingPackageRow,
-};
+use super::device_history::{DeviceAliasState, MergeAudit};
+use super::edge::{EdgeComponent, OnboardingEvent, OnboardingPackage};
 use super::errors::ApiResult;
 use super::identity::{ApiToken, Session, User};
 use super::ids;
@@ -19,8 +16,9 @@ use super::infrastructure::{
 use super::inventory::{Device, DeviceGroup, DeviceIdentifier, Interface as NetworkInterface, Partition};
 use super::jobs::{Job, JobRow, JobSchedule, JobScheduleRow};
 use super::models::{
-    AlertRow, CheckerRow, EdgeSiteRow, EventRow, HealthEventRow, IdentifierRow, IntegrationSourceRow,
-    InterfaceRow, PollingScheduleRow, ServiceCheckRow,
+    AlertRow, AliasStateRow, CheckerRow, EdgeComponentRow, EdgeSiteRow, EventRow, HealthEventRow,
+    IdentifierRow, IntegrationSourceRow, InterfaceRow, MergeAuditRow, OnboardingEventRow,
+    OnboardingPackageRow, PollingScheduleRow, ServiceCheckRow,
 };
 use super::monitoring::{Alert, Event};
 use super::platform::Tenant;

@@ -4,16 +4,15 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Double, Integer, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
-use uuid::Uuid;
 
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult};
 use super::identity::User;
 use super::ids;
+use super::models::LogRow;
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{logs, users};
@@ -135,18 +134,6 @@ async fn series(
         Some(selector) => query.bind::<Text, _>(selector).load(&mut conn).await?,
         None => query.load(&mut conn).await?,
     })
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = logs, check_for_backend(Pg))]
-pub struct LogRow {
-    pub id: i64,
-    pub device_id: Option<Uuid>,
-    pub ts: DateTime<Utc>,
-    pub severity: String,
-    pub source: String,
-    pub message: String,
-    pub attributes: serde_json::Value,
 }
 
 /// A log line.

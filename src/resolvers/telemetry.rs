@@ -8,7 +8,6 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -16,6 +15,7 @@ use uuid::Uuid;
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
+use super::models::{OtelMetricRow, ProcessRow, SpanRow, TraceSummaryRow};
 use super::pagination::{Cursor, Direction, Window, fetch_page};
 use crate::schema::tenant::{otel_metrics, otel_trace_summaries, otel_traces, process_metrics};
 
@@ -65,17 +65,6 @@ macro_rules! newest_first {
 }
 
 pub(crate) use newest_first;
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = process_metrics, check_for_backend(Pg))]
-pub struct ProcessRow {
-    pub device_id: Uuid,
-    pub ts: DateTime<Utc>,
-    pub pid: i32,
-    pub name: String,
-    pub cpu_percent: f64,
-    pub memory_bytes: i64,
-}
 
 /// One sample of a process running on a device.
 #[derive(Clone)]
@@ -127,18 +116,6 @@ pub struct ProcessFilter {
     pub from: Option<DateTime<Utc>>,
     /// Only samples before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = otel_metrics, check_for_backend(Pg))]
-pub struct OtelMetricRow {
-    pub id: i64,
-    pub device_id: Option<Uuid>,
-    pub service_name: String,
-    pub name: String,
-    pub ts: DateTime<Utc>,
-    pub value: f64,
-    pub attributes: serde_json::Value,
 }
 
 /// One OpenTelemetry metric data point.
@@ -195,18 +172,6 @@ pub struct OtelMetricFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = otel_trace_summaries, check_for_backend(Pg))]
-pub struct TraceSummaryRow {
-    pub trace_id: String,
-    pub root_service: String,
-    pub root_span_name: String,
-    pub start_time: DateTime<Utc>,
-    pub duration_ms: f64,
-    pub span_count: i32,
-    pub error_count: i32,
-}
-
 /// One trace, summarised.
 #[derive(Clone)]
 pub struct TraceSummary(pub TraceSummaryRow);
@@ -261,20 +226,6 @@ pub struct TraceFilter {
     pub from: Option<DateTime<Utc>>,
     /// Only traces that started before this time (RFC 3339).
     pub to: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = otel_traces, check_for_backend(Pg))]
-pub struct SpanRow {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
-    pub service_name: String,
-    pub name: String,
-    pub start_time: DateTime<Utc>,
-    pub end_time: DateTime<Utc>,
-    pub status: String,
-    pub attributes: serde_json::Value,
 }
 
 /// One span of a trace.
