@@ -64,9 +64,9 @@ async fn seed(t: &TestApp, schema: &str, n: usize) {
 }
 
 const NESTED: &str = "query($n: Int!) { devices(first: $n) { totalCount edges { node { hostname \
-    interfaces { nodes { name device { hostname } } } group { name } openAlerts { nodes { title } } \
-    recentEvents { nodes { kind } } \
-    firstInterface: interfaces(first: 1) { pageInfo { hasNextPage } nodes { name } } } } } }";
+    interfaces { nodes { name device { hostname } } } group { name } \
+    openAlerts(first: 5) { totalCount nodes { title } } recentEvents(first: 5) { totalCount nodes { kind } } \
+    firstInterface: interfaces(first: 1) { totalCount pageInfo { hasNextPage } nodes { name } } } } } }";
 
 #[tokio::test]
 async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
@@ -89,12 +89,16 @@ async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
         );
         assert_eq!(first["group"]["name"], "core");
         assert_eq!(first["openAlerts"]["nodes"].as_array().map(Vec::len), Some(1));
-        // Nested lists are pages: `first: 1` of two interfaces answers one, and says more follow.
+        // Nested lists are pages: `first: 1` of two interfaces answers one, and says more
+        // follow; `totalCount` counts the device's whole list (one open alert of two).
         for edge in edges {
             let page = &edge["node"]["firstInterface"];
             assert_eq!(page["nodes"].as_array().map(Vec::len), Some(1), "{page}");
             assert_eq!(page["nodes"][0]["name"], "eth0", "{page}");
             assert_eq!(page["pageInfo"]["hasNextPage"], true, "{page}");
+            assert_eq!(page["totalCount"], 2, "{page}");
+            assert_eq!(edge["node"]["openAlerts"]["totalCount"], 1, "{edge}");
+            assert_eq!(edge["node"]["recentEvents"]["totalCount"], 1, "{edge}");
         }
         assert!(
             !response.to_string().contains("tenant_globex"),
@@ -102,9 +106,83 @@ async fn a_nested_list_costs_one_statement_per_level_not_per_row() {
         );
     }
     // BEGIN batch, credential check, page, count, interfaces (two pages: all and first 1),
-    // interface devices, groups, alerts, events, COMMIT: the same for 10 and 100 devices.
+    // interface devices, groups, alerts, events, COMMIT: the same for 10 and 100 devices
+    // (the nested totalCounts are counted by the statements that read the pages).
     assert_eq!(counts[0], counts[1], "statements grew with the rows: {counts:?}");
     assert!(counts[1] <= 11, "too many statements: {counts:?}");
+}
+
+#[tokio::test]
+async fn nested_total_counts_cost_no_statement_and_count_the_parents_whole_list() {
+    let f = fixture().await;
+    seed(&f.t, "tenant_acme", 30).await;
+    seed(&f.t, "tenant_globex", 5).await;
+    f.t.db
+        .conn()
+        .await
+        .batch_execute(
+            "SET search_path TO tenant_acme;
+             INSERT INTO gateways (name) SELECT 'gw-' || i FROM generate_series(1, 3) i;
+             INSERT INTO agents (name, gateway_id)
+               SELECT g.name || '-agent-' || i, g.id FROM gateways g, generate_series(1, 4) i;
+             INSERT INTO checkers (agent_id, name, kind)
+               SELECT a.id, 'chk-' || i, 'icmp' FROM agents a, generate_series(1, 5) i;
+             RESET search_path;",
+        )
+        .await
+        .expect("seed");
+    let counted = "{ gateways { nodes { id agents(first: 2) { totalCount pageInfo { hasNextPage endCursor } \
+        nodes { name checkers(first: 1) { totalCount nodes { name } } } } } } \
+        deviceGroups { nodes { name devices(first: 5) { totalCount nodes { hostname } } } } }";
+    let uncounted = counted.replace("totalCount ", "");
+    let before = f.t.app.db.statements();
+    let plain = f.t.gql(Some(&f.viewer), &uncounted, json!({})).await;
+    let without = f.t.app.db.statements() - before;
+    let before = f.t.app.db.statements();
+    let response = f.t.gql(Some(&f.viewer), counted, json!({})).await;
+    let with = f.t.app.db.statements() - before;
+    assert!(plain["errors"].is_null(), "{plain}");
+    assert_eq!(with, without, "totalCount added statements");
+    let gateways = response["data"]["gateways"]["nodes"]
+        .as_array()
+        .expect("gateways");
+    assert_eq!(gateways.len(), 3, "{response}");
+    for gateway in gateways {
+        let agents = &gateway["agents"];
+        assert_eq!(agents["totalCount"], 4, "{agents}");
+        assert_eq!(agents["nodes"].as_array().map(Vec::len), Some(2), "{agents}");
+        for agent in agents["nodes"].as_array().expect("agents") {
+            assert_eq!(agent["checkers"]["totalCount"], 5, "{agent}");
+            assert_eq!(agent["checkers"]["nodes"].as_array().map(Vec::len), Some(1));
+        }
+    }
+    let group = &response["data"]["deviceGroups"]["nodes"][0];
+    assert_eq!(group["devices"]["totalCount"], 30, "{group}");
+    assert_eq!(group["devices"]["nodes"].as_array().map(Vec::len), Some(5));
+    assert!(!response.to_string().contains("globex"), "globex rows leaked");
+
+    // A page past the end is empty and still has the whole list's count.
+    let gateway = &gateways[0];
+    let last = "query($id: ID!, $after: String) { node(id: $id) { ... on Gateway { \
+        agents(first: 4, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { name } } } } }";
+    let all =
+        f.t.gql(Some(&f.viewer), last, json!({ "id": gateway["id"] }))
+            .await;
+    let end = &all["data"]["node"]["agents"]["pageInfo"]["endCursor"];
+    assert_eq!(
+        all["data"]["node"]["agents"]["pageInfo"]["hasNextPage"], false,
+        "{all}"
+    );
+    let past =
+        f.t.gql(
+            Some(&f.viewer),
+            last,
+            json!({ "id": gateway["id"], "after": end }),
+        )
+        .await;
+    let agents = &past["data"]["node"]["agents"];
+    assert_eq!(agents["nodes"].as_array().map(Vec::len), Some(0), "{past}");
+    assert_eq!(agents["totalCount"], 4, "{past}");
 }
 
 #[tokio::test]

@@ -603,3 +603,74 @@ async fn node_finds_api_tokens_identifiers_and_tenants_of_the_callers_tenant_onl
             .is_null()
     );
 }
+
+#[tokio::test]
+async fn node_refuses_what_the_lists_refuse_and_a_platform_admin_reaches_every_tenant() {
+    let w = world().await;
+    let viewer = w.t.user("acme", "viewer@acme.example", Role::Viewer).await;
+    let viewer_token = w.t.session("acme", &viewer).await;
+    let root =
+        w.t.user("platform", "root@platform.example", Role::PlatformAdmin)
+            .await;
+    let root_token = w.t.session("platform", &root).await;
+    let acme =
+        w.t.gql(
+            Some(&w.acme_token),
+            "{ me { tenant { id } } apiTokens { nodes { id } } }",
+            json!({}),
+        )
+        .await;
+    let token_id = &acme["data"]["apiTokens"]["nodes"][0]["id"];
+    let tenant_id = &acme["data"]["me"]["tenant"]["id"];
+    assert!(token_id.is_string() && tenant_id.is_string(), "{acme}");
+    let node = "query($id: ID!) { node(id: $id) { id ... on ApiToken { name } ... on Tenant { slug } } }";
+
+    // A viewer may not list API tokens, and may not fetch one by id either.
+    let listed =
+        w.t.gql(Some(&viewer_token), "{ apiTokens { nodes { id } } }", json!({}))
+            .await;
+    assert_eq!(error_code(&listed), Some("FORBIDDEN"), "{listed}");
+    let fetched =
+        w.t.gql(Some(&viewer_token), node, json!({ "id": token_id }))
+            .await;
+    assert!(fetched["data"]["node"].is_null(), "{fetched}");
+    assert!(!fetched.to_string().contains("acme-ci"), "{fetched}");
+    // Its own tenant it may see (as under `me`), and not globex's.
+    let own =
+        w.t.gql(Some(&viewer_token), node, json!({ "id": tenant_id }))
+            .await;
+    assert_eq!(own["data"]["node"]["slug"], "acme", "{own}");
+    let globex =
+        w.t.gql(Some(&w.globex_token), "{ me { tenant { id } } }", json!({}))
+            .await;
+    let globex_tenant = &globex["data"]["me"]["tenant"]["id"];
+    let other =
+        w.t.gql(Some(&viewer_token), node, json!({ "id": globex_tenant }))
+            .await;
+    assert!(other["data"]["node"].is_null(), "{other}");
+
+    // A tenant admin may not list tenants; a platform admin lists them and fetches any.
+    let refused =
+        w.t.gql(Some(&w.acme_token), "{ tenants { nodes { slug } } }", json!({}))
+            .await;
+    assert_eq!(error_code(&refused), Some("FORBIDDEN"), "{refused}");
+    let listed =
+        w.t.gql(
+            Some(&root_token),
+            "{ tenants(first: 100) { nodes { id slug } } }",
+            json!({}),
+        )
+        .await;
+    let slugs: Vec<&str> = listed["data"]["tenants"]["nodes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["slug"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(slugs.contains(&"acme") && slugs.contains(&"globex"), "{listed}");
+    for (id, slug) in [(tenant_id, "acme"), (globex_tenant, "globex")] {
+        let found = w.t.gql(Some(&root_token), node, json!({ "id": id })).await;
+        assert_eq!(found["data"]["node"]["slug"], slug, "{found}");
+    }
+    // The platform admin's token is for the platform tenant: acme's API token is not its.
+    let foreign = w.t.gql(Some(&root_token), node, json!({ "id": token_id })).await;
+    assert!(foreign["data"]["node"].is_null(), "{foreign}");
+}

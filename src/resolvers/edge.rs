@@ -4,7 +4,6 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -13,6 +12,7 @@ use super::context::{actor, app, scope};
 use super::enums::{EdgeComponentKind, OnboardingEventKind, OnboardingPackageStatus};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
+use super::models::{EdgeComponentRow, OnboardingEventRow, OnboardingPackageRow};
 use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Window, fetch_page, keyset};
 use crate::edge::ca::ComponentKind;
@@ -32,152 +32,140 @@ impl EdgeComponentKind {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = onboarding_packages, check_for_backend(Pg))]
-pub struct OnboardingPackageRow {
-    pub id: Uuid,
-    pub edge_site_id: Uuid,
-    pub status: String,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub component_id: Option<String>,
-}
-
 /// A one-time package that onboards one edge component.
-#[derive(SimpleObject, Clone)]
-pub struct OnboardingPackage {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// What the component is.
-    pub kind: EdgeComponentKind,
-    /// Name given at creation.
-    pub name: String,
-    /// The component id its certificate names (`<componentId>.<tenant>.<edge domain>`).
-    pub component_id: String,
-    /// Where it is in its life.
-    pub status: OnboardingPackageStatus,
-    /// When its download token stops working.
-    pub expires_at: DateTime<Utc>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// The edge site it belongs to.
-    #[graphql(owned)]
-    pub edge_site_id: ID,
-}
+#[derive(Clone)]
+pub struct OnboardingPackage(pub OnboardingPackageRow);
 
 impl From<OnboardingPackageRow> for OnboardingPackage {
     fn from(row: OnboardingPackageRow) -> Self {
-        Self {
-            id: ids::encode("OnboardingPackage", row.id),
-            kind: EdgeComponentKind::from_stored(row.kind.as_deref().unwrap_or("agent")),
-            name: row.name.unwrap_or_default(),
-            component_id: row.component_id.unwrap_or_default(),
-            status: OnboardingPackageStatus::from_stored(&row.status),
-            expires_at: row.expires_at,
-            created_at: row.created_at,
-            edge_site_id: ids::encode("EdgeSite", row.edge_site_id),
-        }
+        Self(row)
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = onboarding_events, check_for_backend(Pg))]
-pub struct OnboardingEventRow {
-    pub id: Uuid,
-    pub onboarding_package_id: Uuid,
-    pub event: String,
-    pub detail: String,
-    pub occurred_at: DateTime<Utc>,
+/// A one-time package that onboards one edge component.
+#[Object]
+impl OnboardingPackage {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("OnboardingPackage", self.0.id)
+    }
+    /// What the component is.
+    async fn kind(&self) -> EdgeComponentKind {
+        EdgeComponentKind::from_stored(self.0.kind.as_deref().unwrap_or("agent"))
+    }
+    /// Name given at creation.
+    async fn name(&self) -> &str {
+        self.0.name.as_deref().unwrap_or_default()
+    }
+    /// The component id its certificate names (`<componentId>.<tenant>.<edge domain>`).
+    async fn component_id(&self) -> &str {
+        self.0.component_id.as_deref().unwrap_or_default()
+    }
+    /// Where it is in its life.
+    async fn status(&self) -> OnboardingPackageStatus {
+        OnboardingPackageStatus::from_stored(&self.0.status)
+    }
+    /// When its download token stops working.
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The edge site it belongs to.
+    async fn edge_site_id(&self) -> ID {
+        ids::encode("EdgeSite", self.0.edge_site_id)
+    }
 }
 
 /// One step of an onboarding package's life.
-#[derive(SimpleObject, Clone)]
-pub struct OnboardingEvent {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// The package.
-    #[graphql(owned)]
-    pub package_id: ID,
-    /// What happened.
-    pub event: OnboardingEventKind,
-    /// Details for people.
-    pub detail: String,
-    /// When.
-    pub occurred_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct OnboardingEvent(pub OnboardingEventRow);
 
 impl From<OnboardingEventRow> for OnboardingEvent {
     fn from(row: OnboardingEventRow) -> Self {
-        Self {
-            id: ids::encode("OnboardingEvent", row.id),
-            package_id: ids::encode("OnboardingPackage", row.onboarding_package_id),
-            event: OnboardingEventKind::from_stored(&row.event),
-            detail: row.detail,
-            occurred_at: row.occurred_at,
-        }
+        Self(row)
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = edge_components, check_for_backend(Pg))]
-pub struct EdgeComponentRow {
-    pub id: Uuid,
-    pub onboarding_package_id: Option<Uuid>,
-    pub kind: String,
-    pub component_id: String,
-    pub name: String,
-    pub common_name: String,
-    pub serial: String,
-    pub not_after: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub last_seen: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+/// One step of an onboarding package's life.
+#[Object]
+impl OnboardingEvent {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("OnboardingEvent", self.0.id)
+    }
+    /// The package.
+    async fn package_id(&self) -> ID {
+        ids::encode("OnboardingPackage", self.0.onboarding_package_id)
+    }
+    /// What happened.
+    async fn event(&self) -> OnboardingEventKind {
+        OnboardingEventKind::from_stored(&self.0.event)
+    }
+    /// Details for people.
+    async fn detail(&self) -> &str {
+        &self.0.detail
+    }
+    /// When.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
 }
 
 /// An onboarded edge component: one issued certificate.
-#[derive(SimpleObject, Clone)]
-pub struct EdgeComponent {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// What the component is.
-    pub kind: EdgeComponentKind,
-    /// Its id in its certificate's CN.
-    pub component_id: String,
-    /// Name given to its onboarding package.
-    pub name: String,
-    /// Its certificate's CN.
-    pub common_name: String,
-    /// Its certificate's serial number (hex).
-    pub serial: String,
-    /// When its certificate expires (renew by onboarding again).
-    pub not_after: DateTime<Utc>,
-    /// When it was revoked; its certificate is refused from then on.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// Its last request to the edge endpoint.
-    pub last_seen: Option<DateTime<Utc>>,
-    /// When its certificate was issued.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct EdgeComponent(pub EdgeComponentRow);
 
 impl From<EdgeComponentRow> for EdgeComponent {
     fn from(row: EdgeComponentRow) -> Self {
-        Self {
-            id: ids::encode("EdgeComponent", row.id),
-            kind: EdgeComponentKind::from_stored(&row.kind),
-            component_id: row.component_id,
-            name: row.name,
-            common_name: row.common_name,
-            serial: row.serial,
-            not_after: row.not_after,
-            revoked_at: row.revoked_at,
-            last_seen: row.last_seen,
-            created_at: row.created_at,
-        }
+        Self(row)
+    }
+}
+
+/// An onboarded edge component: one issued certificate.
+#[Object]
+impl EdgeComponent {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("EdgeComponent", self.0.id)
+    }
+    /// What the component is.
+    async fn kind(&self) -> EdgeComponentKind {
+        EdgeComponentKind::from_stored(&self.0.kind)
+    }
+    /// Its id in its certificate's CN.
+    async fn component_id(&self) -> &str {
+        &self.0.component_id
+    }
+    /// Name given to its onboarding package.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Its certificate's CN.
+    async fn common_name(&self) -> &str {
+        &self.0.common_name
+    }
+    /// Its certificate's serial number (hex).
+    async fn serial(&self) -> &str {
+        &self.0.serial
+    }
+    /// When its certificate expires (renew by onboarding again).
+    async fn not_after(&self) -> DateTime<Utc> {
+        self.0.not_after
+    }
+    /// When it was revoked; its certificate is refused from then on.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    /// Its last request to the edge endpoint.
+    async fn last_seen(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen
+    }
+    /// When its certificate was issued.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 

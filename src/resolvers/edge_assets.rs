@@ -4,193 +4,189 @@
 //! servers of its edge sites. Each list is a Relay connection, newest first.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 
 use super::context::{app, scope};
 use super::errors::ApiResult;
 use super::ids;
+use super::models::{CertificateAuthorityRow, CollectorPackageRow, NatsCredentialRow, NatsLeafServerRow};
 use super::monitoring::{cursor_time, time_cursor};
 use super::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::schema::tenant::{collector_packages, nats_credentials, nats_leaf_servers, tenant_cas};
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = tenant_cas, check_for_backend(Pg))]
-pub struct CertificateAuthorityRow {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub certificate_pem: String,
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+/// A certificate authority of the tenant: the intermediate, signed by the platform root,
+/// that issues its edge components' certificates. Only its public certificate is shown.
+#[derive(Clone)]
+pub struct CertificateAuthority(pub CertificateAuthorityRow);
+
+impl From<CertificateAuthorityRow> for CertificateAuthority {
+    fn from(row: CertificateAuthorityRow) -> Self {
+        Self(row)
+    }
 }
 
 /// A certificate authority of the tenant: the intermediate, signed by the platform root,
 /// that issues its edge components' certificates. Only its public certificate is shown.
-#[derive(SimpleObject, Clone)]
-pub struct CertificateAuthority {
+#[Object]
+impl CertificateAuthority {
     /// Opaque global id.
-    pub id: ID,
-    /// Its name (the certificate's common name).
-    pub name: String,
-    /// The CA certificate, PEM: what a component's peer needs to verify its chain.
-    pub certificate_pem: String,
-    /// Start of its validity.
-    pub not_before: DateTime<Utc>,
-    /// End of its validity.
-    pub not_after: DateTime<Utc>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<CertificateAuthorityRow> for CertificateAuthority {
-    fn from(row: CertificateAuthorityRow) -> Self {
-        Self {
-            id: ids::encode("CertificateAuthority", row.id),
-            name: row.name,
-            certificate_pem: row.certificate_pem,
-            not_before: row.not_before,
-            not_after: row.not_after,
-            revoked_at: row.revoked_at,
-            created_at: row.created_at,
-        }
+    pub async fn id(&self) -> ID {
+        ids::encode("CertificateAuthority", self.0.id)
     }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = collector_packages, check_for_backend(Pg))]
-pub struct CollectorPackageRow {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub version: String,
-    pub platform: String,
-    pub sha256: String,
-    pub created_at: DateTime<Utc>,
+    /// Its name (the certificate's common name).
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The CA certificate, PEM: what a component's peer needs to verify its chain.
+    async fn certificate_pem(&self) -> &str {
+        &self.0.certificate_pem
+    }
+    /// Start of its validity.
+    async fn not_before(&self) -> DateTime<Utc> {
+        self.0.not_before
+    }
+    /// End of its validity.
+    async fn not_after(&self) -> DateTime<Utc> {
+        self.0.not_after
+    }
+    /// When it was revoked, if it was.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
 }
 
 /// A collector build offered to the tenant's edge components.
-#[derive(SimpleObject, Clone)]
-pub struct CollectorPackage {
-    /// Opaque global id.
-    pub id: ID,
-    /// Package name.
-    pub name: String,
-    /// Version.
-    pub version: String,
-    /// Target platform (`linux-amd64`, `linux-arm64`, `windows-amd64`, `darwin-arm64`).
-    pub platform: String,
-    /// SHA-256 of the artifact, hex.
-    pub sha256: String,
-    /// When it was added.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct CollectorPackage(pub CollectorPackageRow);
 
 impl From<CollectorPackageRow> for CollectorPackage {
     fn from(row: CollectorPackageRow) -> Self {
-        Self {
-            id: ids::encode("CollectorPackage", row.id),
-            name: row.name,
-            version: row.version,
-            platform: row.platform,
-            sha256: row.sha256,
-            created_at: row.created_at,
-        }
+        Self(row)
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = nats_credentials, check_for_backend(Pg))]
-pub struct NatsCredentialRow {
-    pub id: uuid::Uuid,
-    pub edge_site_id: uuid::Uuid,
-    pub edge_component_id: Option<uuid::Uuid>,
-    pub user_public_key: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+/// A collector build offered to the tenant's edge components.
+#[Object]
+impl CollectorPackage {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("CollectorPackage", self.0.id)
+    }
+    /// Package name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Version.
+    async fn version(&self) -> &str {
+        &self.0.version
+    }
+    /// Target platform (`linux-amd64`, `linux-arm64`, `windows-amd64`, `darwin-arm64`).
+    async fn platform(&self) -> &str {
+        &self.0.platform
+    }
+    /// SHA-256 of the artifact, hex.
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+    /// When it was added.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
 }
 
 /// A NATS user credential issued to an edge component (the public key only; the seed went
 /// to the component once, in its onboarding package).
-#[derive(SimpleObject, Clone)]
-pub struct NatsCredential {
-    /// Opaque global id.
-    pub id: ID,
-    /// The edge site of the component.
-    pub edge_site_id: ID,
-    /// The component it was issued to, when known.
-    pub edge_component_id: Option<ID>,
-    /// The NATS user's public key (`U…`).
-    pub user_public_key: String,
-    /// When it stops working, if it expires.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// When it was issued.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct NatsCredential(pub NatsCredentialRow);
 
 impl From<NatsCredentialRow> for NatsCredential {
     fn from(row: NatsCredentialRow) -> Self {
-        Self {
-            id: ids::encode("NatsCredential", row.id),
-            edge_site_id: ids::encode("EdgeSite", row.edge_site_id),
-            edge_component_id: row.edge_component_id.map(|id| ids::encode("EdgeComponent", id)),
-            user_public_key: row.user_public_key,
-            expires_at: row.expires_at,
-            revoked_at: row.revoked_at,
-            created_at: row.created_at,
-        }
+        Self(row)
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = nats_leaf_servers, check_for_backend(Pg))]
-pub struct NatsLeafServerRow {
-    pub id: uuid::Uuid,
-    pub edge_site_id: uuid::Uuid,
-    pub name: String,
-    pub url: String,
-    pub status: String,
-    pub last_seen: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+/// A NATS user credential issued to an edge component (the public key only; the seed went
+/// to the component once, in its onboarding package).
+#[Object]
+impl NatsCredential {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("NatsCredential", self.0.id)
+    }
+    /// The edge site of the component.
+    async fn edge_site_id(&self) -> ID {
+        ids::encode("EdgeSite", self.0.edge_site_id)
+    }
+    /// The component it was issued to, when known.
+    async fn edge_component_id(&self) -> Option<ID> {
+        self.0
+            .edge_component_id
+            .map(|id| ids::encode("EdgeComponent", id))
+    }
+    /// The NATS user's public key (`U…`).
+    async fn user_public_key(&self) -> &str {
+        &self.0.user_public_key
+    }
+    /// When it stops working, if it expires.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// When it was revoked, if it was.
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    /// When it was issued.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
 }
 
 /// A NATS leaf server at an edge site, relaying its components to the tenant's account.
-#[derive(SimpleObject, Clone)]
-pub struct NatsLeafServer {
-    /// Opaque global id.
-    pub id: ID,
-    /// Its edge site.
-    pub edge_site_id: ID,
-    /// Name, unique within the site.
-    pub name: String,
-    /// Where it listens.
-    pub url: String,
-    /// `online`, `offline` or `unknown`.
-    pub status: String,
-    /// When it was last heard from.
-    pub last_seen: Option<DateTime<Utc>>,
-    /// When it was added.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct NatsLeafServer(pub NatsLeafServerRow);
 
 impl From<NatsLeafServerRow> for NatsLeafServer {
     fn from(row: NatsLeafServerRow) -> Self {
-        Self {
-            id: ids::encode("NatsLeafServer", row.id),
-            edge_site_id: ids::encode("EdgeSite", row.edge_site_id),
-            name: row.name,
-            url: row.url,
-            status: row.status,
-            last_seen: row.last_seen,
-            created_at: row.created_at,
-        }
+        Self(row)
+    }
+}
+
+/// A NATS leaf server at an edge site, relaying its components to the tenant's account.
+#[Object]
+impl NatsLeafServer {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("NatsLeafServer", self.0.id)
+    }
+    /// Its edge site.
+    async fn edge_site_id(&self) -> ID {
+        ids::encode("EdgeSite", self.0.edge_site_id)
+    }
+    /// Name, unique within the site.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Where it listens.
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+    /// `online`, `offline` or `unknown`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    /// When it was last heard from.
+    async fn last_seen(&self) -> Option<DateTime<Utc>> {
+        self.0.last_seen
+    }
+    /// When it was added.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 

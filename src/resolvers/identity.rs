@@ -90,36 +90,45 @@ impl From<RoleValue> for Role {
 }
 
 /// A user of the caller's tenant.
-#[derive(SimpleObject)]
-pub struct User {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Login email, lowercase.
-    pub email: String,
-    /// Name shown in the UI.
-    pub display_name: String,
-    /// The user's role in this tenant.
-    pub role: RoleValue,
-    /// Disabled users cannot log in and their sessions stop working.
-    pub disabled: bool,
-    /// Last successful login.
-    pub last_login_at: Option<DateTime<Utc>>,
-    /// When the user was created.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct User(pub UserRecord);
 
 impl From<UserRecord> for User {
     fn from(user: UserRecord) -> Self {
-        Self {
-            id: ids::encode("User", user.id),
-            role: user.role().into(),
-            email: user.email,
-            display_name: user.display_name,
-            disabled: user.disabled,
-            last_login_at: user.last_login_at,
-            created_at: user.created_at,
-        }
+        Self(user)
+    }
+}
+
+/// A user of the caller's tenant.
+#[Object]
+impl User {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("User", self.0.id)
+    }
+    /// Login email, lowercase.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    /// Name shown in the UI.
+    async fn display_name(&self) -> &str {
+        &self.0.display_name
+    }
+    /// The user's role in this tenant.
+    async fn role(&self) -> RoleValue {
+        self.0.role().into()
+    }
+    /// Disabled users cannot log in and their sessions stop working.
+    async fn disabled(&self) -> bool {
+        self.0.disabled
+    }
+    /// Last successful login.
+    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_login_at
+    }
+    /// When the user was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 

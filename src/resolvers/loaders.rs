@@ -3,7 +3,9 @@
 //!
 //! Nested lists (a device's interfaces, a gateway's agents...) are pages too: one
 //! statement reads the page of every parent of the batch (a LATERAL join bounded by the
-//! page size plus one), so a device with 100,000 events answers `first` of them.
+//! page size plus one), so a device with 100,000 events answers `first` of them. When the
+//! connection's `totalCount` is selected, the same statement also counts each parent's
+//! whole list (a second LATERAL subquery), so a level still costs one statement.
 //!
 //! A loader lives in the request's data (built per request; its cache dies with the
 //! request) and reaches the database only through the request's tenant transaction. It
@@ -16,15 +18,18 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::row::NamedRow;
 use diesel_async::RunQueryDsl;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use super::errors::{ApiError, ApiResult};
-use super::infrastructure::{AgentRow, CheckerRow, GatewayRow};
-use super::inventory::{DeviceRow, GroupRow, IdentifierRow, InterfaceRow, PartitionRow};
-use super::monitoring::{AlertRow, EventRow};
+use super::models::{
+    AgentRow, AlertRow, CheckerRow, DeviceRow, EventRow, GatewayRow, GroupRow, IdentifierRow, InterfaceRow,
+    PartitionRow,
+};
 use super::pagination::{Cursor, Direction, Window};
 use crate::schema::tenant::{agents, device_groups, device_identifiers, devices, gateways, partitions};
 use crate::tenancy::scope::Scope;
@@ -162,40 +167,82 @@ fn poisoned() -> ApiError {
 pub struct Loaders {
     scope: Arc<Scope>,
     devices: BatchLoader<Uuid, DeviceRow>,
-    interfaces: BatchLoader<(Uuid, Slice), Vec<InterfaceRow>>,
+    interfaces: BatchLoader<(Uuid, Slice), Page<InterfaceRow>>,
     identifiers: BatchLoader<Uuid, Vec<IdentifierRow>>,
     groups: BatchLoader<Uuid, GroupRow>,
     partitions: BatchLoader<Uuid, PartitionRow>,
-    group_devices: BatchLoader<(Uuid, Slice), Vec<DeviceRow>>,
-    open_alerts: BatchLoader<(Uuid, Slice), Vec<AlertRow>>,
-    recent_events: BatchLoader<(Uuid, Slice), Vec<EventRow>>,
+    group_devices: BatchLoader<(Uuid, Slice), Page<DeviceRow>>,
+    open_alerts: BatchLoader<(Uuid, Slice), Page<AlertRow>>,
+    recent_events: BatchLoader<(Uuid, Slice), Page<EventRow>>,
     gateways: BatchLoader<Uuid, GatewayRow>,
     agents: BatchLoader<Uuid, AgentRow>,
-    gateway_agents: BatchLoader<(Uuid, Slice), Vec<AgentRow>>,
-    agent_checkers: BatchLoader<(Uuid, Slice), Vec<CheckerRow>>,
+    gateway_agents: BatchLoader<(Uuid, Slice), Page<AgentRow>>,
+    agent_checkers: BatchLoader<(Uuid, Slice), Page<CheckerRow>>,
 }
 
-/// A page of a nested list (forward only): its size and the position it starts after.
-/// Part of the batch key, since two aliases of one field may ask for different pages.
+/// A page of a nested list (forward only): its size, the position it starts after and
+/// whether the parent's whole list is counted. Part of the batch key, since two aliases
+/// of one field may ask for different pages.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Slice {
     size: usize,
     after: Option<Cursor>,
+    count: bool,
 }
 
 impl Slice {
-    /// The slice of a forward window (`first`/`after`).
-    pub fn of(window: &Window) -> Self {
+    /// The slice of a forward window (`first`/`after`), counted when `count`.
+    pub fn of(window: &Window, count: bool) -> Self {
         debug_assert_eq!(window.direction, Direction::Forward);
         Self {
             size: window.size,
             after: window.cursor.clone(),
+            count,
         }
     }
 
     /// Rows to fetch per parent: one more than the page, to know whether more follow.
     fn limit(&self) -> i64 {
         i64::try_from(self.size.saturating_add(1)).unwrap_or(i64::MAX)
+    }
+}
+
+/// One parent's page of a nested list: its rows (one more than the page size at most)
+/// and, when the slice asked for it, the number of rows in the parent's whole list.
+#[derive(Debug, Clone)]
+pub struct Page<R> {
+    pub rows: Vec<R>,
+    pub total: Option<i64>,
+}
+
+impl<R> Default for Page<R> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            total: None,
+        }
+    }
+}
+
+/// A row of a counted nested page: the parent, its whole list's count, and the page's row
+/// (absent when the parent's page is empty: the LEFT JOIN still yields the count).
+struct Counted<R> {
+    parent: Uuid,
+    total: i64,
+    row: Option<R>,
+}
+
+impl<R: QueryableByName<Pg>> QueryableByName<Pg> for Counted<R> {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> diesel::deserialize::Result<Self> {
+        use diesel::sql_types::{BigInt, Nullable, Uuid as SqlUuid};
+        let parent = NamedRow::get::<SqlUuid, Uuid>(row, "parent_id_")?;
+        let total = NamedRow::get::<BigInt, i64>(row, "total_count_")?;
+        let present = NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "id")?;
+        let row = match present {
+            Some(_) => Some(R::build(row)?),
+            None => None,
+        };
+        Ok(Self { parent, total, row })
     }
 }
 
@@ -213,8 +260,9 @@ struct Nested {
 
 impl Nested {
     /// One statement for every parent in `$1`: a LATERAL page per parent, `$2` rows at
-    /// most, after the position (`$3`, `$4`) when `after`.
-    fn sql(&self, after: bool) -> String {
+    /// most, after the position (`$3`, `$4`) when `after`; with `count`, each parent's
+    /// whole list is counted in the same statement (`total_count_`, with `parent_id_`).
+    fn sql(&self, after: bool, count: bool) -> String {
         let Self {
             table,
             parent,
@@ -229,11 +277,19 @@ impl Nested {
         } else {
             String::new()
         };
-        format!(
-            "SELECT t.* FROM unnest($1::uuid[]) AS p(id) CROSS JOIN LATERAL \
-             (SELECT * FROM {table} WHERE {parent} = p.id{filter}{bound} \
+        let page = format!(
+            "(SELECT * FROM {table} WHERE {parent} = p.id{filter}{bound} \
              ORDER BY {key} {direction}, id {direction} LIMIT $2) t"
-        )
+        );
+        if count {
+            format!(
+                "SELECT c.n AS total_count_, p.id AS parent_id_, t.* FROM unnest($1::uuid[]) AS p(id) \
+                 CROSS JOIN LATERAL (SELECT count(*) AS n FROM {table} WHERE {parent} = p.id{filter}) c \
+                 LEFT JOIN LATERAL {page} ON true"
+            )
+        } else {
+            format!("SELECT t.* FROM unnest($1::uuid[]) AS p(id) CROSS JOIN LATERAL {page}")
+        }
     }
 }
 
@@ -445,9 +501,9 @@ impl Loaders {
         list: &Nested,
         keys: Vec<(Uuid, Slice)>,
         parent: impl Fn(&R) -> Uuid,
-    ) -> ApiResult<HashMap<(Uuid, Slice), Vec<R>>>
+    ) -> ApiResult<HashMap<(Uuid, Slice), Page<R>>>
     where
-        R: QueryableByName<diesel::pg::Pg> + Send + 'static,
+        R: QueryableByName<Pg> + Send + 'static,
     {
         use diesel::sql_types::{Array, BigInt, Text};
 
@@ -458,7 +514,7 @@ impl Loaders {
         }
         let mut pages = HashMap::new();
         for (slice, ids) in slices {
-            let mut query = PreparedSql::new(&list.sql(slice.after.is_some()))
+            let mut query = PreparedSql::new(&list.sql(slice.after.is_some(), slice.count))
                 .bind::<Array<diesel::sql_types::Uuid>, _>(ids.clone())
                 .bind::<BigInt, _>(slice.limit());
             if let Some(after) = &slice.after {
@@ -466,13 +522,33 @@ impl Loaders {
                     .bind::<Text, _>(after.key.clone())
                     .bind::<diesel::sql_types::Uuid, _>(after.id);
             }
-            let rows: Vec<R> = {
-                let mut conn = self.scope.conn().await?;
-                query.load(&mut conn).await?
+            let mut by_parent: HashMap<Uuid, Page<R>> = if slice.count {
+                let rows: Vec<Counted<R>> = {
+                    let mut conn = self.scope.conn().await?;
+                    query.load(&mut conn).await?
+                };
+                let mut by_parent: HashMap<Uuid, Page<R>> = HashMap::new();
+                for counted in rows {
+                    let page = by_parent.entry(counted.parent).or_default();
+                    page.total = Some(counted.total);
+                    page.rows.extend(counted.row);
+                }
+                by_parent
+            } else {
+                let rows: Vec<R> = {
+                    let mut conn = self.scope.conn().await?;
+                    query.load(&mut conn).await?
+                };
+                grouped(rows, &parent)
+                    .into_iter()
+                    .map(|(id, rows)| (id, Page { rows, total: None }))
+                    .collect()
             };
-            let mut by_parent = grouped(rows, &parent);
             for id in ids {
-                let page = by_parent.remove(&id).unwrap_or_default();
+                let mut page = by_parent.remove(&id).unwrap_or_default();
+                if slice.count && page.total.is_none() {
+                    page.total = Some(0);
+                }
                 pages.insert((id, slice.clone()), page);
             }
         }
@@ -480,10 +556,15 @@ impl Loaders {
     }
 
     /// A page of a device's interfaces, by name.
-    pub async fn interfaces_of(&self, device: Uuid, window: &Window) -> ApiResult<Vec<InterfaceRow>> {
+    pub async fn interfaces_of(
+        &self,
+        device: Uuid,
+        window: &Window,
+        count: bool,
+    ) -> ApiResult<Page<InterfaceRow>> {
         let rows = self
             .interfaces
-            .load_one((device, Slice::of(window)), |keys| {
+            .load_one((device, Slice::of(window, count)), |keys| {
                 self.nested(&INTERFACES, keys, |r: &InterfaceRow| r.device_id)
             })
             .await?;
@@ -491,10 +572,15 @@ impl Loaders {
     }
 
     /// A page of a group's devices, by host name.
-    pub async fn devices_in_group(&self, group: Uuid, window: &Window) -> ApiResult<Vec<DeviceRow>> {
+    pub async fn devices_in_group(
+        &self,
+        group: Uuid,
+        window: &Window,
+        count: bool,
+    ) -> ApiResult<Page<DeviceRow>> {
         let rows = self
             .group_devices
-            .load_one((group, Slice::of(window)), |keys| {
+            .load_one((group, Slice::of(window, count)), |keys| {
                 self.nested(&GROUP_DEVICES, keys, |r: &DeviceRow| {
                     r.group_id.unwrap_or_default()
                 })
@@ -504,10 +590,15 @@ impl Loaders {
     }
 
     /// A page of a device's alerts that are not resolved, newest first.
-    pub async fn open_alerts_of(&self, device: Uuid, window: &Window) -> ApiResult<Vec<AlertRow>> {
+    pub async fn open_alerts_of(
+        &self,
+        device: Uuid,
+        window: &Window,
+        count: bool,
+    ) -> ApiResult<Page<AlertRow>> {
         let rows = self
             .open_alerts
-            .load_one((device, Slice::of(window)), |keys| {
+            .load_one((device, Slice::of(window, count)), |keys| {
                 self.nested(&OPEN_ALERTS, keys, |r: &AlertRow| r.device_id.unwrap_or_default())
             })
             .await?;
@@ -515,10 +606,15 @@ impl Loaders {
     }
 
     /// A page of a device's events, newest first.
-    pub async fn recent_events_of(&self, device: Uuid, window: &Window) -> ApiResult<Vec<EventRow>> {
+    pub async fn recent_events_of(
+        &self,
+        device: Uuid,
+        window: &Window,
+        count: bool,
+    ) -> ApiResult<Page<EventRow>> {
         let rows = self
             .recent_events
-            .load_one((device, Slice::of(window)), |keys| {
+            .load_one((device, Slice::of(window, count)), |keys| {
                 self.nested(&RECENT_EVENTS, keys, |r: &EventRow| {
                     r.device_id.unwrap_or_default()
                 })
@@ -528,10 +624,15 @@ impl Loaders {
     }
 
     /// A page of a gateway's agents, by name.
-    pub async fn agents_of_gateway(&self, gateway: Uuid, window: &Window) -> ApiResult<Vec<AgentRow>> {
+    pub async fn agents_of_gateway(
+        &self,
+        gateway: Uuid,
+        window: &Window,
+        count: bool,
+    ) -> ApiResult<Page<AgentRow>> {
         let rows = self
             .gateway_agents
-            .load_one((gateway, Slice::of(window)), |keys| {
+            .load_one((gateway, Slice::of(window, count)), |keys| {
                 self.nested(&GATEWAY_AGENTS, keys, |r: &AgentRow| {
                     r.gateway_id.unwrap_or_default()
                 })
@@ -541,10 +642,15 @@ impl Loaders {
     }
 
     /// A page of an agent's checkers, by name.
-    pub async fn checkers_of_agent(&self, agent: Uuid, window: &Window) -> ApiResult<Vec<CheckerRow>> {
+    pub async fn checkers_of_agent(
+        &self,
+        agent: Uuid,
+        window: &Window,
+        count: bool,
+    ) -> ApiResult<Page<CheckerRow>> {
         let rows = self
             .agent_checkers
-            .load_one((agent, Slice::of(window)), |keys| {
+            .load_one((agent, Slice::of(window, count)), |keys| {
                 self.nested(&AGENT_CHECKERS, keys, |r: &CheckerRow| r.agent_id)
             })
             .await?;

@@ -1,6 +1,18 @@
 //! The GraphQL API: one module per domain, each exporting its part of the roots, merged
 //! here. The schema is buildable without a database (`enclave schema` prints it); the
 //! request's scope and the shared `App` are attached per request / at startup.
+//!
+//! Layout: a domain with several resources is a folder with one file per resource
+//! (`inventory/devices.rs`, `infrastructure/agents.rs`...), each holding its object, its
+//! inputs and payloads and its root fields, merged in the folder's `mod.rs`. The row types
+//! the loaders read live in `models`, which both `loaders` and the resolvers import.
+//!
+//! One object style: an object over a table row never copies the row. It is a newtype
+//! over the model row with `#[Object]` getters (`Device(DeviceRow)`, converting stored
+//! text to enums and keys to global ids on the way out), or, where every field is the
+//! stored value, `SimpleObject` derived on the row itself (`ApiToken`, `Session`).
+//! `SimpleObject` structs filled field by field are for payloads and computed values
+//! (metric buckets, `Viewer`, `Tenant` from the registry), not for rows.
 
 pub mod access;
 pub mod context;
@@ -14,10 +26,10 @@ pub mod identity;
 pub mod ids;
 pub mod infrastructure;
 pub mod inventory;
-pub mod inventory_edits;
 pub mod jobs;
 pub mod limits;
 pub mod loaders;
+pub mod models;
 pub mod monitoring;
 mod node;
 pub mod observability;
@@ -61,10 +73,7 @@ pub struct Mutation(
     platform::PlatformMutation,
     platform::ImpersonationMutation,
     inventory::InventoryMutation,
-    inventory_edits::InventoryEdits,
     infrastructure::InfrastructureMutation,
-    infrastructure::InfrastructureUpdates,
-    infrastructure::InfrastructureDeletions,
     monitoring::MonitoringMutation,
     edge::EdgeMutation,
     jobs::JobsMutation,

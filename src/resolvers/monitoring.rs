@@ -3,7 +3,6 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -13,37 +12,10 @@ use super::enums::{AlertStatus, Severity};
 use super::errors::{ApiError, ApiResult, Code};
 use super::ids;
 use super::inventory::Device;
+use super::models::{AlertRow, EventRow};
 use super::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::auth::token::Credential;
 use crate::schema::tenant::{alerts, events};
-
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
-#[diesel(table_name = alerts, check_for_backend(Pg))]
-pub struct AlertRow {
-    pub id: Uuid,
-    pub device_id: Option<Uuid>,
-    pub severity: String,
-    pub status: String,
-    pub source: String,
-    pub title: String,
-    pub message: String,
-    pub triggered_at: DateTime<Utc>,
-    pub acknowledged_at: Option<DateTime<Utc>>,
-    pub resolved_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
-#[diesel(table_name = events, check_for_backend(Pg))]
-pub struct EventRow {
-    pub id: Uuid,
-    pub device_id: Option<Uuid>,
-    pub kind: String,
-    pub severity: String,
-    pub source: String,
-    pub message: String,
-    pub data: serde_json::Value,
-    pub occurred_at: DateTime<Utc>,
-}
 
 pub fn time_cursor(at: DateTime<Utc>, id: Uuid) -> Cursor {
     Cursor {

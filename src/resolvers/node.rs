@@ -5,24 +5,22 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::context::{loaders, scope};
-use super::device_history::{AliasStateRow, DeviceAliasState, MergeAudit, MergeAuditRow};
-use super::edge::{
-    EdgeComponent, EdgeComponentRow, OnboardingEvent, OnboardingEventRow, OnboardingPackage,
-    OnboardingPackageRow,
-};
+use super::device_history::{DeviceAliasState, MergeAudit};
+use super::edge::{EdgeComponent, OnboardingEvent, OnboardingPackage};
 use super::errors::ApiResult;
 use super::identity::{ApiToken, Session, User};
 use super::ids;
 use super::infrastructure::{
-    Agent, Checker, CheckerRow, EdgeSite, EdgeSiteRow, Gateway, HealthEvent, HealthEventRow,
-    IntegrationSource, IntegrationSourceRow, PollingSchedule, PollingScheduleRow, ServiceCheck,
-    ServiceCheckRow,
+    Agent, Checker, EdgeSite, Gateway, HealthEvent, IntegrationSource, PollingSchedule, ServiceCheck,
 };
-use super::inventory::{
-    Device, DeviceGroup, DeviceIdentifier, IdentifierRow, Interface as NetworkInterface, Partition,
-};
+use super::inventory::{Device, DeviceGroup, DeviceIdentifier, Interface as NetworkInterface, Partition};
 use super::jobs::{Job, JobRow, JobSchedule, JobScheduleRow};
-use super::monitoring::{Alert, AlertRow, Event, EventRow};
+use super::models::{
+    AlertRow, AliasStateRow, CheckerRow, EdgeComponentRow, EdgeSiteRow, EventRow, HealthEventRow,
+    IdentifierRow, IntegrationSourceRow, InterfaceRow, MergeAuditRow, OnboardingEventRow,
+    OnboardingPackageRow, PollingScheduleRow, ServiceCheckRow,
+};
+use super::monitoring::{Alert, Event};
 use super::platform::Tenant;
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{
@@ -101,8 +99,9 @@ impl NodeQuery {
                 .partition(key)
                 .await?
                 .map(|r| Node::Partition(Partition(r))),
-            "Interface" => find!(ctx, interfaces, super::inventory::InterfaceRow, key)
-                .map(|r| Node::Interface(NetworkInterface(r))),
+            "Interface" => {
+                find!(ctx, interfaces, InterfaceRow, key).map(|r| Node::Interface(NetworkInterface(r)))
+            }
             "Alert" => find!(ctx, alerts, AlertRow, key).map(|r| Node::Alert(Alert(r))),
             "Event" => find!(ctx, events, EventRow, key).map(|r| Node::Event(Event(r))),
             "Gateway" => loaders.gateway(key).await?.map(|r| Node::Gateway(r.into())),

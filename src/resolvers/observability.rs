@@ -4,16 +4,15 @@
 use async_graphql::connection::{Connection, EmptyFields};
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Double, Integer, Text, Timestamptz};
 use diesel_async::RunQueryDsl;
-use uuid::Uuid;
 
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult};
 use super::identity::User;
 use super::ids;
+use super::models::LogRow;
 use super::pagination::{Cursor, Window, fetch_page, keyset, text_key};
 use crate::auth::users::UserRecord;
 use crate::schema::tenant::{logs, users};
@@ -137,45 +136,42 @@ async fn series(
     })
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = logs, check_for_backend(Pg))]
-pub struct LogRow {
-    pub id: i64,
-    pub device_id: Option<Uuid>,
-    pub ts: DateTime<Utc>,
-    pub severity: String,
-    pub source: String,
-    pub message: String,
-    pub attributes: serde_json::Value,
-}
-
 /// A log line.
-#[derive(SimpleObject, Clone)]
-pub struct LogEntry {
-    /// When it was logged.
-    pub time: DateTime<Utc>,
-    /// Severity (`trace` to `fatal`).
-    pub severity: String,
-    /// What logged it.
-    pub source: String,
-    /// The line.
-    pub message: String,
-    /// Structured attributes.
-    pub attributes: Json<serde_json::Value>,
-    /// Global id of the device it came from.
-    pub device_id: Option<ID>,
-}
+#[derive(Clone)]
+pub struct LogEntry(pub LogRow);
 
 impl From<LogRow> for LogEntry {
     fn from(row: LogRow) -> Self {
-        Self {
-            time: row.ts,
-            severity: row.severity,
-            source: row.source,
-            message: row.message,
-            attributes: Json(row.attributes),
-            device_id: row.device_id.map(|id| ids::encode("Device", id)),
-        }
+        Self(row)
+    }
+}
+
+/// A log line.
+#[Object]
+impl LogEntry {
+    /// When it was logged.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.ts
+    }
+    /// Severity (`trace` to `fatal`).
+    async fn severity(&self) -> &str {
+        &self.0.severity
+    }
+    /// What logged it.
+    async fn source(&self) -> &str {
+        &self.0.source
+    }
+    /// The line.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    /// Structured attributes.
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+    /// Global id of the device it came from.
+    async fn device_id(&self) -> Option<ID> {
+        self.0.device_id.map(|id| ids::encode("Device", id))
     }
 }
 

@@ -7,8 +7,8 @@
 //! Without `first` and `last` a page has [`DEFAULT_PAGE_SIZE`] items; `first: 0` (or
 //! `last: 0`) returns no edges but still answers `pageInfo` and `totalCount`.
 
-use async_graphql::OutputType;
 use async_graphql::connection::{Connection, ConnectionNameType, CursorType, Edge, EmptyFields};
+use async_graphql::{Context, Object, OutputType};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
@@ -140,6 +140,46 @@ impl Window {
         connection
     }
 }
+
+/// The extra field of a nested connection (`Device.interfaces`, `Gateway.agents`...): the
+/// parent's `totalCount`, counted by the loader in the statement that reads the page, and
+/// only when the field is selected (see [`wants_total`]).
+pub struct NestedTotal(pub Option<i64>);
+
+#[Object]
+impl NestedTotal {
+    /// Number of items in this parent's whole list, not only this page (counted in the
+    /// statement that reads the page, only when asked for).
+    async fn total_count(&self) -> ApiResult<i32> {
+        let total = self
+            .0
+            .ok_or_else(|| ApiError::internal("a nested totalCount was not counted"))?;
+        i32::try_from(total).map_err(ApiError::internal)
+    }
+}
+
+/// Whether the connection the current field returns has `totalCount` selected (so that
+/// its loader counts the parent's list only then).
+pub fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+/// Declares a connection's GraphQL name (for a nested connection whose type differs from
+/// the top-level list's: it has its own `totalCount`).
+macro_rules! connection_name {
+    ($(#[$doc:meta])* $ty:ident, $name:literal) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl async_graphql::connection::ConnectionNameType for $ty {
+            fn type_name<T: async_graphql::OutputType>() -> String {
+                $name.to_owned()
+            }
+        }
+    };
+}
+
+pub(crate) use connection_name;
 
 /// Applies a [`Window`] to a boxed Diesel query sorted by (`key`, `id`): the cursor's
 /// bound and the order, `ascending` or `descending` in the forward direction. `value`

@@ -6,9 +6,8 @@
 //! [`time_tail_cursor`]; logs use the same.
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object};
 use chrono::{DateTime, Utc};
-use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
@@ -16,6 +15,7 @@ use uuid::Uuid;
 use super::context::{app, scope};
 use super::errors::{ApiError, ApiResult};
 use super::ids;
+use super::models::{OtelMetricRow, ProcessRow, SpanRow, TraceSummaryRow};
 use super::pagination::{Cursor, Direction, Window, fetch_page};
 use crate::schema::tenant::{otel_metrics, otel_trace_summaries, otel_traces, process_metrics};
 
@@ -66,44 +66,42 @@ macro_rules! newest_first {
 
 pub(crate) use newest_first;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = process_metrics, check_for_backend(Pg))]
-pub struct ProcessRow {
-    pub device_id: Uuid,
-    pub ts: DateTime<Utc>,
-    pub pid: i32,
-    pub name: String,
-    pub cpu_percent: f64,
-    pub memory_bytes: i64,
-}
-
 /// One sample of a process running on a device.
-#[derive(SimpleObject, Clone)]
-pub struct ProcessSample {
-    /// Global id of the device.
-    pub device_id: ID,
-    /// When it was sampled.
-    pub time: DateTime<Utc>,
-    /// Process id.
-    pub pid: i32,
-    /// Process name.
-    pub name: String,
-    /// CPU use, percent of one core.
-    pub cpu_percent: f64,
-    /// Resident memory, bytes.
-    pub memory_bytes: f64,
-}
+#[derive(Clone)]
+pub struct ProcessSample(pub ProcessRow);
 
 impl From<ProcessRow> for ProcessSample {
     fn from(row: ProcessRow) -> Self {
-        Self {
-            device_id: ids::encode("Device", row.device_id),
-            time: row.ts,
-            pid: row.pid,
-            name: row.name,
-            cpu_percent: row.cpu_percent,
-            memory_bytes: row.memory_bytes as f64,
-        }
+        Self(row)
+    }
+}
+
+/// One sample of a process running on a device.
+#[Object]
+impl ProcessSample {
+    /// Global id of the device.
+    async fn device_id(&self) -> ID {
+        ids::encode("Device", self.0.device_id)
+    }
+    /// When it was sampled.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.ts
+    }
+    /// Process id.
+    async fn pid(&self) -> i32 {
+        self.0.pid
+    }
+    /// Process name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// CPU use, percent of one core.
+    async fn cpu_percent(&self) -> f64 {
+        self.0.cpu_percent
+    }
+    /// Resident memory, bytes.
+    async fn memory_bytes(&self) -> f64 {
+        self.0.memory_bytes as f64
     }
 }
 
@@ -120,45 +118,42 @@ pub struct ProcessFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = otel_metrics, check_for_backend(Pg))]
-pub struct OtelMetricRow {
-    pub id: i64,
-    pub device_id: Option<Uuid>,
-    pub service_name: String,
-    pub name: String,
-    pub ts: DateTime<Utc>,
-    pub value: f64,
-    pub attributes: serde_json::Value,
-}
-
 /// One OpenTelemetry metric data point.
-#[derive(SimpleObject, Clone)]
-pub struct OtelMetric {
-    /// The service that emitted it.
-    pub service_name: String,
-    /// Metric name.
-    pub name: String,
-    /// When it was measured.
-    pub time: DateTime<Utc>,
-    /// Its value.
-    pub value: f64,
-    /// Its attributes.
-    pub attributes: Json<serde_json::Value>,
-    /// Global id of the device it came from.
-    pub device_id: Option<ID>,
-}
+#[derive(Clone)]
+pub struct OtelMetric(pub OtelMetricRow);
 
 impl From<OtelMetricRow> for OtelMetric {
     fn from(row: OtelMetricRow) -> Self {
-        Self {
-            service_name: row.service_name,
-            name: row.name,
-            time: row.ts,
-            value: row.value,
-            attributes: Json(row.attributes),
-            device_id: row.device_id.map(|id| ids::encode("Device", id)),
-        }
+        Self(row)
+    }
+}
+
+/// One OpenTelemetry metric data point.
+#[Object]
+impl OtelMetric {
+    /// The service that emitted it.
+    async fn service_name(&self) -> &str {
+        &self.0.service_name
+    }
+    /// Metric name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// When it was measured.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.ts
+    }
+    /// Its value.
+    async fn value(&self) -> f64 {
+        self.0.value
+    }
+    /// Its attributes.
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
+    }
+    /// Global id of the device it came from.
+    async fn device_id(&self) -> Option<ID> {
+        self.0.device_id.map(|id| ids::encode("Device", id))
     }
 }
 
@@ -177,48 +172,46 @@ pub struct OtelMetricFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = otel_trace_summaries, check_for_backend(Pg))]
-pub struct TraceSummaryRow {
-    pub trace_id: String,
-    pub root_service: String,
-    pub root_span_name: String,
-    pub start_time: DateTime<Utc>,
-    pub duration_ms: f64,
-    pub span_count: i32,
-    pub error_count: i32,
-}
-
 /// One trace, summarised.
-#[derive(SimpleObject, Clone)]
-pub struct TraceSummary {
-    /// Trace id (hex).
-    pub trace_id: String,
-    /// Service of the root span.
-    pub root_service: String,
-    /// Name of the root span.
-    pub root_span_name: String,
-    /// When the trace started.
-    pub start_time: DateTime<Utc>,
-    /// How long it took, milliseconds.
-    pub duration_ms: f64,
-    /// Spans in the trace.
-    pub span_count: i32,
-    /// Spans that ended in error.
-    pub error_count: i32,
-}
+#[derive(Clone)]
+pub struct TraceSummary(pub TraceSummaryRow);
 
 impl From<TraceSummaryRow> for TraceSummary {
     fn from(row: TraceSummaryRow) -> Self {
-        Self {
-            trace_id: row.trace_id,
-            root_service: row.root_service,
-            root_span_name: row.root_span_name,
-            start_time: row.start_time,
-            duration_ms: row.duration_ms,
-            span_count: row.span_count,
-            error_count: row.error_count,
-        }
+        Self(row)
+    }
+}
+
+/// One trace, summarised.
+#[Object]
+impl TraceSummary {
+    /// Trace id (hex).
+    async fn trace_id(&self) -> &str {
+        &self.0.trace_id
+    }
+    /// Service of the root span.
+    async fn root_service(&self) -> &str {
+        &self.0.root_service
+    }
+    /// Name of the root span.
+    async fn root_span_name(&self) -> &str {
+        &self.0.root_span_name
+    }
+    /// When the trace started.
+    async fn start_time(&self) -> DateTime<Utc> {
+        self.0.start_time
+    }
+    /// How long it took, milliseconds.
+    async fn duration_ms(&self) -> f64 {
+        self.0.duration_ms
+    }
+    /// Spans in the trace.
+    async fn span_count(&self) -> i32 {
+        self.0.span_count
+    }
+    /// Spans that ended in error.
+    async fn error_count(&self) -> i32 {
+        self.0.error_count
     }
 }
 
@@ -235,56 +228,54 @@ pub struct TraceFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = otel_traces, check_for_backend(Pg))]
-pub struct SpanRow {
-    pub trace_id: String,
-    pub span_id: String,
-    pub parent_span_id: Option<String>,
-    pub service_name: String,
-    pub name: String,
-    pub start_time: DateTime<Utc>,
-    pub end_time: DateTime<Utc>,
-    pub status: String,
-    pub attributes: serde_json::Value,
-}
-
 /// One span of a trace.
-#[derive(SimpleObject, Clone)]
-pub struct Span {
-    /// Trace id (hex).
-    pub trace_id: String,
-    /// Span id (hex).
-    pub span_id: String,
-    /// Parent span id; none for the root.
-    pub parent_span_id: Option<String>,
-    /// Service that recorded it.
-    pub service_name: String,
-    /// Operation name.
-    pub name: String,
-    /// Start.
-    pub start_time: DateTime<Utc>,
-    /// End.
-    pub end_time: DateTime<Utc>,
-    /// `unset`, `ok` or `error`.
-    pub status: String,
-    /// Its attributes.
-    pub attributes: Json<serde_json::Value>,
-}
+#[derive(Clone)]
+pub struct Span(pub SpanRow);
 
 impl From<SpanRow> for Span {
     fn from(row: SpanRow) -> Self {
-        Self {
-            trace_id: row.trace_id,
-            span_id: row.span_id,
-            parent_span_id: row.parent_span_id,
-            service_name: row.service_name,
-            name: row.name,
-            start_time: row.start_time,
-            end_time: row.end_time,
-            status: row.status,
-            attributes: Json(row.attributes),
-        }
+        Self(row)
+    }
+}
+
+/// One span of a trace.
+#[Object]
+impl Span {
+    /// Trace id (hex).
+    async fn trace_id(&self) -> &str {
+        &self.0.trace_id
+    }
+    /// Span id (hex).
+    async fn span_id(&self) -> &str {
+        &self.0.span_id
+    }
+    /// Parent span id; none for the root.
+    async fn parent_span_id(&self) -> Option<&str> {
+        self.0.parent_span_id.as_deref()
+    }
+    /// Service that recorded it.
+    async fn service_name(&self) -> &str {
+        &self.0.service_name
+    }
+    /// Operation name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Start.
+    async fn start_time(&self) -> DateTime<Utc> {
+        self.0.start_time
+    }
+    /// End.
+    async fn end_time(&self) -> DateTime<Utc> {
+        self.0.end_time
+    }
+    /// `unset`, `ok` or `error`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    /// Its attributes.
+    async fn attributes(&self) -> Json<serde_json::Value> {
+        Json(self.0.attributes.clone())
     }
 }
 

@@ -10,6 +10,10 @@ export function hostnames(result: Down): string[] {
   return result.devices.edges.map((edge) => edge.node.hostname);
 }
 
+export function interfaceCounts(result: Down): number[] {
+  return result.devices.edges.map((edge) => edge.node.interfaces.totalCount);
+}
+
 export function firstToken(result: ResultOf<typeof LoginDocument>): string | null | undefined {
   return result.login.token;
 }
