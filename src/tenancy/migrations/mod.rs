@@ -11,6 +11,8 @@
 //! fingerprint of the embedded set, which makes "is anything pending, anywhere?" one
 //! indexed comparison per schema in one query, however many tenants there are.
 
+pub mod catalog;
+pub mod drift;
 pub mod ledger;
 pub mod runner;
 
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub use runner::{MigrationReport, migrate, status};
+pub use runner::{MigrateOptions, MigrationReport, migrate, migrate_with, status};
 
 mod embedded {
     /// One migration directory, as `build.rs` embedded it.
@@ -134,7 +136,7 @@ pub(crate) fn fingerprint<'a>(applied: impl Iterator<Item = &'a Migration>) -> S
     hex(&hasher.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -164,8 +166,22 @@ pub enum MigrationError {
         version: String,
         message: String,
     },
+    #[error(
+        "canary tenant schema {schema} could not be migrated, so the rest of the fleet was \
+         not touched (the canaries before it are migrated; fix the migration and run again): {error}"
+    )]
+    Canary {
+        schema: String,
+        error: Box<MigrationError>,
+    },
     #[error("{} schema(s) could not be migrated:\n  {}", .0.len(), join_lines(.0))]
     Several(Vec<MigrationError>),
+    #[error(
+        "schema public differs from a freshly migrated public in {differences} object(s) \
+         (DDL run by hand?); undo the change, or make it a migration:\n  {}",
+        .diff.replace('\n', "\n  ")
+    )]
+    PublicDrift { differences: usize, diff: String },
     #[error("{context}: {message}")]
     Database { context: String, message: String },
 }
