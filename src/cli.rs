@@ -623,7 +623,9 @@ fn print_migration_report(database: &DatabaseConfig, report: &migrations::Migrat
             "QUARANTINED {}: {} difference(s) from a freshly migrated schema (enclave tenant repair {})",
             drift.schema,
             drift.diff.len(),
-            drift.schema.trim_start_matches(crate::tenancy::slug::SCHEMA_PREFIX)
+            drift
+                .schema
+                .trim_start_matches(crate::tenancy::slug::SCHEMA_PREFIX)
         );
     }
     for schema in &report.drift.released {
@@ -647,9 +649,9 @@ async fn print_status(installation: &Installation) -> anyhow::Result<()> {
         }
     };
     for schema in schemas {
-        let held = quarantined
-            .iter()
-            .find(|q| schema.schema.strip_prefix(crate::tenancy::slug::SCHEMA_PREFIX) == Some(q.slug.as_str()));
+        let held = quarantined.iter().find(|q| {
+            schema.schema.strip_prefix(crate::tenancy::slug::SCHEMA_PREFIX) == Some(q.slug.as_str())
+        });
         println!(
             "{}: {} applied, {} pending{}{}",
             schema.schema,
@@ -780,7 +782,9 @@ async fn tenant(command: TenantCommand, installation: &Installation) -> anyhow::
                      it is compared once `enclave migrate` has migrated it"
                 ),
                 Some(diff) if diff.is_empty() => {
-                    println!("tenant {slug} matches a freshly migrated schema; it is not quarantined for drift");
+                    println!(
+                        "tenant {slug} matches a freshly migrated schema; it is not quarantined for drift"
+                    );
                 }
                 Some(diff) => {
                     println!(

@@ -91,7 +91,9 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
     t.tenant("globex", &[]).await;
     let acme_admin = t.user("acme", "admin@acme.example", Role::Admin).await;
     let globex_admin = t.user("globex", "admin@globex.example", Role::Admin).await;
-    let root = t.user("platform", "root@platform.example", Role::PlatformAdmin).await;
+    let root = t
+        .user("platform", "root@platform.example", Role::PlatformAdmin)
+        .await;
     let acme = t.session("acme", &acme_admin).await;
     let globex = t.session("globex", &globex_admin).await;
     let platform = t.session("platform", &root).await;
@@ -114,16 +116,25 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
         "acme-router"
     );
 
-    t.db.conn().await.batch_execute(DRIFT_DDL).await.expect("hand-made DDL");
+    t.db.conn()
+        .await
+        .batch_execute(DRIFT_DDL)
+        .await
+        .expect("hand-made DDL");
     let report = startup_check(&t.db).await;
     assert_eq!(report.drift.checked, 3);
     let drifted: Vec<_> = report.drift.drifted.iter().map(|d| d.schema.as_str()).collect();
     assert_eq!(drifted, ["tenant_acme"], "only acme drifted");
     let lines = report.drift.drifted[0].diff.lines();
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(lines.contains(&"extra column devices.notes: text null".to_owned()), "{lines:#?}");
     assert!(
-        lines.iter().any(|l| l.starts_with("missing index devices_status: CREATE INDEX devices_status ON devices USING btree (status)")),
+        lines.contains(&"extra column devices.notes: text null".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(
+            "missing index devices_status: CREATE INDEX devices_status ON devices USING btree (status)"
+        )),
         "{lines:#?}"
     );
     assert!(
@@ -148,12 +159,18 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
     );
     let served = t.gql(Some(&globex), DEVICES, json!({})).await;
     assert!(served["errors"].is_null(), "{served}");
-    assert_eq!(served["data"]["devices"]["nodes"], json!([{ "hostname": "globex-switch" }]));
+    assert_eq!(
+        served["data"]["devices"]["nodes"],
+        json!([{ "hostname": "globex-switch" }])
+    );
     assert!(!served.to_string().contains("acme-router"), "{served}");
 
     // Counted in /metrics, listed for platform admins and by `migrate --status`.
     assert!(
-        metrics(&t).await.lines().any(|l| l == "enclave_tenants_quarantined 1"),
+        metrics(&t)
+            .await
+            .lines()
+            .any(|l| l == "enclave_tenants_quarantined 1"),
         "{}",
         metrics(&t).await
     );
@@ -170,7 +187,11 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
         json!([{ "node": { "tenant": { "slug": "acme" }, "reason": "DRIFT", "differences": 3 } }])
     );
     let forbidden = t
-        .gql(Some(&globex), "{ quarantinedTenants { nodes { reason } } }", json!({}))
+        .gql(
+            Some(&globex),
+            "{ quarantinedTenants { nodes { reason } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error_code(&forbidden), Some("FORBIDDEN"), "{forbidden}");
     let status = enclave(&t.db, &["migrate", "--status"]);
@@ -178,14 +199,21 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
     let status = stdout(&status);
     assert!(status.contains("tenant_acme: "), "{status}");
     assert!(
-        status.lines().any(|l| l.starts_with("tenant_acme:") && l.ends_with("QUARANTINED (drift)")),
+        status
+            .lines()
+            .any(|l| l.starts_with("tenant_acme:") && l.ends_with("QUARANTINED (drift)")),
         "{status}"
     );
     assert!(
-        !status.lines().any(|l| l.starts_with("tenant_globex:") && l.contains("QUARANTINED")),
+        !status
+            .lines()
+            .any(|l| l.starts_with("tenant_globex:") && l.contains("QUARANTINED")),
         "{status}"
     );
-    assert!(status.contains("extra column devices.notes: text null"), "{status}");
+    assert!(
+        status.contains("extra column devices.notes: text null"),
+        "{status}"
+    );
 
     // `tenant repair` shows the difference and fails while it lasts.
     let repair = enclave(&t.db, &["tenant", "repair", "acme"]);
@@ -205,9 +233,13 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
     t.db.conn().await.batch_execute(REPAIR_DDL).await.expect("repair");
     let repaired = enclave(&t.db, &["tenant", "repair", "acme"]);
     assert!(repaired.status.success(), "{repaired:?}");
-    assert!(stdout(&repaired).contains("matches a freshly migrated schema"), "{repaired:?}");
+    assert!(
+        stdout(&repaired).contains("matches a freshly migrated schema"),
+        "{repaired:?}"
+    );
     assert_eq!(
-        t.db.count("SELECT count(*) AS n FROM public.tenant_quarantine").await,
+        t.db.count("SELECT count(*) AS n FROM public.tenant_quarantine")
+            .await,
         0
     );
     until_quarantined(&t, "acme", false).await;
@@ -215,9 +247,17 @@ async fn a_tenant_changed_by_hand_is_quarantined_while_the_others_are_served_and
         t.gql(Some(&acme), DEVICES, json!({})).await["data"]["devices"]["nodes"],
         json!([{ "hostname": "acme-router" }])
     );
-    assert!(metrics(&t).await.lines().any(|l| l == "enclave_tenants_quarantined 0"));
+    assert!(
+        metrics(&t)
+            .await
+            .lines()
+            .any(|l| l == "enclave_tenants_quarantined 0")
+    );
     let again = startup_check(&t.db).await;
-    assert!(again.drift.drifted.is_empty() && again.drift.released.is_empty(), "{again:?}");
+    assert!(
+        again.drift.drifted.is_empty() && again.drift.released.is_empty(),
+        "{again:?}"
+    );
     refresher.abort();
 }
 
@@ -254,8 +294,14 @@ async fn drift_in_public_stops_startup_with_the_difference() {
     let message = format!("{error:#}");
     assert!(message.contains("schema public differs"), "{message}");
     assert!(message.contains("2 object(s)"), "{message}");
-    assert!(message.contains("extra column tenants.billing_plan: text null"), "{message}");
-    assert!(message.contains("missing index tenant_memberships_email"), "{message}");
+    assert!(
+        message.contains("extra column tenants.billing_plan: text null"),
+        "{message}"
+    );
+    assert!(
+        message.contains("missing index tenant_memberships_email"),
+        "{message}"
+    );
     let migrate = enclave(&db, &["migrate"]);
     assert!(!migrate.status.success());
     assert!(
@@ -344,7 +390,8 @@ async fn a_canary_that_fails_stops_the_run_before_the_fleet_is_touched() {
         assert!(!has_widgets(&db, schema).await, "{schema} was migrated");
     }
     assert_eq!(
-        db.count("SELECT count(*) AS n FROM public.tenant_quarantine").await,
+        db.count("SELECT count(*) AS n FROM public.tenant_quarantine")
+            .await,
         0,
         "a failed canary quarantines nobody"
     );
@@ -362,11 +409,20 @@ async fn canaries_go_first_and_a_failure_after_them_still_fails_the_run() {
         .await
         .expect_err("acme fails");
     let message = error.to_string();
-    assert!(message.contains("tenant_acme") && message.contains(WIDGETS), "{message}");
-    assert!(!matches!(error, MigrationError::Canary { .. }), "acme is no canary: {message}");
+    assert!(
+        message.contains("tenant_acme") && message.contains(WIDGETS),
+        "{message}"
+    );
+    assert!(
+        !matches!(error, MigrationError::Canary { .. }),
+        "acme is no canary: {message}"
+    );
     assert!(has_widgets(&db, "tenant_platform").await);
     assert!(!has_widgets(&db, "tenant_acme").await);
-    assert!(has_widgets(&db, "tenant_globex").await, "each tenant in its own transaction");
+    assert!(
+        has_widgets(&db, "tenant_globex").await,
+        "each tenant in its own transaction"
+    );
     // The canary committed before the rest began.
     assert_eq!(
         db.count(&format!(
@@ -379,7 +435,8 @@ async fn canaries_go_first_and_a_failure_after_them_still_fails_the_run() {
         1
     );
     assert_eq!(
-        db.count("SELECT count(*) AS n FROM public.tenant_quarantine").await,
+        db.count("SELECT count(*) AS n FROM public.tenant_quarantine")
+            .await,
         0,
         "failing fast quarantines nobody"
     );
@@ -407,9 +464,13 @@ async fn continue_on_error_quarantines_the_failing_tenant_and_migrates_the_rest(
         assert!(has_widgets(&db, schema).await, "{schema}");
     }
     assert!(!has_widgets(&db, "tenant_acme").await);
-    assert!(report.drift.drifted.is_empty(), "a stale tenant is not drift: {report:?}");
+    assert!(
+        report.drift.drifted.is_empty(),
+        "a stale tenant is not drift: {report:?}"
+    );
     assert_eq!(
-        db.names("SELECT reason AS name FROM public.tenant_quarantine").await,
+        db.names("SELECT reason AS name FROM public.tenant_quarantine")
+            .await,
         ["migration_failed"]
     );
     let directory = TenantDirectory::load(&installation).await.expect("directory");
@@ -452,7 +513,8 @@ async fn continue_on_error_quarantines_the_failing_tenant_and_migrates_the_rest(
     assert_eq!(report.drift.released, ["tenant_acme"]);
     assert!(has_widgets(&db, "tenant_acme").await);
     assert_eq!(
-        db.count("SELECT count(*) AS n FROM public.tenant_quarantine").await,
+        db.count("SELECT count(*) AS n FROM public.tenant_quarantine")
+            .await,
         0
     );
 }
@@ -498,9 +560,15 @@ async fn a_run_that_crashed_half_way_is_resumed_by_running_it_again() {
         ))
         .await
         .expect("kill the run's connections");
-    assert!(has_widgets(&db, "tenant_platform").await, "the first canary committed");
+    assert!(
+        has_widgets(&db, "tenant_platform").await,
+        "the first canary committed"
+    );
     assert!(!has_widgets(&db, "tenant_acme").await, "acme was rolled back");
-    assert!(!has_widgets(&db, "tenant_globex").await, "globex was never reached");
+    assert!(
+        !has_widgets(&db, "tenant_globex").await,
+        "globex was never reached"
+    );
     let platform_applied = db
         .names(&format!(
             "SELECT applied_at::text AS name FROM public.enclave_schema_migrations \
@@ -650,6 +718,9 @@ async fn every_tenant_schema_can_become_a_citus_distributed_schema() {
         "rule _RETURN on view public.acme_devices depends on column hostname of table tenant_acme.devices",
         "function tenant_acme.peek() names another schema",
     ] {
-        assert!(found.iter().any(|f| f.contains(expected)), "{expected} not found in {found:#?}");
+        assert!(
+            found.iter().any(|f| f.contains(expected)),
+            "{expected} not found in {found:#?}"
+        );
     }
 }

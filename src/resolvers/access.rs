@@ -31,10 +31,9 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             | "natsCredentials"
             | "natsLeafServers",
         ) => Role::Admin,
-        (
-            Operation::Query,
-            "tenants" | "impersonationLogs" | "platformJobs" | "quarantinedTenants",
-        ) => Role::PlatformAdmin,
+        (Operation::Query, "tenants" | "impersonationLogs" | "platformJobs" | "quarantinedTenants") => {
+            Role::PlatformAdmin
+        }
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,
         (Operation::Mutation, "logout") => Role::Viewer,
         (

@@ -205,7 +205,8 @@ pub async fn objects(
         .bind::<Array<Text>, _>(schemas)
         .load(conn)
         .await?;
-    let mut by_schema: HashMap<String, Objects> = schemas.iter().map(|s| (s.clone(), Objects::new())).collect();
+    let mut by_schema: HashMap<String, Objects> =
+        schemas.iter().map(|s| (s.clone(), Objects::new())).collect();
     for row in rows {
         by_schema
             .entry(row.schema_name)
@@ -375,7 +376,13 @@ pub async fn reference(
 /// version and the queries themselves (changing any of them rebuilds it).
 fn reference_key(kind: ReferenceKind, set: &MigrationSet, server_version: &str) -> String {
     let mut hasher = Sha256::new();
-    for part in [kind.as_str(), set.fingerprint(), server_version, DIGESTS_SQL, OBJECTS_SQL] {
+    for part in [
+        kind.as_str(),
+        set.fingerprint(),
+        server_version,
+        DIGESTS_SQL,
+        OBJECTS_SQL,
+    ] {
         hasher.update(part.as_bytes());
         hasher.update(b"\0");
     }
@@ -390,7 +397,10 @@ enum Built {
 
 impl From<diesel::result::Error> for Built {
     fn from(error: diesel::result::Error) -> Self {
-        Self::Failed(MigrationError::database("cannot build the catalog reference", &error))
+        Self::Failed(MigrationError::database(
+            "cannot build the catalog reference",
+            &error,
+        ))
     }
 }
 
@@ -466,7 +476,10 @@ mod tests {
     fn a_diff_names_missing_extra_and_changed_objects() {
         let reference = objects(&[
             ("column devices.hostname", "text not null"),
-            ("index devices_hostname", "CREATE INDEX devices_hostname ON devices USING btree (hostname)"),
+            (
+                "index devices_hostname",
+                "CREATE INDEX devices_hostname ON devices USING btree (hostname)",
+            ),
             ("column devices.status", "text not null default 'unknown'::text"),
         ]);
         let actual = objects(&[
@@ -489,8 +502,16 @@ mod tests {
 
     #[test]
     fn the_reference_key_changes_with_the_migrations_and_the_server() {
-        let a = MigrationSet::new(vec![super::super::Migration::new("1_a", "CREATE TABLE a ();", "")]);
-        let b = MigrationSet::new(vec![super::super::Migration::new("1_a", "CREATE TABLE a (x int);", "")]);
+        let a = MigrationSet::new(vec![super::super::Migration::new(
+            "1_a",
+            "CREATE TABLE a ();",
+            "",
+        )]);
+        let b = MigrationSet::new(vec![super::super::Migration::new(
+            "1_a",
+            "CREATE TABLE a (x int);",
+            "",
+        )]);
         let key = reference_key(ReferenceKind::Tenant, &a, "150020");
         assert_eq!(key, reference_key(ReferenceKind::Tenant, &a, "150020"));
         assert_ne!(key, reference_key(ReferenceKind::Tenant, &b, "150020"));

@@ -214,7 +214,12 @@ fn summary(diff: &CatalogDiff) -> String {
     let mut text = format!(
         "{} difference(s) from a freshly migrated schema:\n  {}",
         lines.len(),
-        lines.iter().take(SUMMARY_LINES).cloned().collect::<Vec<_>>().join("\n  ")
+        lines
+            .iter()
+            .take(SUMMARY_LINES)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n  ")
     );
     if lines.len() > SUMMARY_LINES {
         text.push_str(&format!("\n  … and {} more", lines.len() - SUMMARY_LINES));

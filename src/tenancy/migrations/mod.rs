@@ -4,7 +4,9 @@
 //! The SQL lives in `migrations_public/` and `migrations_tenant/` in diesel's directory
 //! layout (`<version>_<name>/up.sql`, `down.sql`; `diesel migration generate` works) and is
 //! embedded into the binary by `build.rs`. The runner (`runner.rs`) applies it, recording
-//! every applied migration with its SHA-256 in the ledger (`ledger.rs`).
+//! every applied migration with its SHA-256 in the ledger (`ledger.rs`), then checks every
+//! schema for drift (`drift.rs`) against the catalog of a freshly migrated schema
+//! (`catalog.rs`).
 //!
 //! Each schema's ledger state carries a *fingerprint*: a digest over the versions and
 //! checksums applied to it. A schema is up to date exactly when its fingerprint equals the
