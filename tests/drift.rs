@@ -724,3 +724,46 @@ async fn every_tenant_schema_can_become_a_citus_distributed_schema() {
         );
     }
 }
+
+/// Measures the one-query drift digest over every `tenant_*` schema of the database named
+/// by `ENCLAVE_DRIFT_SCRATCH_URL` (a scratch database with many cloned tenant schemas; not
+/// run in CI): `cargo test --test drift -- --ignored --nocapture measure`. Prints the
+/// timings; asserts nothing about them.
+#[tokio::test]
+#[ignore = "needs a scratch database with many tenant schemas (ENCLAVE_DRIFT_SCRATCH_URL)"]
+async fn measure_the_drift_digest_of_many_tenant_schemas() {
+    let Ok(url) = std::env::var("ENCLAVE_DRIFT_SCRATCH_URL") else {
+        eprintln!("ENCLAVE_DRIFT_SCRATCH_URL is not set; nothing measured");
+        return;
+    };
+    let mut conn = enclave::db::connect(&url).await.expect("connect");
+    let schemas: Vec<String> = {
+        #[derive(diesel::QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            name: String,
+        }
+        let rows: Vec<Name> = diesel_async::RunQueryDsl::load(
+            diesel::sql_query(
+                "SELECT nspname::text AS name FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'",
+            ),
+            &mut conn,
+        )
+        .await
+        .expect("schemas");
+        rows.into_iter().map(|r| r.name).collect()
+    };
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let digests = enclave::tenancy::migrations::catalog::digests(&mut conn, &schemas)
+            .await
+            .expect("digests");
+        let distinct: std::collections::HashSet<_> = digests.values().collect();
+        eprintln!(
+            "{} schemas, {} distinct digests, {} ms",
+            digests.len(),
+            distinct.len(),
+            started.elapsed().as_millis()
+        );
+    }
+}
