@@ -8,7 +8,11 @@
 //! (no deparsing, see [`DIGESTS_SQL`]); only the schemas whose digest differs from the
 //! reference are read again, object by object and deparsed ([`objects`], again one
 //! statement for all of them), to say what differs. A schema is drifted only when that
-//! object-by-object comparison finds a difference.
+//! object-by-object comparison finds a difference. Measured on 1,001 schemas of 675
+//! objects each (a scratch database, `tests/drift.rs`'s ignored `measure_…` test): 2.6 to
+//! 3.2 s on 2 cores shared with three builds (load average 6 to 9); the same comparison
+//! on deparsed text took 25 to 33 s, 5 s of it JIT compilation, which is now off for
+//! these queries.
 //!
 //! **Normalisation.** Every definition [`objects`] reads is PostgreSQL's own deparsed text
 //! (`pg_get_indexdef`, `pg_get_constraintdef`, `pg_get_expr`, `pg_get_triggerdef`, …) read
