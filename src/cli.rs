@@ -22,8 +22,9 @@ use crate::auth::{Role, password, sessions};
 use crate::config::{AuthConfig, DatabaseConfig, LimitsConfig, ServerConfig};
 use crate::tenancy::Installation;
 use crate::tenancy::directory::TenantEntry;
-use crate::tenancy::migrations::{self, MigrationSets};
+use crate::tenancy::migrations::{self, MigrationSets, drift};
 use crate::tenancy::provision::{self, NewTenant};
+use crate::tenancy::quarantine;
 use crate::tenancy::registry::{self, TenantStatus};
 use crate::tenancy::transaction::Access;
 use crate::{db, open_database, resolvers};
@@ -68,13 +69,25 @@ enum Command {
         mut_arg("statement_timeout_ms", |a| a.hide(true))
     )]
     Migrate {
-        /// Print applied and pending migrations per schema; change nothing.
+        /// Print applied and pending migrations per schema and the quarantined tenants;
+        /// change nothing.
         #[arg(long)]
         status: bool,
+        /// Migrate this many tenants first, one at a time (the platform tenant, then the
+        /// oldest), stopping at the first failure among them; then the rest. Re-running
+        /// resumes where a run stopped.
+        #[arg(long, value_name = "N", conflicts_with = "status")]
+        canary: Option<usize>,
+        /// Quarantine each tenant whose migration fails (its requests get
+        /// TENANT_UNAVAILABLE; `serve` starts without it) and migrate the rest instead of
+        /// stopping; the failures are listed at the end and by `--status`. Running
+        /// `enclave migrate` again retries them.
+        #[arg(long, conflicts_with = "status")]
+        continue_on_error: bool,
         #[command(flatten)]
         database: DatabaseConfig,
     },
-    /// Create, list, suspend, resume, drop, export or import tenants.
+    /// Create, list, suspend, resume, drop, export, import or repair tenants.
     #[command(
         mut_arg("pool_size", |a| a.hide(true)),
         mut_arg("pool_timeout_ms", |a| a.hide(true)),
@@ -325,6 +338,13 @@ enum TenantCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<std::path::PathBuf>,
     },
+    /// Show how a tenant's schema differs from a freshly migrated one (DDL run by hand),
+    /// after checking every tenant: one that matches again leaves quarantine. Changes no
+    /// schema, and exits non-zero while the tenant differs. To repair it, undo each
+    /// difference by hand (re-create what is `missing` from the definition printed, drop
+    /// what is `extra`, restore what `changed` to the expected definition) or restore the
+    /// tenant from an export (`enclave tenant import --replace`), then run this again.
+    Repair { slug: String },
     /// Restore a tenant from an archive of `tenant export`: verified first, loaded into a
     /// staging schema, then swapped in atomically.
     Import {
@@ -396,6 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate {
             status: true,
             database,
+            ..
         } => {
             db::require_database(database.session_url()).await?;
             let installation = Installation::new(&database, sets)?;
@@ -403,17 +424,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate {
             status: false,
+            canary,
+            continue_on_error,
             database,
         } => {
             db::ensure_database_exists(database.session_url()).await?;
-            let (_, report) = crate::migrate_database(&database, sets).await?;
-            println!(
-                "database {} is up to date: {} migrations applied to public, {} to {} tenant schemas",
-                db::describe(database.session_url()),
-                report.public_applied,
-                report.tenant_migrations_applied,
-                report.tenants_migrated
-            );
+            let options = migrations::MigrateOptions {
+                ensure_platform_tenant: true,
+                canary,
+                continue_on_error,
+                skip_quarantined: false,
+            };
+            let (_, report) = crate::migrate_database_with(&database, sets, &options).await?;
+            print_migration_report(&database, &report);
             Ok(())
         }
         Command::Tenant {
@@ -608,11 +631,57 @@ async fn run_workers(
     Ok(())
 }
 
+/// What `enclave migrate` did: the counts, the canaries, the tenants quarantined.
+fn print_migration_report(database: &DatabaseConfig, report: &migrations::MigrationReport) {
+    println!(
+        "database {} is up to date: {} migrations applied to public, {} to {} tenant schemas",
+        db::describe(database.session_url()),
+        report.public_applied,
+        report.tenant_migrations_applied,
+        report.tenants_migrated
+    );
+    if !report.canaries.is_empty() {
+        println!("canaries migrated first: {}", report.canaries.join(", "));
+    }
+    for (schema, error) in &report.quarantined {
+        println!("QUARANTINED {schema}: migration failed: {error}");
+    }
+    for drift in &report.drift.drifted {
+        println!(
+            "QUARANTINED {}: {} difference(s) from a freshly migrated schema (enclave tenant repair {})",
+            drift.schema,
+            drift.diff.len(),
+            drift
+                .schema
+                .trim_start_matches(crate::tenancy::slug::SCHEMA_PREFIX)
+        );
+    }
+    for schema in &report.drift.released {
+        println!("released from quarantine: {schema}");
+    }
+    println!(
+        "checked {} tenant schemas for drift in {} ms",
+        report.drift.checked,
+        report.drift.took.as_millis()
+    );
+}
+
 async fn print_status(installation: &Installation) -> anyhow::Result<()> {
     let schemas = migrations::status(installation).await?;
+    let quarantined = {
+        let mut conn = db::connect(&installation.database_url).await?;
+        if quarantine::table_exists(&mut conn).await? {
+            quarantine::list(&mut conn).await?
+        } else {
+            Vec::new()
+        }
+    };
     for schema in schemas {
+        let held = quarantined.iter().find(|q| {
+            schema.schema.strip_prefix(crate::tenancy::slug::SCHEMA_PREFIX) == Some(q.slug.as_str())
+        });
         println!(
-            "{}: {} applied, {} pending{}",
+            "{}: {} applied, {} pending{}{}",
             schema.schema,
             schema.applied.len(),
             schema.pending.len(),
@@ -620,6 +689,8 @@ async fn print_status(installation: &Installation) -> anyhow::Result<()> {
                 .last_error
                 .as_deref()
                 .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default(),
+            held.map(|q| format!(" QUARANTINED ({})", q.reason().as_str()))
                 .unwrap_or_default()
         );
         for version in &schema.applied {
@@ -628,6 +699,21 @@ async fn print_status(installation: &Installation) -> anyhow::Result<()> {
         for version in &schema.pending {
             println!("  [ ] {version}");
         }
+    }
+    if quarantined.is_empty() {
+        println!("quarantined tenants: none");
+    } else {
+        println!("quarantined tenants: {}", quarantined.len());
+    }
+    for q in &quarantined {
+        println!(
+            "  {} ({}) since {}, checked {}:\n    {}",
+            q.slug,
+            q.reason().as_str(),
+            q.quarantined_at.to_rfc3339(),
+            q.checked_at.to_rfc3339(),
+            q.summary.replace('\n', "\n    ")
+        );
     }
     Ok(())
 }
@@ -713,6 +799,35 @@ async fn tenant(command: TenantCommand, installation: &Installation) -> anyhow::
                 out.display(),
                 manifest.tables.len()
             );
+        }
+        TenantCommand::Repair { slug } => {
+            let slug = provision::parse_slug(&slug)?;
+            registry::find(&mut conn, &slug).await?;
+            let schema = slug.schema_name();
+            match drift::tenant_diff(&mut conn, &installation.migrations, &schema).await? {
+                None => anyhow::bail!(
+                    "tenant {slug} has pending migrations (see `enclave migrate --status`); \
+                     it is compared once `enclave migrate` has migrated it"
+                ),
+                Some(diff) if diff.is_empty() => {
+                    println!(
+                        "tenant {slug} matches a freshly migrated schema; it is not quarantined for drift"
+                    );
+                }
+                Some(diff) => {
+                    println!(
+                        "tenant {slug} ({schema}) differs from a freshly migrated schema in {} object(s):",
+                        diff.len()
+                    );
+                    for line in diff.lines() {
+                        println!("  {line}");
+                    }
+                    anyhow::bail!(
+                        "tenant {slug} drifted; it stays quarantined until it matches (undo the differences above, \
+                         or restore it with `enclave tenant import --replace`, then run `enclave tenant repair {slug}` again)"
+                    );
+                }
+            }
         }
         TenantCommand::Import {
             file,

@@ -77,14 +77,31 @@ pub async fn open_database(
         .map(|(installation, _)| installation)
 }
 
-/// Runs every pending migration of an existing database and says what it did.
+/// Runs every pending migration of an existing database (as startup does: failing fast,
+/// leaving tenants quarantined after a failed migration alone), checks every schema for
+/// drift, and says what it did.
 pub async fn migrate_database(
     config: &DatabaseConfig,
     migration_sets: Arc<MigrationSets>,
 ) -> anyhow::Result<(Installation, migrations::MigrationReport)> {
+    let options = migrations::MigrateOptions {
+        ensure_platform_tenant: true,
+        skip_quarantined: true,
+        ..migrations::MigrateOptions::default()
+    };
+    migrate_database_with(config, migration_sets, &options).await
+}
+
+/// [`migrate_database`] with the fleet options of `enclave migrate` (canaries, continue on
+/// error, retrying quarantined tenants).
+pub async fn migrate_database_with(
+    config: &DatabaseConfig,
+    migration_sets: Arc<MigrationSets>,
+    options: &migrations::MigrateOptions,
+) -> anyhow::Result<(Installation, migrations::MigrationReport)> {
     let installation = Installation::new(config, migration_sets)?;
     let started = std::time::Instant::now();
-    let report = migrations::migrate(&installation, true)
+    let report = migrations::migrate_with(&installation, options)
         .await
         .context("migrations failed; not starting")?;
     tenancy::authenticator::ensure(&installation)
@@ -95,6 +112,9 @@ pub async fn migrate_database(
         public_applied = report.public_applied,
         tenants_migrated = report.tenants_migrated,
         tenant_migrations_applied = report.tenant_migrations_applied,
+        tenants_checked = report.drift.checked,
+        tenants_drifted = report.drift.drifted.len(),
+        drift_check_ms = report.drift.took.as_millis() as u64,
         took_ms = started.elapsed().as_millis() as u64,
         "database ready"
     );

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 const PUBLIC_TABLES: &[&str] = &[
     "edge_root_cas",
+    "enclave_catalog_references",
     "enclave_schema_migrations",
     "enclave_schema_state",
     "impersonation_logs",
@@ -24,6 +25,7 @@ const PUBLIC_TABLES: &[&str] = &[
     "platform_jobs",
     "tenant_domains",
     "tenant_memberships",
+    "tenant_quarantine",
     "tenants",
 ];
 

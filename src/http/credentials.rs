@@ -86,6 +86,14 @@ fn actor_of(
             "this token belongs to another tenant than the domain it was sent to",
         ));
     }
+    if tenant.quarantined {
+        // Why (drift, a failed migration) is for operators; the client learns only that
+        // the tenant is not served for now.
+        return Err(ApiError::new(
+            Code::TenantUnavailable,
+            "the tenant is unavailable for maintenance",
+        ));
+    }
     if !tenant.is_active() {
         return Err(ApiError::new(Code::TenantUnavailable, "the tenant is suspended"));
     }

@@ -1,5 +1,5 @@
 //! `/metrics` in the Prometheus text format: request outcomes, SQL statements, the pool,
-//! tenants by status, and job runs and queues (`crate::jobs::metrics`). Counts only, never
+//! tenants by status, quarantined tenants, and job runs and queues (`crate::jobs::metrics`). Counts only, never
 //! tenant data.
 
 use std::fmt::Write as _;
@@ -52,6 +52,7 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
         .iter()
         .filter(|t| t.status == TenantStatus::Active)
         .count();
+    let quarantined = tenants.iter().filter(|t| t.quarantined).count();
     let mut out = String::new();
     let mut metric = |name: &str, help: &str, kind: &str, samples: &[(&str, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -153,6 +154,12 @@ pub async fn handle(State(state): State<AppState>) -> impl IntoResponse {
             ("{status=\"active\"}", active as u64),
             ("{status=\"suspended\"}", (tenants.len() - active) as u64),
         ],
+    );
+    metric(
+        "enclave_tenants_quarantined",
+        "Tenants Enclave refuses to serve because their schema drifted from a freshly migrated one or a migration failed on them (see `enclave migrate --status`).",
+        "gauge",
+        &[("", quarantined as u64)],
     );
     app.jobs.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)

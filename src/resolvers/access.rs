@@ -31,7 +31,9 @@ pub fn required_role(kind: Operation, field: &str) -> Option<Role> {
             | "natsCredentials"
             | "natsLeafServers",
         ) => Role::Admin,
-        (Operation::Query, "tenants" | "impersonationLogs" | "platformJobs") => Role::PlatformAdmin,
+        (Operation::Query, "tenants" | "impersonationLogs" | "platformJobs" | "quarantinedTenants") => {
+            Role::PlatformAdmin
+        }
         (Operation::Query | Operation::Subscription, _) => Role::Viewer,
         (Operation::Mutation, "logout") => Role::Viewer,
         (
@@ -109,6 +111,10 @@ mod tests {
         );
         assert_eq!(required_role(Operation::Mutation, "login"), None);
         assert_eq!(required_role(Operation::Query, "jobs"), Some(Role::Viewer));
+        assert_eq!(
+            required_role(Operation::Query, "quarantinedTenants"),
+            Some(Role::PlatformAdmin)
+        );
         assert_eq!(required_role(Operation::Mutation, "cancelJob"), Some(Role::Admin));
     }
 }

@@ -1,5 +1,5 @@
 //! Platform operations, for platform admins acting in the platform tenant: list, create,
-//! suspend and resume tenants, and impersonate one.
+//! suspend and resume tenants, list the tenants Enclave quarantined, and impersonate one.
 //!
 //! These manage tenants as *objects* in `public`; they never run in another tenant's
 //! context. Entering one is only possible through `impersonate`, which mints a token of
@@ -17,10 +17,11 @@ use super::ids;
 use super::pagination::{Cursor, Window, keyset, text_key};
 use crate::auth::Role;
 use crate::auth::token::{self, Claims, Credential};
-use crate::schema::public::{impersonation_logs, tenants};
+use crate::schema::public::{impersonation_logs, tenant_quarantine, tenants};
 use crate::tenancy::directory::TenantEntry;
 use crate::tenancy::impersonation::{self, NewImpersonation};
 use crate::tenancy::provision::{self, NewTenant};
+use crate::tenancy::quarantine::QuarantineReason;
 use crate::tenancy::registry::{self, TenantRecord, TenantStatus};
 
 /// Longest lifetime of an impersonation token.
@@ -79,6 +80,45 @@ impl From<TenantRecord> for Tenant {
             status: status.into(),
         }
     }
+}
+
+/// Why Enclave took a tenant out of service.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum QuarantineReasonValue {
+    /// The tenant's schema differs from a freshly migrated one (DDL run by hand); the
+    /// first check that finds it matching again (at startup, or `enclave tenant repair`)
+    /// releases it.
+    Drift,
+    /// A fleet migration failed on the tenant (`enclave migrate --continue-on-error`); the
+    /// run that migrates it releases it.
+    MigrationFailed,
+}
+
+impl From<QuarantineReason> for QuarantineReasonValue {
+    fn from(reason: QuarantineReason) -> Self {
+        match reason {
+            QuarantineReason::Drift => Self::Drift,
+            QuarantineReason::MigrationFailed => Self::MigrationFailed,
+        }
+    }
+}
+
+/// A tenant Enclave refuses to serve (its requests get TENANT_UNAVAILABLE) until an
+/// operator repairs it; `enclave migrate --status` and `enclave tenant repair <slug>` show
+/// the details.
+#[derive(SimpleObject, Clone)]
+pub struct QuarantinedTenant {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Why it is quarantined.
+    pub reason: QuarantineReasonValue,
+    /// How many schema objects differ from a freshly migrated schema (0 after a failed
+    /// migration).
+    pub differences: i32,
+    /// When it was quarantined.
+    pub quarantined_at: DateTime<Utc>,
+    /// When a check or a migration last confirmed the quarantine.
+    pub checked_at: DateTime<Utc>,
 }
 
 /// Input of `createTenant`.
@@ -240,6 +280,68 @@ impl PlatformQuery {
                         id: r.id,
                     },
                     Tenant::from(r),
+                )
+            })
+            .collect();
+        Ok(window.connection(rows, EmptyFields))
+    }
+
+    /// The tenants Enclave refuses to serve because their schema drifted or a migration
+    /// failed on them, by slug (platform admins only).
+    #[graphql(
+        guard = "RequirePlatformAdmin",
+        complexity = "super::limits::list_cost(first, last, child_complexity)"
+    )]
+    async fn quarantined_tenants(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, QuarantinedTenant, EmptyFields>> {
+        type Row = (TenantRecord, String, i32, DateTime<Utc>, DateTime<Utc>);
+        let app = app(ctx)?;
+        let window = Window::new(first, after, last, before, app.max_page_size)?;
+        let mut conn = app.db.platform(&platform_admin(ctx)?).await?;
+        let query = tenant_quarantine::table
+            .inner_join(tenants::table)
+            .select((
+                TenantRecord::as_select(),
+                tenant_quarantine::reason,
+                tenant_quarantine::differences,
+                tenant_quarantine::quarantined_at,
+                tenant_quarantine::checked_at,
+            ))
+            .limit(window.fetch_limit())
+            .into_boxed();
+        let query = keyset!(query, &window, tenants::slug, tenants::id, text_key, ascending);
+        let rows: Vec<Row> = diesel_async::RunQueryDsl::load(query, &mut conn).await?;
+        let rows = rows
+            .into_iter()
+            .map(|(record, reason, differences, quarantined_at, checked_at)| {
+                (
+                    Cursor {
+                        key: record.slug.clone(),
+                        id: record.id,
+                    },
+                    QuarantinedTenant {
+                        tenant: Tenant::from(record),
+                        reason: QuarantineReason::from_stored(&reason).into(),
+                        differences,
+                        quarantined_at,
+                        checked_at,
+                    },
                 )
             })
             .collect();

@@ -97,7 +97,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    public.tenant_quarantine (tenant_id) {
+        tenant_id -> Uuid,
+        reason -> Text,
+        summary -> Text,
+        differences -> Int4,
+        quarantined_at -> Timestamptz,
+        checked_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(tenant_domains -> tenants (tenant_id));
+diesel::joinable!(tenant_quarantine -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(tenant_quarantine, tenants);
 diesel::joinable!(tenant_memberships -> tenants (tenant_id));
 diesel::joinable!(nats_platform_tokens -> nats_operators (operator_id));
 diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_domains, tenant_memberships);

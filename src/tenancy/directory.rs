@@ -2,7 +2,8 @@
 //!
 //! Requests resolve the tenant named by a verified token (or, at login, the request's
 //! Host) here without touching the database. The directory is loaded with one query and
-//! reloaded whenever `public.tenants` or `public.tenant_domains` change: a trigger
+//! reloaded whenever `public.tenants`, `public.tenant_domains` or
+//! `public.tenant_quarantine` change: a trigger
 //! notifies channel `enclave_tenants` and a listener task reloads, so a suspension takes
 //! effect within a second. A periodic reload covers a lost listener connection.
 //!
@@ -40,6 +41,9 @@ pub struct TenantEntry {
     pub schema: String,
     /// The tenant's database role.
     pub role: String,
+    /// Enclave took the tenant out of service (`tenancy::quarantine`): refused like a
+    /// suspended tenant whatever its status.
+    pub quarantined: bool,
 }
 
 impl TenantEntry {
@@ -58,11 +62,13 @@ impl TenantEntry {
             slug,
             name,
             status,
+            quarantined: false,
         }
     }
 
+    /// Whether the tenant's requests are served: active and not quarantined.
     pub fn is_active(&self) -> bool {
-        self.status == TenantStatus::Active
+        self.status == TenantStatus::Active && !self.quarantined
     }
 }
 
@@ -94,6 +100,8 @@ struct Row {
     status: String,
     #[diesel(sql_type = Array<Text>)]
     domains: Vec<String>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    quarantined: bool,
 }
 
 impl TenantDirectory {
@@ -281,7 +289,8 @@ impl TenantDirectory {
     pub async fn reload(&self, conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
         let rows: Vec<Row> = diesel::sql_query(
             "SELECT t.id, t.slug, t.name, t.status, \
-               coalesce(array_agg(d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}') AS domains \
+               coalesce(array_agg(d.domain) FILTER (WHERE d.domain IS NOT NULL), '{}') AS domains, \
+               EXISTS (SELECT 1 FROM public.tenant_quarantine q WHERE q.tenant_id = t.id) AS quarantined \
              FROM public.tenants t LEFT JOIN public.tenant_domains d ON d.tenant_id = t.id \
              GROUP BY t.id",
         )
@@ -294,7 +303,8 @@ impl TenantDirectory {
                 continue;
             };
             let status = TenantStatus::from_stored(&row.status);
-            let entry = TenantEntry::new(&self.installation, row.id, slug, row.name, status);
+            let mut entry = TenantEntry::new(&self.installation, row.id, slug, row.name, status);
+            entry.quarantined = row.quarantined;
             snapshot.by_slug.insert(entry.slug.to_string(), entry.id);
             for domain in row.domains {
                 snapshot.by_domain.insert(domain, entry.id);

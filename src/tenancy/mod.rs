@@ -8,7 +8,8 @@
 //! - `domain`: vanity domains;
 //! - `migrations`: the migration sets, ledger and runner for `public` and every tenant;
 //! - `provision`: creating and dropping a tenant atomically;
-//! - `registry`: reading and changing tenant records (list, suspend, resume).
+//! - `registry`: reading and changing tenant records (list, suspend, resume);
+//! - `quarantine`: tenants Enclave took out of service (schema drift, a failed migration).
 
 pub mod authenticator;
 pub mod directory;
@@ -17,6 +18,7 @@ pub mod gateway;
 pub mod impersonation;
 pub mod migrations;
 pub mod provision;
+pub mod quarantine;
 pub mod registry;
 pub mod roles;
 pub mod scope;

@@ -4,13 +4,17 @@
 //! The SQL lives in `migrations_public/` and `migrations_tenant/` in diesel's directory
 //! layout (`<version>_<name>/up.sql`, `down.sql`; `diesel migration generate` works) and is
 //! embedded into the binary by `build.rs`. The runner (`runner.rs`) applies it, recording
-//! every applied migration with its SHA-256 in the ledger (`ledger.rs`).
+//! every applied migration with its SHA-256 in the ledger (`ledger.rs`), then checks every
+//! schema for drift (`drift.rs`) against the catalog of a freshly migrated schema
+//! (`catalog.rs`).
 //!
 //! Each schema's ledger state carries a *fingerprint*: a digest over the versions and
 //! checksums applied to it. A schema is up to date exactly when its fingerprint equals the
 //! fingerprint of the embedded set, which makes "is anything pending, anywhere?" one
 //! indexed comparison per schema in one query, however many tenants there are.
 
+pub mod catalog;
+pub mod drift;
 pub mod ledger;
 pub mod runner;
 
@@ -19,7 +23,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-pub use runner::{MigrationReport, migrate, status};
+pub use runner::{MigrateOptions, MigrationReport, migrate, migrate_with, status};
 
 mod embedded {
     /// One migration directory, as `build.rs` embedded it.
@@ -134,7 +138,7 @@ pub(crate) fn fingerprint<'a>(applied: impl Iterator<Item = &'a Migration>) -> S
     hex(&hasher.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -164,8 +168,22 @@ pub enum MigrationError {
         version: String,
         message: String,
     },
+    #[error(
+        "canary tenant schema {schema} could not be migrated, so the rest of the fleet was \
+         not touched (the canaries before it are migrated; fix the migration and run again): {error}"
+    )]
+    Canary {
+        schema: String,
+        error: Box<MigrationError>,
+    },
     #[error("{} schema(s) could not be migrated:\n  {}", .0.len(), join_lines(.0))]
     Several(Vec<MigrationError>),
+    #[error(
+        "schema public differs from a freshly migrated public in {differences} object(s) \
+         (DDL run by hand?); undo the change, or make it a migration:\n  {}",
+        .diff.replace('\n', "\n  ")
+    )]
+    PublicDrift { differences: usize, diff: String },
     #[error("{context}: {message}")]
     Database { context: String, message: String },
 }

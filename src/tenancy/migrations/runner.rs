@@ -12,7 +12,27 @@
 //!      `lock_timeout`, several at once (`ENCLAVE_MIGRATION_CONCURRENCY`).
 //!
 //! A failed tenant is rolled back entirely, its error recorded in the ledger, and the run
-//! ends with an error naming every failed schema and migration.
+//! ends with an error naming every failed schema and migration (startup fails fast).
+//!
+//! Fleet options ([`MigrateOptions`], `enclave migrate --canary N --continue-on-error`):
+//!
+//! - **Canaries**: the first N stale tenants (the platform tenant, then the oldest by
+//!   creation) are migrated one after the other before any other; the first failure among
+//!   them stops the run, whatever `--continue-on-error` says (a migration that fails on a
+//!   canary is presumed broken; the rest of the fleet is untouched and still served by
+//!   the previous version). Then the rest, several at once.
+//! - **Continue on error**: a tenant that fails (outside the canaries) is quarantined
+//!   (`tenancy::quarantine`, reason `migration_failed`) and reported, and the run goes on.
+//!   `serve` and `worker` start without such tenants (`skip_quarantined`); `enclave
+//!   migrate` retries them.
+//! - **Resuming**: each tenant commits its migrations and its ledger state in one
+//!   transaction, and a run's work is whatever the ledger says is stale, so a run that
+//!   crashed or stopped is resumed by running it again: migrated tenants are not touched
+//!   again, a tenant caught half-way was rolled back and is migrated from scratch.
+//!
+//! After the migrations, every run checks for drift (`drift`): `public` must match a
+//! freshly migrated `public`, and every up-to-date tenant schema that does not match a
+//! freshly migrated tenant schema is quarantined.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -22,10 +42,12 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::future::join_all;
 
+use super::drift::{self, DriftReport};
 use super::ledger::{self, PUBLIC_SCHEMA};
 use super::{Migration, MigrationError, MigrationSet};
 use crate::db::{self, quote_ident};
 use crate::tenancy::provision::{self, NewTenant};
+use crate::tenancy::quarantine::{self, QuarantineReason};
 use crate::tenancy::slug::{SCHEMA_PREFIX, Slug};
 use crate::tenancy::{Installation, roles};
 
@@ -52,6 +74,30 @@ pub struct MigrationReport {
     pub tenant_migrations_applied: usize,
     /// Whether this run provisioned the platform tenant.
     pub provisioned_platform: bool,
+    /// Canary schemas migrated (in order) before the rest of the fleet.
+    pub canaries: Vec<String>,
+    /// Schemas that failed and were quarantined (`continue_on_error`): (schema, error).
+    pub quarantined: Vec<(String, String)>,
+    /// Stale schemas left alone because they are quarantined for a failed migration
+    /// (`skip_quarantined`).
+    pub skipped: Vec<String>,
+    /// The drift check that followed the migrations.
+    pub drift: DriftReport,
+}
+
+/// How a run treats the fleet; the default is startup's: fail fast, no canaries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrateOptions {
+    /// Provision `tenant_platform` when it is missing.
+    pub ensure_platform_tenant: bool,
+    /// Migrate this many stale tenants first, one at a time (the platform tenant, then
+    /// the oldest), stopping at the first failure among them.
+    pub canary: Option<usize>,
+    /// Quarantine the tenants that fail (after the canaries) and go on.
+    pub continue_on_error: bool,
+    /// Leave tenants quarantined for a failed migration as they are (`serve`, `worker`);
+    /// without it (`enclave migrate`) they are retried.
+    pub skip_quarantined: bool,
 }
 
 /// Where a set of migrations is applied.
@@ -118,30 +164,92 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// Migrates `public` and every tenant schema; see the module doc for the order.
+/// Migrates `public` and every tenant schema, failing fast; see the module doc.
 /// `ensure_platform_tenant` provisions `tenant_platform` when it is missing.
 pub async fn migrate(
     installation: &Installation,
     ensure_platform_tenant: bool,
 ) -> Result<MigrationReport, MigrationError> {
+    migrate_with(
+        installation,
+        &MigrateOptions {
+            ensure_platform_tenant,
+            ..MigrateOptions::default()
+        },
+    )
+    .await
+}
+
+/// Migrates `public` and every tenant schema as `options` say, then checks for drift;
+/// see the module doc.
+pub async fn migrate_with(
+    installation: &Installation,
+    options: &MigrateOptions,
+) -> Result<MigrationReport, MigrationError> {
     let mut conn = connect(installation).await?;
     let sets = &installation.migrations;
-    if let Some(staleness) = ledger::stale_schemas(&mut conn, sets).await?
-        && staleness.is_up_to_date(ensure_platform_tenant)
-    {
-        return Ok(MigrationReport {
-            was_up_to_date: true,
-            ..MigrationReport::default()
-        });
+    let mut report = match ledger::stale_schemas(&mut conn, sets).await? {
+        Some(mut staleness) => {
+            let skipped = if staleness.public {
+                Vec::new()
+            } else {
+                skip_quarantined(&mut conn, &mut staleness, options).await?
+            };
+            if staleness.is_up_to_date(options.ensure_platform_tenant) {
+                Some(MigrationReport {
+                    was_up_to_date: true,
+                    skipped,
+                    ..MigrationReport::default()
+                })
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
+    if report.is_none() {
+        lock(&mut conn, "pg_advisory_lock").await?;
+        let result = migrate_locked(&mut conn, installation, options).await;
+        // Closing the connection would release the lock too; unlocking keeps it explicit.
+        if let Err(error) = lock(&mut conn, "pg_advisory_unlock").await {
+            tracing::warn!(%error, "could not release the migration lock; it is released when the connection closes");
+        }
+        report = Some(result?);
     }
+    let mut report = report.unwrap_or_default();
+    report.drift = drift::check(&mut conn, sets).await?;
+    Ok(report)
+}
 
-    lock(&mut conn, "pg_advisory_lock").await?;
-    let result = migrate_locked(&mut conn, installation, ensure_platform_tenant).await;
-    // Closing the connection would release the lock too; unlocking keeps it explicit.
-    if let Err(error) = lock(&mut conn, "pg_advisory_unlock").await {
-        tracing::warn!(%error, "could not release the migration lock; it is released when the connection closes");
+/// Drops from `staleness` the tenants quarantined for a failed migration when `options`
+/// say to leave them alone; returns them.
+async fn skip_quarantined(
+    conn: &mut AsyncPgConnection,
+    staleness: &mut ledger::Staleness,
+    options: &MigrateOptions,
+) -> Result<Vec<String>, MigrationError> {
+    if !options.skip_quarantined || staleness.tenant_schemas.is_empty() {
+        return Ok(Vec::new());
     }
-    result
+    let read = async {
+        if !quarantine::table_exists(conn).await? {
+            return Ok(Vec::new());
+        }
+        quarantine::schemas(conn, QuarantineReason::MigrationFailed).await
+    };
+    let quarantined = read
+        .await
+        .map_err(|e| MigrationError::database("cannot read the tenant quarantine", &e))?;
+    let (skipped, kept) = staleness
+        .tenant_schemas
+        .drain(..)
+        .partition(|schema| quarantined.contains(schema));
+    staleness.tenant_schemas = kept;
+    let skipped: Vec<String> = skipped;
+    for schema in &skipped {
+        tracing::warn!(%schema, "tenant is quarantined after a failed migration; not migrating it (run `enclave migrate` to retry)");
+    }
+    Ok(skipped)
 }
 
 async fn lock(conn: &mut AsyncPgConnection, function: &str) -> Result<(), MigrationError> {
@@ -165,7 +273,7 @@ async fn connect(installation: &Installation) -> Result<AsyncPgConnection, Migra
 async fn migrate_locked(
     conn: &mut AsyncPgConnection,
     installation: &Installation,
-    ensure_platform_tenant: bool,
+    options: &MigrateOptions,
 ) -> Result<MigrationReport, MigrationError> {
     let sets = &installation.migrations;
     let lock_timeout = installation.migration_lock_timeout;
@@ -184,13 +292,14 @@ async fn migrate_locked(
         ..MigrationReport::default()
     };
 
-    let staleness = ledger::stale_schemas(conn, sets)
+    let mut staleness = ledger::stale_schemas(conn, sets)
         .await?
         .ok_or_else(|| MigrationError::Database {
             context: "the migration ledger is missing after bootstrap".into(),
             message: "public.enclave_schema_state does not exist".into(),
         })?;
-    if ensure_platform_tenant && staleness.platform_missing {
+    report.skipped = skip_quarantined(conn, &mut staleness, options).await?;
+    if options.ensure_platform_tenant && staleness.platform_missing {
         // This connection holds the migration lock, which provisioning also takes.
         provision::create_tenant(conn, installation, &NewTenant::platform())
             .await
@@ -218,6 +327,27 @@ async fn migrate_locked(
         return Err(several(refused));
     }
 
+    if let Some(canaries) = options.canary.filter(|n| *n > 0 && !plans.is_empty()) {
+        let order = fleet_order(conn).await?;
+        let rank = |schema: &str| order.iter().position(|s| s == schema).unwrap_or(usize::MAX);
+        plans.make_contiguous().sort_by_key(|(schema, _)| rank(schema));
+        for _ in 0..canaries {
+            let Some((schema, pending)) = plans.pop_front() else {
+                break;
+            };
+            tracing::info!(schema, "migrating canary tenant");
+            migrate_tenant(conn, installation, schema, &pending)
+                .await
+                .map_err(|error| MigrationError::Canary {
+                    schema: schema.to_owned(),
+                    error: Box::new(error),
+                })?;
+            report.canaries.push(schema.to_owned());
+            report.tenants_migrated += 1;
+            report.tenant_migrations_applied += pending.len();
+        }
+    }
+
     let queue = Mutex::new(plans);
     let failures = Mutex::new(Vec::new());
     let workers = (installation.migration_concurrency).min(queue_len(&queue)).max(1);
@@ -227,13 +357,43 @@ async fn migrate_locked(
         report.tenants_migrated += tenants;
         report.tenant_migrations_applied += migrations;
     }
-    let failures = failures
+    let mut failures = failures
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !failures.is_empty() {
-        return Err(several(failures));
+    if failures.is_empty() {
+        return Ok(report);
+    }
+    if !options.continue_on_error {
+        failures.sort_by_key(|(schema, _)| schema.clone());
+        return Err(several(failures.into_iter().map(|(_, error)| error).collect()));
+    }
+    failures.sort_by(|a, b| a.0.cmp(&b.0));
+    for (schema, error) in failures {
+        let message = error.to_string();
+        quarantine::enter(conn, &schema, QuarantineReason::MigrationFailed, &message, 0)
+            .await
+            .map_err(|e| MigrationError::database(format!("schema {schema}: cannot quarantine it"), &e))?;
+        tracing::error!(%schema, error = %message, "tenant migration failed; tenant quarantined, continuing");
+        report.quarantined.push((schema, message));
     }
     Ok(report)
+}
+
+/// Every tenant schema in canary order: the platform tenant, then the oldest.
+async fn fleet_order(conn: &mut AsyncPgConnection) -> Result<Vec<String>, MigrationError> {
+    #[derive(diesel::QueryableByName)]
+    struct SchemaName {
+        #[diesel(sql_type = Text)]
+        schema_name: String,
+    }
+    let rows: Vec<SchemaName> = diesel::sql_query(
+        "SELECT $1 || slug AS schema_name FROM public.tenants          ORDER BY slug <> 'platform', created_at, slug",
+    )
+    .bind::<Text, _>(SCHEMA_PREFIX)
+    .load(conn)
+    .await
+    .map_err(|e| MigrationError::database("cannot list the tenants", &e))?;
+    Ok(rows.into_iter().map(|r| r.schema_name).collect())
 }
 
 fn queue_len<T>(queue: &Mutex<VecDeque<T>>) -> usize {
@@ -248,46 +408,60 @@ fn several(mut errors: Vec<MigrationError>) -> MigrationError {
     }
 }
 
+/// Migrates one tenant schema in its own transaction; on failure the transaction is
+/// rolled back and the error recorded in the ledger.
+async fn migrate_tenant(
+    conn: &mut AsyncPgConnection,
+    installation: &Installation,
+    schema: &str,
+    pending: &[&Migration],
+) -> Result<(), MigrationError> {
+    let slug = schema
+        .strip_prefix(SCHEMA_PREFIX)
+        .and_then(|raw| Slug::parse(raw).ok())
+        .ok_or_else(|| MigrationError::Database {
+            context: format!("schema {schema}"),
+            message: "is not a valid tenant schema name".into(),
+        })?;
+    let role = installation.tenant_role(&slug);
+    let target = Target::Tenant { schema, role: &role };
+    let set = &installation.migrations.tenant;
+    let lock_timeout = installation.migration_lock_timeout;
+    let outcome = conn
+        .transaction(async |conn| apply(conn, &target, set, pending, lock_timeout).await)
+        .await;
+    if let Err(error) = &outcome {
+        tracing::error!(schema, %error, "tenant migration failed; its transaction was rolled back");
+        if let Err(e) = ledger::record_failure(conn, schema, &error.to_string()).await {
+            tracing::warn!(schema, error = %e, "could not record the failure in the ledger");
+        }
+    }
+    outcome
+}
+
 /// Takes tenant schemas off the queue and migrates each in its own transaction on one
-/// dedicated connection. Returns (tenants migrated, migrations applied).
+/// dedicated connection. Returns (tenants migrated, migrations applied); failures go to
+/// `failures` with their schema.
 async fn tenant_worker(
     installation: &Installation,
     queue: &Mutex<VecDeque<(&str, Vec<&Migration>)>>,
-    failures: &Mutex<Vec<MigrationError>>,
+    failures: &Mutex<Vec<(String, MigrationError)>>,
 ) -> Result<(usize, usize), MigrationError> {
     let mut conn = connect(installation).await?;
-    let set = &installation.migrations.tenant;
     let (mut tenants, mut migrations) = (0, 0);
     loop {
         let next = queue.lock().ok().and_then(|mut q| q.pop_front());
         let Some((schema, pending)) = next else {
             return Ok((tenants, migrations));
         };
-        let slug = schema
-            .strip_prefix(SCHEMA_PREFIX)
-            .and_then(|raw| Slug::parse(raw).ok())
-            .ok_or_else(|| MigrationError::Database {
-                context: format!("schema {schema}"),
-                message: "is not a valid tenant schema name".into(),
-            })?;
-        let role = installation.tenant_role(&slug);
-        let target = Target::Tenant { schema, role: &role };
-        let lock_timeout = installation.migration_lock_timeout;
-        let outcome = conn
-            .transaction(async |conn| apply(conn, &target, set, &pending, lock_timeout).await)
-            .await;
-        match outcome {
+        match migrate_tenant(&mut conn, installation, schema, &pending).await {
             Ok(()) => {
                 tenants += 1;
                 migrations += pending.len();
             }
             Err(error) => {
-                tracing::error!(schema, %error, "tenant migration failed; its transaction was rolled back");
-                if let Err(e) = ledger::record_failure(&mut conn, schema, &error.to_string()).await {
-                    tracing::warn!(schema, error = %e, "could not record the failure in the ledger");
-                }
                 if let Ok(mut all) = failures.lock() {
-                    all.push(error);
+                    all.push((schema.to_owned(), error));
                 }
             }
         }

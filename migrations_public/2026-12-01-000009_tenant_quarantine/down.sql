@@ -1,0 +1,2 @@
+DROP TABLE public.enclave_catalog_references;
+DROP TABLE public.tenant_quarantine;
