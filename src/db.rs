@@ -113,7 +113,27 @@ pub async fn connect_without_options(
         .connect(tokio_postgres::NoTls)
         .await
         .map_err(|e| ConnectionError::BadConnection(pg_error_message(&e)))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    // diesel-async sets the time zone and encoding with two prepared statements as soon
+    // as it wraps a client. Outside a transaction a transaction-mode pooler may run a
+    // statement's Parse on one server connection and its Execute on another ("prepared
+    // statement … does not exist"), so they run inside one transaction, which keeps one
+    // server connection; the pooler tracks both settings for the client from then on.
+    // The connection is driven here for that; a lost socket still shows as a closed
+    // client (`is_broken`) and as errors of the statements sent on it.
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "a request connection ended");
+        }
+    });
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| ConnectionError::BadConnection(pg_error_message(&e)))?;
+    let mut conn = AsyncPgConnection::try_from(client).await?;
+    conn.batch_execute("COMMIT")
+        .await
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 /// Whether `error` says the connection itself is gone (closed socket, no SQLSTATE; or the

@@ -826,4 +826,49 @@ async fn pollers_lease_their_tenants_poll_jobs_and_only_the_leaseholder_posts_a_
             .await,
         1
     );
+
+    // Through GraphQL, the tenant sees its own runs (never globex's), by status and by
+    // schedule, with what the pollers reported.
+    let runs = "query($status: PollJobStatus, $schedule: ID) { pollJobs(status: $status, scheduleId: $schedule) { \
+                nodes { id status attempts leasedBy result error schedule { id name } } } }";
+    let answer = app.gql(Some(&acme), runs, json!({})).await;
+    let nodes = answer["data"]["pollJobs"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    let mut names: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["schedule"]["name"].as_str().expect("schedule name"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mine", "open"], "{answer}");
+    assert!(!answer.to_string().contains("theirs"));
+    let answer = app.gql(Some(&acme), runs, json!({"status": "SUCCEEDED"})).await;
+    let nodes = &answer["data"]["pollJobs"]["nodes"];
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(nodes[0]["result"]["ifInOctets"], 5);
+    assert_eq!(nodes[0]["leasedBy"], poller_id.as_str());
+    let mine_schedule = {
+        let answer = app.gql(Some(&acme), runs, json!({"status": "FAILED"})).await;
+        let failed = &answer["data"]["pollJobs"]["nodes"][0];
+        assert_eq!(
+            (failed["attempts"].as_i64(), failed["error"].as_str()),
+            (Some(2), Some("timeout talking to 10.0.0.2")),
+            "{answer}"
+        );
+        failed["schedule"]["id"].as_str().expect("schedule id").to_owned()
+    };
+    let answer = app
+        .gql(Some(&acme), runs, json!({"schedule": mine_schedule}))
+        .await;
+    assert_eq!(
+        answer["data"]["pollJobs"]["nodes"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    let answer = app.gql(Some(&globex), runs, json!({})).await;
+    let nodes = answer["data"]["pollJobs"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(nodes.len(), 1, "{answer}");
+    assert_eq!(nodes[0]["schedule"]["name"], "theirs");
 }

@@ -243,3 +243,70 @@ async fn enclave_serves_two_isolated_tenants_through_pgbouncer_in_transaction_mo
     assert_eq!(value["alertChanges"]["title"], "acme link down", "{value}");
     listener.abort();
 }
+
+/// Opening request connections through PgBouncer while others are busy: diesel-async's
+/// setup statements (time zone, encoding) run inside one transaction, so that PgBouncer
+/// cannot split a statement's Parse and Execute across server connections (a prepared
+/// statement parsed on one does not exist on the other; the benchmark's load hit it,
+/// this smaller load does not reliably), and every connection ends up in UTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_request_connections_open_at_once_through_pgbouncer_with_their_settings() {
+    let Some(bouncer) = Bouncer::start(&upstream()) else {
+        return;
+    };
+    let db = TestDb::new().await;
+    let config: tokio_postgres::Config = bouncer.url(&db.name).parse().expect("pgbouncer URL");
+    // Busy server connections: transactions held open for a moment, over and over.
+    let busy = (0..3).map(|_| {
+        let url = bouncer.url(&db.name);
+        tokio::spawn(async move {
+            let mut conn = enclave::db::connect_without_options(url.parse().expect("url"))
+                .await
+                .expect("a busy connection");
+            for _ in 0..20 {
+                conn.batch_execute("BEGIN; SELECT pg_sleep(0.01); COMMIT")
+                    .await
+                    .expect("busy transaction");
+            }
+        })
+    });
+    let busy: Vec<_> = busy.collect();
+    let opened = futures_util::future::join_all((0..40).map(|_| {
+        let config = config.clone();
+        async move {
+            let mut conn = enclave::db::connect_without_options(config).await?;
+            // Statements run in transactions behind the pooler, as request connections' do.
+            let setup = diesel::ConnectionError::CouldntSetupConfiguration;
+            conn.batch_execute("BEGIN").await.map_err(setup)?;
+            let zone: Vec<Zone> = diesel::sql_query("SELECT current_setting('TimeZone') AS zone")
+                .load(&mut conn)
+                .await
+                .map_err(setup)?;
+            conn.batch_execute("COMMIT").await.map_err(setup)?;
+            Ok::<_, diesel::ConnectionError>(zone.into_iter().next().map(|z| z.zone))
+        }
+    }))
+    .await;
+    for handle in busy {
+        handle.await.expect("busy task");
+    }
+    let failures: Vec<String> = opened
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 40 failed: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        opened.iter().all(|r| matches!(r, Ok(Some(z)) if z == "UTC")),
+        "{opened:?}"
+    );
+}
+
+#[derive(QueryableByName, Debug)]
+struct Zone {
+    #[diesel(sql_type = Text)]
+    zone: String,
+}

@@ -293,6 +293,20 @@ text_enum!(
 );
 
 text_enum!(
+    /// Where a poll job stands.
+    PollJobStatus {
+        /// Waiting for a poller to lease it.
+        Queued => "queued",
+        /// Leased by a poller (until its lease runs out; then it is queued again).
+        Running => "running",
+        /// The poller posted a result.
+        Succeeded => "succeeded",
+        /// The poller reported a failure (`error` says why).
+        Failed => "failed",
+    }
+);
+
+text_enum!(
     /// What a job does.
     JobKind {
         /// Deletes the tenant's data older than its retention policy (events, logs, metric

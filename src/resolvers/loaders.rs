@@ -28,10 +28,12 @@ use uuid::Uuid;
 use super::errors::{ApiError, ApiResult};
 use super::models::{
     AgentRow, AlertRow, CheckerRow, DeviceRow, EventRow, GatewayRow, GroupRow, IdentifierRow, InterfaceRow,
-    PartitionRow,
+    PartitionRow, PollingScheduleRow,
 };
 use super::pagination::{Cursor, Direction, Window};
-use crate::schema::tenant::{agents, device_groups, device_identifiers, devices, gateways, partitions};
+use crate::schema::tenant::{
+    agents, device_groups, device_identifiers, devices, gateways, partitions, polling_schedules,
+};
 use crate::tenancy::scope::Scope;
 
 /// Most times a loader yields waiting for its batch to stop growing.
@@ -176,6 +178,7 @@ pub struct Loaders {
     recent_events: BatchLoader<(Uuid, Slice), Page<EventRow>>,
     gateways: BatchLoader<Uuid, GatewayRow>,
     agents: BatchLoader<Uuid, AgentRow>,
+    polling_schedules: BatchLoader<Uuid, PollingScheduleRow>,
     gateway_agents: BatchLoader<(Uuid, Slice), Page<AgentRow>>,
     agent_checkers: BatchLoader<(Uuid, Slice), Page<CheckerRow>>,
 }
@@ -368,6 +371,7 @@ impl Loaders {
             recent_events: BatchLoader::default(),
             gateways: BatchLoader::default(),
             agents: BatchLoader::default(),
+            polling_schedules: BatchLoader::default(),
             gateway_agents: BatchLoader::default(),
             agent_checkers: BatchLoader::default(),
         }
@@ -390,6 +394,7 @@ impl Loaders {
             recent_events,
             gateways,
             agents,
+            polling_schedules,
             gateway_agents,
             agent_checkers,
         } = self;
@@ -403,6 +408,7 @@ impl Loaders {
         recent_events.clear();
         gateways.clear();
         agents.clear();
+        polling_schedules.clear();
         gateway_agents.clear();
         agent_checkers.clear();
     }
@@ -490,6 +496,20 @@ impl Loaders {
                     .load(&mut conn)
                     .await?;
                 Ok(by_id(rows, |r: &AgentRow| r.id))
+            })
+            .await
+    }
+
+    pub async fn polling_schedule(&self, id: Uuid) -> ApiResult<Option<PollingScheduleRow>> {
+        self.polling_schedules
+            .load_one(id, |ids| async move {
+                let mut conn = self.scope.conn().await?;
+                let rows = polling_schedules::table
+                    .filter(polling_schedules::id.eq_any(ids))
+                    .select(PollingScheduleRow::as_select())
+                    .load(&mut conn)
+                    .await?;
+                Ok(by_id(rows, |r: &PollingScheduleRow| r.id))
             })
             .await
     }

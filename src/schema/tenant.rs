@@ -15,6 +15,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    poll_jobs (id) {
+        id -> Uuid,
+        schedule_id -> Uuid,
+        status -> Text,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        leased_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamptz>,
+        attempts -> Int4,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Uuid,
         name -> Text,
@@ -492,6 +508,7 @@ diesel::joinable!(agents -> gateways (gateway_id));
 diesel::joinable!(checkers -> agents (agent_id));
 diesel::joinable!(service_checks -> agents (agent_id));
 diesel::joinable!(polling_schedules -> agents (agent_id));
+diesel::joinable!(poll_jobs -> polling_schedules (schedule_id));
 diesel::joinable!(tokens -> users (user_id));
 diesel::joinable!(devices -> device_groups (group_id));
 diesel::joinable!(device_identifiers -> devices (device_id));
@@ -515,6 +532,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     checkers,
     service_checks,
     polling_schedules,
+    poll_jobs,
     health_events,
     integration_sources,
     edge_sites,

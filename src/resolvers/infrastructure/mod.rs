@@ -101,7 +101,7 @@ pub use edge_sites::EdgeSite;
 pub use gateways::Gateway;
 pub use health_events::HealthEvent;
 pub use integration_sources::IntegrationSource;
-pub use polling_schedules::PollingSchedule;
+pub use polling_schedules::{PollJob, PollingSchedule};
 pub use service_checks::ServiceCheck;
 
 /// Infrastructure's root query fields.
@@ -112,6 +112,7 @@ pub struct InfrastructureQuery(
     checkers::CheckerQuery,
     service_checks::ServiceCheckQuery,
     polling_schedules::PollingScheduleQuery,
+    polling_schedules::PollJobQuery,
     health_events::HealthEventQuery,
     integration_sources::IntegrationSourceQuery,
     edge_sites::EdgeSiteQuery,

@@ -1,8 +1,10 @@
 //! Polling schedules: the `PollingSchedule` object, the `pollingSchedules` list, and
-//! creating, updating and deleting schedules.
+//! creating, updating and deleting schedules; and their runs, the `PollJob` object and the
+//! `pollJobs` list (the jobs themselves are produced by the job workers and leased by the
+//! tenant's pollers over the edge listener, see `crate::edge::ingest`).
 
 use async_graphql::connection::{Connection, EmptyFields};
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -11,11 +13,13 @@ use uuid::Uuid;
 use super::agents::Agent;
 use super::{maybe_id, name_cursor, trimmed_name};
 use crate::resolvers::context::{app, loaders, scope};
+use crate::resolvers::enums::PollJobStatus;
 use crate::resolvers::errors::{ApiError, ApiResult};
 use crate::resolvers::ids::{self, decode_optional};
-use crate::resolvers::models::PollingScheduleRow;
+use crate::resolvers::models::{PollJobRow, PollingScheduleRow};
+use crate::resolvers::monitoring::{cursor_time, time_cursor};
 use crate::resolvers::pagination::{Cursor, Window, fetch_page, keyset, text_key};
-use crate::schema::tenant::polling_schedules;
+use crate::schema::tenant::{poll_jobs, polling_schedules};
 
 /// A polling schedule: collects data (SNMP, API) from a target periodically.
 #[derive(Clone)]
@@ -64,6 +68,70 @@ impl PollingSchedule {
             Some(id) => Ok(loaders(ctx)?.agent(id).await?.map(Agent::from)),
             None => Ok(None),
         }
+    }
+}
+
+/// One run of a polling schedule: queued by the job workers at the schedule's interval,
+/// leased by a poller, finished with the result the poller posted.
+#[derive(Clone)]
+pub struct PollJob(pub PollJobRow);
+
+impl From<PollJobRow> for PollJob {
+    fn from(row: PollJobRow) -> Self {
+        Self(row)
+    }
+}
+
+/// One run of a polling schedule: queued by the job workers at the schedule's interval,
+/// leased by a poller, finished with the result the poller posted.
+#[Object]
+impl PollJob {
+    /// Opaque global id.
+    async fn id(&self) -> ID {
+        ids::encode("PollJob", self.0.id)
+    }
+    /// The schedule it runs (null once the schedule is deleted mid-request).
+    async fn schedule(&self, ctx: &Context<'_>) -> ApiResult<Option<PollingSchedule>> {
+        Ok(loaders(ctx)?
+            .polling_schedule(self.0.schedule_id)
+            .await?
+            .map(PollingSchedule::from))
+    }
+    /// Where it stands.
+    async fn status(&self) -> PollJobStatus {
+        PollJobStatus::from_stored(&self.0.status)
+    }
+    /// How many times a poller has leased it (a lease that runs out queues it again).
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// The edge component that holds or held its lease.
+    async fn leased_by(&self) -> Option<&str> {
+        self.0.leased_by.as_deref()
+    }
+    /// Until when the current lease holds (while running).
+    async fn locked_until(&self) -> Option<DateTime<Utc>> {
+        self.0.locked_until
+    }
+    /// When it was queued.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When a poller last leased it.
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    /// When the poller posted its outcome.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    /// What the poller collected (a JSON object), once succeeded.
+    async fn result(&self) -> Option<Json<serde_json::Value>> {
+        self.0.result.clone().map(Json)
+    }
+    /// Why it failed, as the poller reported it.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
     }
 }
 
@@ -123,6 +191,10 @@ delete_types!(
 #[derive(Default)]
 pub struct PollingScheduleQuery;
 
+/// The root query field of poll jobs.
+#[derive(Default)]
+pub struct PollJobQuery;
+
 #[Object]
 impl PollingScheduleQuery {
     /// Polling schedules, by name.
@@ -164,6 +236,61 @@ impl PollingScheduleQuery {
             query,
             |r: &PollingScheduleRow| name_cursor(&r.name, r.id),
             PollingSchedule::from,
+            EmptyFields
+        )
+    }
+}
+
+#[Object]
+impl PollJobQuery {
+    /// Poll jobs, newest first; optionally of one schedule and in one status.
+    #[allow(clippy::too_many_arguments)] // the Relay arguments plus two filters
+    #[graphql(complexity = "crate::resolvers::limits::list_cost(first, last, child_complexity)")]
+    async fn poll_jobs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only the runs of this polling schedule.")] schedule_id: Option<ID>,
+        #[graphql(desc = "Only jobs in this status.")] status: Option<PollJobStatus>,
+        #[graphql(
+            desc = "Page size, walking forward from `after`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500). Without first and last, pages have 50 items."
+        )]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts (from `pageInfo.endCursor`).")] after: Option<
+            String,
+        >,
+        #[graphql(
+            desc = "Page size, walking backward from `before`: 0 to the server's ENCLAVE_MAX_PAGE_SIZE (default 500)."
+        )]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor before which the page ends (from `pageInfo.startCursor`).")] before: Option<
+            String,
+        >,
+    ) -> ApiResult<Connection<Cursor, PollJob, EmptyFields>> {
+        let window = Window::new(first, after, last, before, app(ctx)?.max_page_size)?;
+        let mut query = poll_jobs::table
+            .select(PollJobRow::as_select())
+            .limit(window.fetch_limit())
+            .into_boxed();
+        if let Some(schedule) = decode_optional("PollingSchedule", schedule_id.as_ref())? {
+            query = query.filter(poll_jobs::schedule_id.eq(schedule));
+        }
+        if let Some(status) = status {
+            query = query.filter(poll_jobs::status.eq(status.as_str()));
+        }
+        let query = keyset!(
+            query,
+            &window,
+            poll_jobs::created_at,
+            poll_jobs::id,
+            cursor_time,
+            descending
+        );
+        fetch_page!(
+            window,
+            scope(ctx)?,
+            query,
+            |r: &PollJobRow| time_cursor(r.created_at, r.id),
+            PollJob::from,
             EmptyFields
         )
     }

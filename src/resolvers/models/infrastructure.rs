@@ -1,5 +1,5 @@
-//! Infrastructure rows: gateways, agents, checkers, service checks, polling schedules,
-//! health events, integration sources and edge sites.
+//! Infrastructure rows: gateways, agents, checkers, service checks, polling schedules and
+//! their poll jobs, health events, integration sources and edge sites.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::schema::tenant::{
-    agents, checkers, edge_sites, gateways, health_events, integration_sources, polling_schedules,
+    agents, checkers, edge_sites, gateways, health_events, integration_sources, poll_jobs, polling_schedules,
     service_checks,
 };
 
@@ -79,6 +79,24 @@ pub struct PollingScheduleRow {
     pub enabled: bool,
     pub last_run_at: Option<DateTime<Utc>>,
     pub next_run_at: Option<DateTime<Utc>>,
+}
+
+/// A row of `poll_jobs`: one run of a polling schedule, leased by a poller over the edge
+/// listener.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = poll_jobs, check_for_backend(Pg))]
+pub struct PollJobRow {
+    pub id: Uuid,
+    pub schedule_id: Uuid,
+    pub status: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub leased_by: Option<String>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub attempts: i32,
 }
 
 /// A row of `health_events`.
