@@ -40,48 +40,60 @@ pub struct JobScheduleRow {
 }
 
 /// A job schedule: runs a job of its kind at the times of its cron expression.
-#[derive(SimpleObject, Clone)]
-pub struct JobSchedule {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Unique name.
-    pub name: String,
-    /// The kind of job it runs.
-    pub kind: JobKind,
-    /// Cron expression (five fields: minute hour day-of-month month day-of-week; a sixth,
-    /// leading field is seconds), read in `timeZone`.
-    pub cron: String,
-    /// IANA time zone the cron expression is read in (`UTC`, `Europe/Paris`, …).
-    pub time_zone: String,
-    /// The payload each job gets (options of the kind, e.g. `{"batchSize": 500}` for
-    /// retention).
-    pub payload: Json<serde_json::Value>,
-    /// Whether it fires (false: paused).
-    pub enabled: bool,
-    /// When it last fired.
-    pub last_run_at: Option<DateTime<Utc>>,
-    /// When it fires next (none while paused). Runs missed while nothing ran are
-    /// coalesced into one.
-    pub next_run_at: Option<DateTime<Utc>>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct JobSchedule(pub JobScheduleRow);
 
 impl From<JobScheduleRow> for JobSchedule {
     fn from(row: JobScheduleRow) -> Self {
-        Self {
-            id: ids::encode("JobSchedule", row.id),
-            name: row.name,
-            kind: JobKind::from_stored(&row.kind),
-            cron: row.cron,
-            time_zone: row.time_zone,
-            payload: Json(row.payload),
-            enabled: row.enabled,
-            last_run_at: row.last_run_at,
-            next_run_at: if row.enabled { row.next_run_at } else { None },
-            created_at: row.created_at,
-        }
+        Self(row)
+    }
+}
+
+/// A job schedule: runs a job of its kind at the times of its cron expression.
+#[Object]
+impl JobSchedule {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("JobSchedule", self.0.id)
+    }
+    /// Unique name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The kind of job it runs.
+    async fn kind(&self) -> JobKind {
+        JobKind::from_stored(&self.0.kind)
+    }
+    /// Cron expression (five fields: minute hour day-of-month month day-of-week; a sixth,
+    /// leading field is seconds), read in `timeZone`.
+    async fn cron(&self) -> &str {
+        &self.0.cron
+    }
+    /// IANA time zone the cron expression is read in (`UTC`, `Europe/Paris`, …).
+    async fn time_zone(&self) -> &str {
+        &self.0.time_zone
+    }
+    /// The payload each job gets (options of the kind, e.g. `{"batchSize": 500}` for
+    /// retention).
+    async fn payload(&self) -> Json<serde_json::Value> {
+        Json(self.0.payload.clone())
+    }
+    /// Whether it fires (false: paused).
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    /// When it last fired.
+    async fn last_run_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_run_at
+    }
+    /// When it fires next (none while paused). Runs missed while nothing ran are
+    /// coalesced into one.
+    async fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        if self.0.enabled { self.0.next_run_at } else { None }
+    }
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 
@@ -103,53 +115,67 @@ pub struct JobRow {
 }
 
 /// A job of the tenant's queue.
-#[derive(SimpleObject, Clone)]
-pub struct Job {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// The schedule that made it (none when it was queued otherwise or the schedule is
-    /// gone).
-    pub schedule_id: Option<ID>,
-    /// Its kind, as stored (`retention`, `onboarding_expiry`, …).
-    pub kind: String,
-    /// Its payload.
-    pub payload: Json<serde_json::Value>,
-    /// Where it stands.
-    pub status: JobStatus,
-    /// Attempts made so far.
-    pub attempts: i32,
-    /// Attempts allowed before it is dead-lettered (`FAILED`).
-    pub max_attempts: i32,
-    /// When it may run (next).
-    pub run_after: DateTime<Utc>,
-    /// The code of the last failed attempt's error (e.g. `STATEMENT_TIMEOUT`,
-    /// `LOCK_TIMEOUT`, `LEASE_EXPIRED`: its worker vanished; `UNKNOWN_KIND`).
-    pub last_error: Option<String>,
-    /// What the job did (e.g. `{"deleted": {"events": 120}}`), once it succeeded.
-    pub result: Option<Json<serde_json::Value>>,
-    /// When it was queued.
-    pub created_at: DateTime<Utc>,
-    /// When it succeeded, failed for good or was cancelled.
-    pub finished_at: Option<DateTime<Utc>>,
-}
+#[derive(Clone)]
+pub struct Job(pub JobRow);
 
 impl From<JobRow> for Job {
     fn from(row: JobRow) -> Self {
-        Self {
-            id: ids::encode("Job", row.id),
-            schedule_id: row.schedule_id.map(|id| ids::encode("JobSchedule", id)),
-            kind: row.kind,
-            payload: Json(row.payload),
-            status: JobStatus::from_stored(&row.status),
-            attempts: row.attempts,
-            max_attempts: row.max_attempts,
-            run_after: row.run_after,
-            last_error: row.last_error,
-            result: row.result.map(Json),
-            created_at: row.created_at,
-            finished_at: row.finished_at,
-        }
+        Self(row)
+    }
+}
+
+/// A job of the tenant's queue.
+#[Object]
+impl Job {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("Job", self.0.id)
+    }
+    /// The schedule that made it (none when it was queued otherwise or the schedule is
+    /// gone).
+    async fn schedule_id(&self) -> Option<ID> {
+        self.0.schedule_id.map(|id| ids::encode("JobSchedule", id))
+    }
+    /// Its kind, as stored (`retention`, `onboarding_expiry`, …).
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    /// Its payload.
+    async fn payload(&self) -> Json<serde_json::Value> {
+        Json(self.0.payload.clone())
+    }
+    /// Where it stands.
+    async fn status(&self) -> JobStatus {
+        JobStatus::from_stored(&self.0.status)
+    }
+    /// Attempts made so far.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// Attempts allowed before it is dead-lettered (`FAILED`).
+    async fn max_attempts(&self) -> i32 {
+        self.0.max_attempts
+    }
+    /// When it may run (next).
+    async fn run_after(&self) -> DateTime<Utc> {
+        self.0.run_after
+    }
+    /// The code of the last failed attempt's error (e.g. `STATEMENT_TIMEOUT`,
+    /// `LOCK_TIMEOUT`, `LEASE_EXPIRED`: its worker vanished; `UNKNOWN_KIND`).
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// What the job did (e.g. `{"deleted": {"events": 120}}`), once it succeeded.
+    async fn result(&self) -> Option<Json<serde_json::Value>> {
+        self.0.result.clone().map(Json)
+    }
+    /// When it was queued.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When it succeeded, failed for good or was cancelled.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
     }
 }
 
@@ -169,46 +195,58 @@ pub struct PlatformJobRow {
 }
 
 /// A job of the platform's own queue (`public`), about the fleet or one tenant.
-#[derive(SimpleObject, Clone)]
-pub struct PlatformJob {
-    /// Opaque global id.
-    #[graphql(owned)]
-    pub id: ID,
-    /// Its kind, as stored.
-    pub kind: String,
-    /// The tenant it is about (the tenant's global id), if any.
-    pub tenant_id: Option<ID>,
-    /// Where it stands.
-    pub status: JobStatus,
-    /// Attempts made so far.
-    pub attempts: i32,
-    /// When it may run (next).
-    pub run_after: DateTime<Utc>,
-    /// The code of the last failed attempt's error.
-    pub last_error: Option<String>,
-    /// When it was queued.
-    pub created_at: DateTime<Utc>,
-    /// What it produced, once it succeeded (a `tenant_export`: the archive's `path`,
-    /// `bytes` and `sha256`).
-    pub result: Option<Json<serde_json::Value>>,
-    /// When it succeeded or failed for good.
-    pub finished_at: Option<DateTime<Utc>>,
-}
+#[derive(Clone)]
+pub struct PlatformJob(pub PlatformJobRow);
 
 impl From<PlatformJobRow> for PlatformJob {
     fn from(row: PlatformJobRow) -> Self {
-        Self {
-            id: ids::encode("PlatformJob", row.id),
-            kind: row.kind,
-            tenant_id: row.tenant_id.map(|id| ids::encode("Tenant", id)),
-            status: JobStatus::from_stored(&row.status),
-            attempts: row.attempts,
-            run_after: row.run_after,
-            last_error: row.last_error,
-            created_at: row.created_at,
-            result: row.result.map(Json),
-            finished_at: row.finished_at,
-        }
+        Self(row)
+    }
+}
+
+/// A job of the platform's own queue (`public`), about the fleet or one tenant.
+#[Object]
+impl PlatformJob {
+    /// Opaque global id.
+    pub async fn id(&self) -> ID {
+        ids::encode("PlatformJob", self.0.id)
+    }
+    /// Its kind, as stored.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    /// The tenant it is about (the tenant's global id), if any.
+    async fn tenant_id(&self) -> Option<ID> {
+        self.0.tenant_id.map(|id| ids::encode("Tenant", id))
+    }
+    /// Where it stands.
+    async fn status(&self) -> JobStatus {
+        JobStatus::from_stored(&self.0.status)
+    }
+    /// Attempts made so far.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// When it may run (next).
+    async fn run_after(&self) -> DateTime<Utc> {
+        self.0.run_after
+    }
+    /// The code of the last failed attempt's error.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    /// When it was queued.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// What it produced, once it succeeded (a `tenant_export`: the archive's `path`,
+    /// `bytes` and `sha256`).
+    async fn result(&self) -> Option<Json<serde_json::Value>> {
+        self.0.result.clone().map(Json)
+    }
+    /// When it succeeded or failed for good.
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
     }
 }
 

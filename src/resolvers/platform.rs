@@ -178,44 +178,58 @@ pub struct ImpersonationLogRow {
 
 /// One entry of the impersonation audit: an impersonation begun (`impersonate`) or a
 /// mutation made under one (`mutation <fields>`).
-#[derive(SimpleObject, Clone)]
-pub struct ImpersonationLogEntry {
-    /// Opaque id of the entry.
-    pub id: ID,
-    /// Email of the platform admin who impersonated.
-    pub impersonator_email: String,
-    /// Slug of the tenant entered (kept after the tenant is dropped).
-    pub target_tenant_slug: String,
-    /// Global id of the tenant entered; none once it is dropped.
-    pub target_tenant_id: Option<ID>,
-    /// Which impersonation (its token's credential id): the entries of one session share it.
-    pub impersonation_id: ID,
-    /// `impersonate`, or `mutation <root fields>`.
-    pub action: String,
-    /// The reason given.
-    pub reason: String,
-    /// When the impersonation token expires (`impersonate` entries).
-    pub expires_at: Option<DateTime<Utc>>,
-    /// When it was ended with `endImpersonation`, if it was.
-    pub ended_at: Option<DateTime<Utc>>,
-    /// When it was recorded.
-    pub created_at: DateTime<Utc>,
-}
+#[derive(Clone)]
+pub struct ImpersonationLogEntry(pub ImpersonationLogRow);
 
 impl From<ImpersonationLogRow> for ImpersonationLogEntry {
     fn from(row: ImpersonationLogRow) -> Self {
-        Self {
-            id: ids::encode("ImpersonationLogEntry", row.id),
-            impersonator_email: row.impersonator_email,
-            target_tenant_slug: row.target_tenant_slug,
-            target_tenant_id: row.target_tenant_id.map(|id| ids::encode("Tenant", id)),
-            impersonation_id: ids::encode("Impersonation", row.token_id),
-            action: row.action,
-            reason: row.reason,
-            expires_at: row.expires_at,
-            ended_at: row.ended_at,
-            created_at: row.created_at,
-        }
+        Self(row)
+    }
+}
+
+/// One entry of the impersonation audit: an impersonation begun (`impersonate`) or a
+/// mutation made under one (`mutation <fields>`).
+#[Object]
+impl ImpersonationLogEntry {
+    /// Opaque id of the entry.
+    pub async fn id(&self) -> ID {
+        ids::encode("ImpersonationLogEntry", self.0.id)
+    }
+    /// Email of the platform admin who impersonated.
+    async fn impersonator_email(&self) -> &str {
+        &self.0.impersonator_email
+    }
+    /// Slug of the tenant entered (kept after the tenant is dropped).
+    async fn target_tenant_slug(&self) -> &str {
+        &self.0.target_tenant_slug
+    }
+    /// Global id of the tenant entered; none once it is dropped.
+    async fn target_tenant_id(&self) -> Option<ID> {
+        self.0.target_tenant_id.map(|id| ids::encode("Tenant", id))
+    }
+    /// Which impersonation (its token's credential id): the entries of one session share it.
+    async fn impersonation_id(&self) -> ID {
+        ids::encode("Impersonation", self.0.token_id)
+    }
+    /// `impersonate`, or `mutation <root fields>`.
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    /// The reason given.
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// When the impersonation token expires (`impersonate` entries).
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    /// When it was ended with `endImpersonation`, if it was.
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at
+    }
+    /// When it was recorded.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
     }
 }
 
