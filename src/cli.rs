@@ -532,7 +532,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let tx = app.tenant_tx(entry.clone(), Access::ReadOnly, None);
             let user = {
                 let mut conn = tx.conn().await?;
-                users::find_by_email(&mut conn, &email).await?
+                users::find_by_email(conn.pg(), &email).await?
             };
             tx.finish(true).await?;
             let user = user.ok_or_else(|| anyhow::anyhow!("tenant {tenant} has no user {email}"))?;

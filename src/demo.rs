@@ -68,7 +68,7 @@ pub async fn prepare(app: &App, options: &Options) -> anyhow::Result<Vec<DemoTen
         let tx = app.tenant_tx(entry.clone(), Access::ReadOnly, None);
         let user = {
             let mut conn = tx.conn().await?;
-            users::find_by_email(&mut conn, &email).await?
+            users::find_by_email(conn.pg(), &email).await?
         };
         tx.finish(true).await?;
         let user = user.ok_or_else(|| anyhow::anyhow!("demo tenant {slug} has no user {email}"))?;
@@ -119,7 +119,7 @@ async fn onboarding_package(
         let package = crate::edge::onboarding::create_package(
             app,
             entry,
-            &mut conn,
+            conn.pg(),
             site,
             ComponentKind::Agent,
             "demo agent",
@@ -199,7 +199,7 @@ async fn ensure_tenant(
             .count()
             .get_result(&mut conn)
             .await?;
-        let admin = users::find_by_email(&mut conn, &format!("admin@{slug}.example")).await?;
+        let admin = users::find_by_email(conn.pg(), &format!("admin@{slug}.example")).await?;
         (devices > 0, admin.is_some())
     };
     tx.finish(true).await?;

@@ -5,7 +5,8 @@
 //! round trip to parse and plan before the one that executes. `PreparedSql` is cached by
 //! its SQL text and bind types like any dynamically built query, which is safe because the
 //! text is fixed by the caller (never built from user input) and the plan follows the
-//! transaction's `search_path` (PostgreSQL re-plans a cached statement when it changes).
+//! transaction's `search_path` (PostgreSQL re-plans a cached statement when it changes;
+//! in a tenant transaction each tenant has its own, see `crate::tenancy::statements`).
 
 use std::marker::PhantomData;
 

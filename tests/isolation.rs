@@ -463,7 +463,7 @@ async fn backend_of(t: &TestApp, tenant: &str) -> i32 {
     let pid = {
         let mut conn = tx.conn().await.expect("tenant transaction");
         diesel::sql_query("SELECT pg_backend_pid() AS pid")
-            .get_result::<Backend>(&mut *conn)
+            .get_result::<Backend>(&mut conn)
             .await
             .expect("pid")
             .pid
@@ -673,4 +673,79 @@ async fn node_refuses_what_the_lists_refuse_and_a_platform_admin_reaches_every_t
     // The platform admin's token is for the platform tenant: acme's API token is not its.
     let foreign = w.t.gql(Some(&root_token), node, json!({ "id": token_id })).await;
     assert!(foreign["data"]["node"].is_null(), "{foreign}");
+}
+
+/// The prepared statements of the backend behind a tenant transaction that mention
+/// `table`, with their text.
+async fn prepared_statements_reading(t: &TestApp, tenant: &str, table: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+    }
+    let entry = t.app.directory.by_slug(tenant).expect("tenant");
+    let tx = t.app.tenant_tx(entry, Access::ReadOnly, None);
+    let statements = {
+        let mut conn = tx.conn().await.expect("tenant transaction");
+        diesel::sql_query("SELECT statement FROM pg_prepared_statements ORDER BY statement")
+            .load::<Prepared>(&mut conn)
+            .await
+            .expect("prepared statements")
+    };
+    tx.finish(true).await.expect("commit");
+    statements
+        .into_iter()
+        .map(|p| p.statement)
+        .filter(|statement| statement.contains(&format!("FROM \"{table}\"")))
+        .collect()
+}
+
+/// Counts `tenant`'s devices through its tenant transaction, with the query builder.
+async fn count_devices(t: &TestApp, tenant: &str) -> i64 {
+    use diesel::QueryDsl as _;
+    use enclave::schema::tenant::devices;
+    let entry = t.app.directory.by_slug(tenant).expect("tenant");
+    let tx = t.app.tenant_tx(entry, Access::ReadOnly, None);
+    let count = {
+        let mut conn = tx.conn().await.expect("tenant transaction");
+        devices::table
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .expect("count")
+    };
+    tx.finish(true).await.expect("commit");
+    count
+}
+
+#[tokio::test]
+async fn a_connection_shared_by_tenants_prepares_each_tenants_statements_apart() {
+    let t = TestApp::with(|database, _| database.pool_size = 1).await;
+    t.tenant("acme", &[]).await;
+    t.tenant("globex", &[]).await;
+    t.db.conn()
+        .await
+        .batch_execute(
+            "INSERT INTO tenant_acme.devices (hostname) VALUES ('a1'), ('a2'); \
+             INSERT INTO tenant_globex.devices (hostname) VALUES ('g1');",
+        )
+        .await
+        .expect("devices");
+    // Alternating on the pool's one connection: each tenant reads its own rows.
+    for _ in 0..2 {
+        assert_eq!(count_devices(&t, "acme").await, 2);
+        assert_eq!(count_devices(&t, "globex").await, 1);
+    }
+    // Two prepared statements, one per tenant, each planned under its own search_path:
+    // switching tenants does not make PostgreSQL re-plan the other's.
+    let statements = prepared_statements_reading(&t, "acme", "devices").await;
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    assert!(
+        statements[0].starts_with("/* tenant_acme */ SELECT"),
+        "{statements:?}"
+    );
+    assert!(
+        statements[1].starts_with("/* tenant_globex */ SELECT"),
+        "{statements:?}"
+    );
 }

@@ -207,7 +207,7 @@ async fn enclave_serves_two_isolated_tenants_through_pgbouncer_in_transaction_mo
          current_setting('idle_in_transaction_session_timeout') AS idle, \
          current_setting('client_connection_check_interval') AS check",
     )
-    .get_result(&mut *tx.conn().await.expect("tenant transaction"))
+    .get_result(&mut tx.conn().await.expect("tenant transaction"))
     .await
     .expect("settings");
     tx.finish(false).await.expect("rollback");

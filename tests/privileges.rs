@@ -332,12 +332,12 @@ async fn a_tenant_transaction_switches_role_times_out_and_is_read_only_for_queri
     {
         let mut conn = tx.conn().await.expect("tenant transaction");
         let user: Setting = diesel::sql_query("SELECT current_user::text AS value")
-            .get_result(&mut *conn)
+            .get_result(&mut conn)
             .await
             .expect("current user");
         assert_eq!(user.value, acme.role);
         let other = diesel::sql_query("SELECT count(*) FROM tenant_globex.devices")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect_err("another tenant's table");
         assert!(other.to_string().contains("permission denied"), "{other}");
@@ -348,7 +348,7 @@ async fn a_tenant_transaction_switches_role_times_out_and_is_read_only_for_queri
     {
         let mut conn = tx.conn().await.expect("tenant transaction");
         let write = diesel::sql_query("INSERT INTO devices (hostname) VALUES ('x')")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect_err("a write in a query's transaction");
         assert!(write.to_string().contains("read-only"), "{write}");
@@ -359,7 +359,7 @@ async fn a_tenant_transaction_switches_role_times_out_and_is_read_only_for_queri
     {
         let mut conn = tx.conn().await.expect("tenant transaction");
         let slow = diesel::sql_query("SELECT pg_sleep(5)")
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await
             .expect_err("cut at the statement timeout");
         assert!(slow.to_string().contains("statement timeout"), "{slow}");
@@ -387,13 +387,13 @@ async fn request_connections_bound_what_an_abandoned_request_can_hold() {
         ("search_path", ""),
     ] {
         let value: Setting = diesel::sql_query(format!("SELECT current_setting('{setting}') AS value"))
-            .get_result(&mut *conn)
+            .get_result(&mut conn)
             .await
             .expect("setting");
         assert_eq!(value.value, expected, "{setting}");
     }
     let user: Setting = diesel::sql_query("SELECT session_user::text AS value")
-        .get_result(&mut *conn)
+        .get_result(&mut conn)
         .await
         .expect("session user");
     assert_eq!(user.value, t.installation.authenticator);

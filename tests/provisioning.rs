@@ -343,7 +343,7 @@ async fn a_begin_batch_that_fails_half_way_does_not_poison_the_pool() {
         diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
             "(SELECT count(*) FROM devices)",
         )),
-        &mut *conn,
+        conn.pg(),
     )
     .await
     .expect("query in the good transaction");

@@ -159,7 +159,10 @@ impl Figures {
              session token (wrk), against pgbench running the statements Enclave sent for the same request \
              (below) with prepared statements, at the same concurrency. pgbench runs as one process for the \
              warm-up and the measured seconds, and only transactions that ended after the warm-up count, so \
-             that its backends are as warm as Enclave's pool. {} alternating rounds (pgbench, Enclave over \
+             that its backends are as warm as Enclave's pool. One difference remains: Enclave prepares \
+             each statement once per tenant on each connection (`tenancy::statements`), while pgbench prepares \
+             each script line once per connection for every tenant, so PostgreSQL re-plans it whenever the \
+             tenant changes; pgbench cannot do otherwise over more than 128 tenants (its script limit). {} alternating rounds (pgbench, Enclave over \
              every tenant, Enclave on one tenant, the peer of section 1p); each row is one round.\n\n{THROUGHPUT_HEADER}",
             self.tenants,
             device.0.len(),

@@ -97,6 +97,14 @@ pub async fn statements_of(
     Ok(all)
 }
 
+/// `statement` without the leading comment naming its tenant, if it has one.
+fn untagged(statement: &str) -> &str {
+    statement
+        .strip_prefix("/* ")
+        .and_then(|rest| rest.split_once(" */ "))
+        .map_or(statement, |(_, statement)| statement)
+}
+
 /// How pgbench stands in for a bind parameter of a captured statement.
 pub struct Substitution {
     /// Text in the captured SQL (`= ANY($1)`).
@@ -108,7 +116,10 @@ pub struct Substitution {
 /// The pgbench script replaying `statements` for tenant `:t`: the `BEGIN` batch becomes
 /// `BEGIN` and `set_config` (what `SET LOCAL` does; pgbench cannot prepare a `SET` with a
 /// variable) sent together in one pipeline, so both sides pay one round trip for it; every
-/// other statement is the captured text with its parameters replaced by pgbench variables.
+/// other statement is the captured text with its parameters replaced by pgbench variables
+/// and without the comment naming the tenant (`/* tenant_t1 */`, which makes Enclave's
+/// prepared statements per tenant: pgbench prepares each script line once per connection
+/// and runs it for every tenant, so its plans are redone whenever the tenant changes).
 pub fn pgbench_script(
     statements: &[String],
     preamble: &str,
@@ -127,7 +138,7 @@ pub fn pgbench_script(
             ));
             continue;
         }
-        let mut replay = statement.clone();
+        let mut replay = untagged(statement).to_owned();
         for substitution in substitutions {
             replay = replay.replace(substitution.captured, &substitution.replay);
         }

@@ -249,7 +249,7 @@ pub async fn download(
         };
         if package.status != "issued" {
             record_event(
-                &mut conn,
+                conn.pg(),
                 package.id,
                 "failed",
                 "download refused: already downloaded or closed",
@@ -263,7 +263,7 @@ pub async fn download(
                 .execute(&mut conn)
                 .await?;
             record_event(
-                &mut conn,
+                conn.pg(),
                 package.id,
                 "failed",
                 "download refused: the package expired",
@@ -279,7 +279,7 @@ pub async fn download(
             // A package made before components were named (no kind): nothing to issue.
             return Ok((Download::Gone, None));
         };
-        let tenant_ca = ca::load_tenant_ca(&authority, &mut conn, &tenant.slug).await?;
+        let tenant_ca = ca::load_tenant_ca(&authority, conn.pg(), &tenant.slug).await?;
         let issued = match csr_key {
             Some(key) => tenant_ca.issue_component_for_key(kind, &component_id, key)?,
             None => tenant_ca.issue_component(kind, &component_id)?,
@@ -328,7 +328,7 @@ pub async fn download(
             .execute(&mut conn)
             .await?;
         record_event(
-            &mut conn,
+            conn.pg(),
             package.id,
             "downloaded",
             &format!("certificate {} issued to {}", issued.serial, issued.common_name),

@@ -24,7 +24,7 @@ pub async fn in_tenant<T>(
     let tx = gateway.tenant_tx(tenant, Access::ReadWrite, None);
     let outcome = {
         let mut conn = tx.conn().await?;
-        work(&mut conn).await
+        work(conn.pg()).await
     };
     match outcome {
         Ok(value) => {

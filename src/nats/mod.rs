@@ -498,7 +498,7 @@ async fn record_heartbeat(app: &App, subjects: &Subjects, subject: &str, payload
             .await?;
             if activated > 0 {
                 crate::edge::onboarding::record_event(
-                    &mut conn,
+                    conn.pg(),
                     *package,
                     "activated",
                     "first NATS heartbeat",

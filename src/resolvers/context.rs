@@ -57,7 +57,7 @@ pub async fn current_user(ctx: &Context<'_>) -> ApiResult<UserRecord> {
     let scope = scope(ctx)?;
     let actor = scope.actor()?;
     let mut conn = scope.conn().await?;
-    users::find_by_id(&mut conn, actor.claims.user_id)
+    users::find_by_id(conn.pg(), actor.claims.user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))

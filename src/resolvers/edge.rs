@@ -392,7 +392,7 @@ impl EdgeMutation {
             .then_some(actor.claims.user_id);
         let mut conn = scope.conn().await?;
         let created =
-            onboarding::create_package(app, &actor.tenant, &mut conn, site, kind, &name, created_by)
+            onboarding::create_package(app, &actor.tenant, conn.pg(), site, kind, &name, created_by)
                 .await
                 .map_err(|error| match error {
                     onboarding::CreateError::Tx(e) => ApiError::from(e),
@@ -454,7 +454,7 @@ impl EdgeMutation {
                 .execute(&mut conn)
                 .await?;
             onboarding::record_event(
-                &mut conn,
+                conn.pg(),
                 package,
                 "revoked",
                 &format!("certificate {} revoked", row.serial),

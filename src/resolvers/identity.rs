@@ -343,7 +343,7 @@ impl IdentityQuery {
         let actor = scope.actor()?;
         let user = {
             let mut conn = scope.conn().await?;
-            users::find_by_id(&mut conn, actor.claims.user_id).await?
+            users::find_by_id(conn.pg(), actor.claims.user_id).await?
         };
         Ok(Viewer {
             user: user.map(User::from),
@@ -624,7 +624,7 @@ impl IdentityMutation {
         let tx = app.tenant_tx(tenant.clone(), Access::ReadOnly, None);
         let user = {
             let mut conn = tx.conn().await?;
-            users::find_by_id(&mut conn, user_id).await?
+            users::find_by_id(conn.pg(), user_id).await?
         };
         tx.finish(true).await?;
         match user {
@@ -740,7 +740,7 @@ impl IdentityMutation {
         .await
         .map_err(ApiError::internal)??;
         // Fail before writing the login hint when the email is taken; the insert checks again.
-        if users::find_by_email(&mut *scope.conn().await?, &email)
+        if users::find_by_email(scope.conn().await?.pg(), &email)
             .await?
             .is_some()
         {
@@ -752,7 +752,7 @@ impl IdentityMutation {
             .record_member(&app.db, &actor.tenant, &email, role)
             .await?;
         let mut conn = scope.conn().await?;
-        let user = users::insert(&mut conn, &email, &new.display_name, role, &hash).await?;
+        let user = users::insert(conn.pg(), &email, &new.display_name, role, &hash).await?;
         Ok(UserPayload { user: user.into() })
     }
 
@@ -786,7 +786,7 @@ impl IdentityMutation {
             updated_at: Utc::now(),
         };
         let mut conn = scope.conn().await?;
-        let target = users::find_by_id(&mut conn, id)
+        let target = users::find_by_id(conn.pg(), id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such user"))?;
         if target.role() > own_role {
@@ -859,7 +859,7 @@ async fn check_credentials(
     let tx = app.tenant_tx(tenant.clone(), Access::ReadOnly, None);
     let user = {
         let mut conn = tx.conn().await?;
-        users::find_by_email(&mut conn, email).await?
+        users::find_by_email(conn.pg(), email).await?
     };
     tx.finish(true).await?;
     let stored = user

@@ -23,6 +23,7 @@ use crate::jobs::cron::CronSchedule;
 use crate::jobs::kinds::Kind;
 use crate::schema::public::platform_jobs;
 use crate::schema::tenant::{job_schedules, jobs};
+use crate::tenancy::transaction::TxConn;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = job_schedules, check_for_backend(Pg))]
@@ -540,7 +541,7 @@ struct PolicyRow {
 }
 
 /// The tenant's retention policy, defaults filled in.
-async fn retention_policy(conn: &mut diesel_async::AsyncPgConnection) -> ApiResult<RetentionPolicy> {
+async fn retention_policy(conn: &mut TxConn<'_>) -> ApiResult<RetentionPolicy> {
     let rows: Vec<PolicyRow> = diesel::sql_query("SELECT data_kind, keep_days FROM retention_policies")
         .load(conn)
         .await?;
@@ -653,7 +654,7 @@ fn check(
     })
 }
 
-async fn schedule_row(conn: &mut diesel_async::AsyncPgConnection, id: Uuid) -> ApiResult<JobScheduleRow> {
+async fn schedule_row(conn: &mut TxConn<'_>, id: Uuid) -> ApiResult<JobScheduleRow> {
     job_schedules::table
         .find(id)
         .select(JobScheduleRow::as_select())

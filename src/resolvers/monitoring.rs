@@ -16,6 +16,7 @@ use super::models::{AlertRow, EventRow};
 use super::pagination::{Cursor, Window, fetch_page, keyset};
 use crate::auth::token::Credential;
 use crate::schema::tenant::{alerts, events};
+use crate::tenancy::transaction::TxConn;
 
 pub fn time_cursor(at: DateTime<Utc>, id: Uuid) -> Cursor {
     Cursor {
@@ -372,7 +373,7 @@ impl MonitoringMutation {
 }
 
 /// NOT_FOUND for a missing alert, CONFLICT for one in the wrong state.
-async fn alert_not_in(conn: &mut diesel_async::AsyncPgConnection, id: Uuid, wanted: &str) -> ApiError {
+async fn alert_not_in(conn: &mut TxConn<'_>, id: Uuid, wanted: &str) -> ApiError {
     let exists = alerts::table
         .find(id)
         .select(alerts::id)

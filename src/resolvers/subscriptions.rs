@@ -60,7 +60,7 @@ impl SubscriptionRoot {
             let mut conn = scope.conn().await?;
             let row = diesel_async::RunQueryDsl::first(
                 alerts::table.find(id).select(AlertRow::as_select()),
-                &mut *conn,
+                conn.pg(),
             )
             .await
             .optional()?;
@@ -78,7 +78,7 @@ impl SubscriptionRoot {
             let mut conn = scope.conn().await?;
             let row = diesel_async::RunQueryDsl::first(
                 events::table.find(id).select(EventRow::as_select()),
-                &mut *conn,
+                conn.pg(),
             )
             .await
             .optional()?;

@@ -9,7 +9,9 @@
 //! - `migrations`: the migration sets, ledger and runner for `public` and every tenant;
 //! - `provision`: creating and dropping a tenant atomically;
 //! - `registry`: reading and changing tenant records (list, suspend, resume);
-//! - `quarantine`: tenants Enclave took out of service (schema drift, a failed migration).
+//! - `quarantine`: tenants Enclave took out of service (schema drift, a failed migration);
+//! - `transaction`: the tenant transaction every request runs in;
+//! - `statements`: its connection, whose prepared statements are the tenant's own.
 
 pub mod authenticator;
 pub mod directory;
@@ -23,6 +25,7 @@ pub mod registry;
 pub mod roles;
 pub mod scope;
 pub mod slug;
+pub mod statements;
 pub mod transaction;
 
 use std::sync::Arc;

@@ -37,13 +37,15 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use super::directory::TenantEntry;
 use super::gateway::Gateway;
 use super::slug::Slug;
+use super::statements::{TenantConn, statement_tag};
 use crate::auth::Role;
 use crate::auth::token::Credential;
 use crate::db::{connection_lost, quote_ident};
 use crate::pool::Pooled;
 
-/// A connection inside the tenant transaction, held for as long as the guard lives.
-pub type TxConn<'a> = MappedMutexGuard<'a, AsyncPgConnection>;
+/// A connection inside the tenant transaction, held for as long as the guard lives; its
+/// statements are prepared per tenant (`super::statements`).
+pub type TxConn<'a> = TenantConn<MappedMutexGuard<'a, AsyncPgConnection>>;
 
 /// Whether the transaction may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,8 @@ pub struct TenantTx {
     tenant: Arc<TenantEntry>,
     access: Access,
     credential: Option<Credential>,
+    /// The comment that makes this tenant's prepared statements its own.
+    tag: Arc<str>,
     state: Mutex<State>,
 }
 
@@ -165,6 +169,7 @@ impl TenantTx {
         credential: Option<Credential>,
     ) -> Self {
         Self {
+            tag: statement_tag(&tenant.schema),
             gateway,
             tenant,
             access,
@@ -247,7 +252,10 @@ impl TenantTx {
                     }
                 }
             };
-            let role = match self.credential_role(&mut conn).await {
+            let role = match self
+                .credential_role(&mut TenantConn::new(&mut *conn, Arc::clone(&self.tag)))
+                .await
+            {
                 Ok(Some(role)) => role,
                 Ok(None) => {
                     AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
@@ -279,14 +287,18 @@ impl TenantTx {
             State::Open(conn, _) => Some(&mut ***conn),
             _ => None,
         })
+        .map(|conn| TenantConn::new(conn, Arc::clone(&self.tag)))
         .map_err(|_| TxError::Finished)
     }
 
     /// What the credential may do now: `Some(None)` without a credential, `Some(Some(role))`
     /// for a live one, `None` for one that is revoked, expired or whose user is disabled.
-    /// Built with diesel's query builder, so that each connection prepares it once and
-    /// reuses it in every tenant (the plan follows the transaction's `search_path`).
-    async fn credential_role(&self, conn: &mut AsyncPgConnection) -> Result<Option<Option<Role>>, TxError> {
+    /// Built with diesel's query builder, so that each connection prepares it once per
+    /// tenant (see `super::statements`).
+    async fn credential_role(
+        &self,
+        conn: &mut TenantConn<&mut AsyncPgConnection>,
+    ) -> Result<Option<Option<Role>>, TxError> {
         use diesel::dsl::now;
         use diesel::{ExpressionMethods as _, JoinOnDsl as _, NullableExpressionMethods as _};
         use diesel::{OptionalExtension as _, PgExpressionMethods as _, QueryDsl as _};

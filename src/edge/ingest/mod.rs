@@ -273,11 +273,11 @@ async fn in_tenant<T>(
             .execute(&mut conn)
             .await?;
             if activated > 0 {
-                record_event(&mut conn, package, "activated", "first connection").await?;
+                record_event(conn.pg(), package, "activated", "first connection").await?;
             }
         }
         work(
-            &mut conn,
+            conn.pg(),
             Reporter {
                 id: component,
                 package,

@@ -566,7 +566,7 @@ impl DeviceMutation {
         if found != 2 {
             return Err(ApiError::not_found("no such device"));
         }
-        crate::device_merge::merge(&mut conn, primary, merged, by, input.reason.trim()).await?;
+        crate::device_merge::merge(conn.pg(), primary, merged, by, input.reason.trim()).await?;
         let row = devices::table
             .find(primary)
             .select(DeviceRow::as_select())
