@@ -113,6 +113,7 @@ pub async fn migrate_database_with(
         tenants_migrated = report.tenants_migrated,
         tenant_migrations_applied = report.tenant_migrations_applied,
         tenants_checked = report.drift.checked,
+        tenants_read_again = report.drift.fingerprinted,
         tenants_drifted = report.drift.drifted.len(),
         drift_check_ms = report.drift.took.as_millis() as u64,
         took_ms = started.elapsed().as_millis() as u64,

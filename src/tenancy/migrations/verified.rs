@@ -35,7 +35,7 @@
 //! are as many: it is the verified catalog. Only the other schemas — the *suspects*: new,
 //! changed, quarantined, never verified, verified against another reference — are
 //! re-fingerprinted by the full digest, which alone decides drift: a suspect that still
-//! matches (a `GRANT`, an `ANALYZE`-free `ALTER … OWNER`, a `TRUNCATE`'s new relfilenode)
+//! matches (a `GRANT`, an `ALTER … OWNER`, a `TRUNCATE`'s new relfilenode)
 //! is simply recorded again. The test never clears drift: a drifted schema has no record
 //! and is re-read at every check until it matches.
 //!
