@@ -56,7 +56,11 @@
 //! **Measured** (`tests/drift.rs`'s ignored `measure_…` test, 1,001 schemas of ~675 objects,
 //! 2 cores shared with two other engineers' builds, load average 3 to 5): the full digest
 //! of every schema 2.1 to 3.7 s; this test of every schema 0.53 to 0.59 s (0.39 to 0.42 s
-//! from `psql`), recording the 1,001 schemas again 7 to 26 ms. What remains is reading
+//! from `psql`), recording the 1,001 schemas again 7 to 26 ms. End to end, a debug build's
+//! `enclave migrate` against a scratch database of 1,002 up-to-date tenants: drift check
+//! 550 to 690 ms, the whole command 0.65 to 0.81 s, with one schema changed by hand
+//! (1 read again, quarantined) 693 ms; the first start after this change (no records
+//! yet) reads every schema, as before. What remains is reading
 //! the catalogs once (pg_attribute alone holds 1.2 million rows at 1,001 schemas, 90 ms to
 //! count); only the rows written since the horizon are joined to their schema.
 
