@@ -646,6 +646,36 @@ async fn an_import_first_drops_what_crashed_imports_left_but_never_a_running_imp
     );
 }
 
+#[tokio::test]
+async fn a_start_drops_what_a_crashed_import_left_but_not_a_running_imports_schema() {
+    let t = TestApp::new().await;
+    let crashed = "enclave_import_00000000000000000000000000000003";
+    let running = "enclave_import_00000000000000000000000000000004";
+    let mut importer = t.db.conn().await;
+    backup::staging::claim(&mut importer, running)
+        .await
+        .expect("claim");
+    t.db.conn()
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {crashed}; CREATE TABLE {crashed}.devices (id int); \
+             INSERT INTO public.enclave_schema_state (schema_name, version) VALUES ('{crashed}', 'v1'); \
+             CREATE SCHEMA {running}; CREATE TABLE {running}.devices (id int)"
+        ))
+        .await
+        .expect("leftovers");
+    enclave::migrate_database(&t.db.config(), t.installation.migrations.clone())
+        .await
+        .expect("start");
+    assert_eq!(staging_leftovers(&t, crashed).await, (Vec::new(), 0));
+    assert_eq!(
+        staging_leftovers(&t, running).await,
+        (vec!["devices".to_owned()], 0),
+        "the running import's schema is untouched"
+    );
+    drop(importer);
+}
+
 /// `enclave <args>` with only `PATH` and `HOME` set.
 fn enclave(home: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_enclave"))

@@ -24,7 +24,7 @@
 //!
 //! A failure in 2–4 drops the staging schema and its ledger entries; the live tenant is
 //! untouched until step 4 commits. A crash between 2 and 4 can leave an
-//! `enclave_import_*` schema that no tenant uses: the next import drops it first (only
+//! `enclave_import_*` schema that no tenant uses: the next start or import drops it (only
 //! those no running import claims, see `staging`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

@@ -7,7 +7,8 @@
 //! the schema is swapped in (renamed away) or discarded. A process that crashes loses its
 //! session and so its lock: a staging schema whose lock nobody holds is nobody's work.
 //!
-//! **Sweep.** Every import first sweeps: for each `enclave_import_*` schema (and each
+//! **Sweep.** Every import first sweeps, and so does every start (after the migrations,
+//! `serve`, `worker`, `migrate` and the CLI commands that open the database): for each `enclave_import_*` schema (and each
 //! ledger entry under such a name) it *tries* the lock; if it gets it, it drops the
 //! schema with its ledger entries in one transaction, then lets go. A schema whose import
 //! is still running is skipped (its lock is held), so two imports running side by side
