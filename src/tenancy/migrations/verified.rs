@@ -48,10 +48,12 @@
 //! as "young" stay those written since the previous start. A horizon more than a billion
 //! transactions old (`age()` is 32-bit) makes its schema a suspect.
 //!
-//! **What it does not see** (the full check, `enclave tenant repair`, still does): an
-//! object moved into or out of an extension (`ALTER EXTENSION … ADD`, which writes only
-//! `pg_depend`), and changes that PostgreSQL writes in place without a new row version
-//! (`VACUUM`'s statistics, an index's validity flags), none of which the digest compares.
+//! **What it does not see** (the full comparison does: `enclave tenant repair <slug>`, or
+//! a start after `DELETE FROM public.enclave_catalog_checks`, which re-reads every schema):
+//! an object moved into or out of an extension (`ALTER EXTENSION … ADD`, which writes only
+//! `pg_depend`). Changes PostgreSQL writes in place without a new row version (`VACUUM`'s
+//! statistics, an index's validity flags) are not seen either, and the digest does not
+//! compare them.
 //!
 //! **Measured** (`tests/drift.rs`'s ignored `measure_…` test, 1,001 schemas of ~675 objects,
 //! 2 cores shared with two other engineers' builds, load average 3 to 5): the full digest
@@ -60,9 +62,9 @@
 //! `enclave migrate` against a scratch database of 1,002 up-to-date tenants: drift check
 //! 550 to 690 ms, the whole command 0.65 to 0.81 s, with one schema changed by hand
 //! (1 read again, quarantined) 693 ms; the first start after this change (no records
-//! yet) reads every schema, as before. What remains is reading
-//! the catalogs once (pg_attribute alone holds 1.2 million rows at 1,001 schemas, 90 ms to
-//! count); only the rows written since the horizon are joined to their schema.
+//! yet) reads every schema, as before. What remains is reading the catalogs once
+//! (pg_attribute alone holds 1.2 million rows at 1,001 schemas, 90 ms to count); only the
+//! rows written since the horizon are joined to their schema.
 
 use std::collections::HashSet;
 
