@@ -660,9 +660,10 @@ fn print_migration_report(database: &DatabaseConfig, report: &migrations::Migrat
         println!("released from quarantine: {schema}");
     }
     println!(
-        "checked {} tenant schemas for drift in {} ms",
+        "checked {} tenant schemas for drift in {} ms ({} read again, the others unchanged since their last check)",
         report.drift.checked,
-        report.drift.took.as_millis()
+        report.drift.took.as_millis(),
+        report.drift.fingerprinted
     );
 }
 

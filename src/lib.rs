@@ -92,6 +92,21 @@ pub async fn migrate_database(
     migrate_database_with(config, migration_sets, &options).await
 }
 
+/// Drops the staging schemas of imports that crashed (never one a running import claims,
+/// see `backup::staging`). A failure only warns: the next start or import tries again.
+async fn sweep_import_leftovers(installation: &Installation) {
+    let swept = async {
+        let mut conn = db::connect(&installation.database_url)
+            .await
+            .map_err(|e| backup::BackupError::Database(e.to_string()))?;
+        backup::staging::sweep(&mut conn).await
+    }
+    .await;
+    if let Err(error) = swept {
+        tracing::warn!(%error, "cannot drop the staging schemas of crashed imports; the next start or import tries again");
+    }
+}
+
 /// [`migrate_database`] with the fleet options of `enclave migrate` (canaries, continue on
 /// error, retrying quarantined tenants).
 pub async fn migrate_database_with(
@@ -104,6 +119,7 @@ pub async fn migrate_database_with(
     let report = migrations::migrate_with(&installation, options)
         .await
         .context("migrations failed; not starting")?;
+    sweep_import_leftovers(&installation).await;
     tenancy::authenticator::ensure(&installation)
         .await
         .context("the authenticator role is not usable; not starting")?;
@@ -113,6 +129,7 @@ pub async fn migrate_database_with(
         tenants_migrated = report.tenants_migrated,
         tenant_migrations_applied = report.tenant_migrations_applied,
         tenants_checked = report.drift.checked,
+        tenants_read_again = report.drift.fingerprinted,
         tenants_drifted = report.drift.drifted.len(),
         drift_check_ms = report.drift.took.as_millis() as u64,
         took_ms = started.elapsed().as_millis() as u64,

@@ -1,7 +1,8 @@
 //! Per-tenant backup and restore (`enclave tenant export|import`) against a real
 //! PostgreSQL: a round trip restores every table exactly; `--as` makes an independent
 //! copy the original's tokens cannot reach; a damaged or newer archive is refused and
-//! changes nothing.
+//! changes nothing; an import drops what crashed imports left behind, never what a running
+//! one is working on.
 
 mod common;
 
@@ -531,6 +532,148 @@ async fn import_restores_a_dropped_tenant_under_its_id_and_refuses_bad_requests(
     assert!(missing.to_string().contains("no tenant nobody"), "{missing}");
     assert!(!scratch.file("nobody.tar.gz.partial").exists());
     assert!(!scratch.file("nobody.tar.gz").exists());
+}
+
+/// Rows under staging name `schema`: its tables and its ledger entries.
+async fn staging_leftovers(t: &TestApp, schema: &str) -> (Vec<String>, i64) {
+    let tables =
+        t.db.names(&format!(
+            "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = '{schema}' ORDER BY 1"
+        ))
+        .await;
+    let ledger = t
+        .db
+        .count(&format!(
+            "SELECT (SELECT count(*) FROM public.enclave_schema_state WHERE schema_name = '{schema}') \
+                  + (SELECT count(*) FROM public.enclave_schema_migrations WHERE schema_name = '{schema}') AS n"
+        ))
+        .await;
+    (tables, ledger)
+}
+
+#[tokio::test]
+async fn an_import_first_drops_what_crashed_imports_left_but_never_a_running_imports_schema() {
+    let t = TestApp::new().await;
+    seeded(&t, "acme").await;
+    let scratch = Scratch::new();
+    let file = scratch.file("acme.tar.gz");
+    backup::export_tenant(&t.installation, &t.entry("acme").slug, &file)
+        .await
+        .expect("export");
+
+    // An import that crashed after staging: its schema and ledger entries, nobody's claim.
+    let crashed = "enclave_import_00000000000000000000000000000001";
+    t.db.conn()
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {crashed}; CREATE TABLE {crashed}.devices (id int); \
+             INSERT INTO {crashed}.devices VALUES (1); \
+             INSERT INTO public.enclave_schema_state (schema_name, version) VALUES ('{crashed}', 'v1'); \
+             INSERT INTO public.enclave_schema_migrations (schema_name, version, checksum, duration_ms) \
+               VALUES ('{crashed}', 'v1', 'c', 0)"
+        ))
+        .await
+        .expect("a crashed import's leftovers");
+    // An import still running in another session: its staging schema is claimed.
+    let running = "enclave_import_00000000000000000000000000000002";
+    let mut importer = t.db.conn().await;
+    backup::staging::claim(&mut importer, running)
+        .await
+        .expect("claim");
+    importer
+        .batch_execute(&format!(
+            "CREATE SCHEMA {running}; CREATE TABLE {running}.devices (id int); \
+             INSERT INTO public.enclave_schema_state (schema_name, version) VALUES ('{running}', 'v1')"
+        ))
+        .await
+        .expect("a running import's staging schema");
+    assert_eq!(
+        staging_leftovers(&t, crashed).await,
+        (vec!["devices".to_owned()], 2)
+    );
+
+    let copy = |slug: &str| ImportOptions {
+        as_slug: Some(slug.to_owned()),
+        replace: false,
+    };
+    let done = backup::import_tenant(&t.installation, &file, &copy("acmecopy"))
+        .await
+        .expect("import");
+    assert_eq!(done.slug, "acmecopy");
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_acmecopy.devices")
+            .await,
+        20
+    );
+    assert_eq!(
+        staging_leftovers(&t, crashed).await,
+        (Vec::new(), 0),
+        "the crashed import's schema and ledger entries are gone"
+    );
+    assert!(!schemas(&t).await.contains(&crashed.to_owned()));
+    assert_eq!(
+        staging_leftovers(&t, running).await,
+        (vec!["devices".to_owned()], 1),
+        "the running import's schema is untouched"
+    );
+
+    // The running import's process dies (its session ends, and its claim with it): the
+    // next import drops its schema.
+    let pid =
+        t.db.count(&format!(
+            "SELECT pid::bigint AS n FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND objid = hashtext('{running}')::oid"
+        ))
+        .await;
+    assert!(
+        t.db.names(&format!(
+            "SELECT pg_terminate_backend({pid}, 10000)::text AS name"
+        ))
+        .await
+        .contains(&"true".to_owned()),
+        "the importer's backend ends"
+    );
+    drop(importer);
+    backup::import_tenant(&t.installation, &file, &copy("acmecopy2"))
+        .await
+        .expect("second import");
+    assert_eq!(staging_leftovers(&t, running).await, (Vec::new(), 0));
+    assert!(
+        !schemas(&t).await.iter().any(|s| s.starts_with("enclave_import_")),
+        "{:?}",
+        schemas(&t).await
+    );
+}
+
+#[tokio::test]
+async fn a_start_drops_what_a_crashed_import_left_but_not_a_running_imports_schema() {
+    let t = TestApp::new().await;
+    let crashed = "enclave_import_00000000000000000000000000000003";
+    let running = "enclave_import_00000000000000000000000000000004";
+    let mut importer = t.db.conn().await;
+    backup::staging::claim(&mut importer, running)
+        .await
+        .expect("claim");
+    t.db.conn()
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA {crashed}; CREATE TABLE {crashed}.devices (id int); \
+             INSERT INTO public.enclave_schema_state (schema_name, version) VALUES ('{crashed}', 'v1'); \
+             CREATE SCHEMA {running}; CREATE TABLE {running}.devices (id int)"
+        ))
+        .await
+        .expect("leftovers");
+    enclave::migrate_database(&t.db.config(), t.installation.migrations.clone())
+        .await
+        .expect("start");
+    assert_eq!(staging_leftovers(&t, crashed).await, (Vec::new(), 0));
+    assert_eq!(
+        staging_leftovers(&t, running).await,
+        (vec!["devices".to_owned()], 0),
+        "the running import's schema is untouched"
+    );
+    drop(importer);
 }
 
 /// `enclave <args>` with only `PATH` and `HOME` set.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 const PUBLIC_TABLES: &[&str] = &[
     "edge_root_cas",
+    "enclave_catalog_checks",
     "enclave_catalog_references",
     "enclave_schema_migrations",
     "enclave_schema_state",

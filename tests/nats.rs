@@ -2,7 +2,9 @@
 //! free port with the configuration `enclave nats config` prints) and a real PostgreSQL:
 //! credentials from an onboarding package reach only their tenant's subjects, heartbeats
 //! land in the publishing account's tenant, committed changes are published once on their
-//! tenant's subject and rolled-back ones never, revoked components lose their NATS access.
+//! tenant's subject and rolled-back ones never, revoked components lose their NATS access,
+//! and after the server restarts Enclave reconnects by itself: heartbeats land and committed
+//! changes are published again.
 
 mod common;
 
@@ -628,6 +630,110 @@ async fn a_revoked_components_nats_user_is_disconnected_and_refused_while_its_si
     );
     let (sibling, _) = connect(&world.server.url, &kept["nats.creds"]).await;
     sibling.flush().await.expect("the kept user is still served");
+}
+
+/// Waits (bounded) until `client` is connected (again), then makes a round trip, so that
+/// what it re-subscribed on reconnection is in place at the server.
+async fn wait_connected(client: &async_nats::Client) {
+    for _ in 0..400 {
+        if client.connection_state() == async_nats::connection::State::Connected {
+            client.flush().await.expect("flush once connected");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never connected again");
+}
+
+#[tokio::test]
+async fn after_the_nats_server_restarts_heartbeats_land_and_committed_changes_are_published_again() {
+    let mut world = World::new().await;
+    let (_listener, link) = world.start().await;
+    let acme = world.package("acme", "POLLER").await;
+    let config: Value = serde_json::from_str(&acme["config.json"]).expect("config");
+    let (poller, _) = connect(&world.server.url, &acme["nats.creds"]).await;
+    let mut heard = poller.subscribe("acme.>").await.expect("subscribe");
+    poller.flush().await.expect("flush");
+    let beat = || json!({ "componentId": config["componentId"] }).to_string();
+    const SEEN: &str = "SELECT count(*) AS n FROM tenant_acme.edge_components WHERE last_seen IS NOT NULL";
+
+    // Before: a heartbeat lands in acme's schema.
+    poller
+        .publish("acme.pollers.heartbeat", beat().into())
+        .await
+        .expect("sent");
+    poller.flush().await.expect("flush");
+    wait_count(&world.app, SEEN, 1).await;
+    let recorded = |app: &TestApp| {
+        app.app
+            .requests
+            .nats_heartbeats
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(recorded(&world.app), 1);
+
+    // The server goes away and comes back (same port, same configuration): Enclave's
+    // clients and the poller's reconnect by themselves and subscribe again.
+    world.server.restart();
+    wait_connected(&link.client).await;
+    wait_connected(&link.system).await;
+    wait_connected(&poller).await;
+    world
+        .app
+        .db
+        .conn()
+        .await
+        .batch_execute("UPDATE tenant_acme.edge_components SET last_seen = NULL")
+        .await
+        .expect("forget the first heartbeat");
+
+    // A heartbeat after the restart is recorded again, in acme's schema.
+    poller
+        .publish("acme.pollers.heartbeat", beat().into())
+        .await
+        .expect("sent");
+    poller.flush().await.expect("flush");
+    wait_count(&world.app, SEEN, 1).await;
+    assert_eq!(recorded(&world.app), 2);
+    assert_eq!(
+        world
+            .app
+            .db
+            .count("SELECT count(*) AS n FROM tenant_globex.edge_components WHERE last_seen IS NOT NULL")
+            .await,
+        0
+    );
+
+    // A change committed after the restart is published on acme's subject again.
+    let device = world
+        .app
+        .gql(
+            Some(&world.tokens["acme"]),
+            "mutation { createDevice(input: {hostname: \"after-restart\"}) { device { id } } }",
+            json!({}),
+        )
+        .await;
+    let device_id = device["data"]["createDevice"]["device"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{device}"))
+        .to_owned();
+    assert_eq!(
+        world
+            .app
+            .db
+            .count("SELECT count(*) AS n FROM tenant_acme.devices WHERE hostname = 'after-restart'")
+            .await,
+        1
+    );
+    loop {
+        let (subject, body) = next_message(&mut heard).await;
+        if subject == "acme.pollers.heartbeat" {
+            continue; // the poller's own heartbeats
+        }
+        assert_eq!(subject, "acme.devices.changed");
+        assert_eq!(body["id"], device_id.as_str());
+        break;
+    }
 }
 
 /// Waits (bounded) until `client` is no longer connected.

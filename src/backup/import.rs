@@ -24,7 +24,8 @@
 //!
 //! A failure in 2–4 drops the staging schema and its ledger entries; the live tenant is
 //! untouched until step 4 commits. A crash between 2 and 4 can leave an
-//! `enclave_import_*` schema that no tenant uses: drop it.
+//! `enclave_import_*` schema that no tenant uses: the next start or import drops it (only
+//! those no running import claims, see `staging`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
@@ -104,7 +105,11 @@ pub async fn import_tenant(
         return Err(exists(&plan.target));
     }
 
-    let staging = format!("enclave_import_{}", uuid::Uuid::new_v4().simple());
+    // Leftovers of imports that crashed first; then this import's own staging schema,
+    // claimed before it exists (see `staging`).
+    super::staging::sweep(&mut conn).await?;
+    let staging = super::staging::new_name();
+    super::staging::claim(&mut conn, &staging).await?;
     let result = async {
         stage(&mut conn, installation, &staging).await?;
         let rows = load(installation, &archive, &staging).await?;
@@ -112,7 +117,7 @@ pub async fn import_tenant(
         Ok::<_, BackupError>((id, rows))
     }
     .await;
-    match result {
+    let outcome = match result {
         Ok((tenant_id, rows)) => {
             tracing::info!(tenant = %plan.target, file = %file.display(), rows, "imported tenant");
             Ok(ImportSummary {
@@ -125,11 +130,15 @@ pub async fn import_tenant(
         }
         Err(error) => {
             if let Err(cleanup) = discard(&mut conn, &staging).await {
-                tracing::warn!(schema = staging, error = %cleanup, "could not drop the staging schema; drop it by hand");
+                tracing::warn!(schema = staging, error = %cleanup, "could not drop the staging schema; the next import drops it");
             }
             Err(error)
         }
+    };
+    if let Err(error) = super::staging::release(&mut conn, &staging).await {
+        tracing::warn!(schema = staging, %error, "could not release the staging claim; it ends with the connection");
     }
+    outcome
 }
 
 struct Plan {

@@ -2,7 +2,9 @@
 //!
 //! - `archive`: the file format (tar.gz, manifest, digests) and its verification;
 //! - `export`: a consistent snapshot of one tenant into an archive;
-//! - `import`: restoring an archive into a staging schema and swapping it in.
+//! - `import`: restoring an archive into a staging schema and swapping it in;
+//! - `staging`: the staging schemas' names, the claim an import holds on its own, and the
+//!   sweep of those a crashed import left behind.
 //!
 //! **Why `COPY` and not `pg_dump`.** The export runs every statement in one
 //! `REPEATABLE READ READ ONLY` transaction on one connection: the `public` rows (tenant,
@@ -24,6 +26,7 @@
 pub mod archive;
 pub mod export;
 pub mod import;
+pub mod staging;
 
 pub use export::export_tenant;
 pub use import::{ImportOptions, ImportSummary, import_tenant};

@@ -24,6 +24,12 @@
 //! (the request has committed long before). Each running Enclave instance publishes what it
 //! hears, so several instances against one database publish each change once per instance.
 //!
+//! **A NATS restart** needs nothing from an operator: both clients reconnect by themselves
+//! (async-nats, no limit on attempts, with a back-off) and re-subscribe to the heartbeats;
+//! the publisher keeps draining the outbox into the reconnected client, and the system
+//! client's reconnection pushes every account again (`tests/nats.rs` restarts a server and
+//! checks that heartbeats are recorded and changes published again).
+//!
 //! **Heartbeats** arrive on the enclave account through its imports; the tenant is the
 //! subject's tenant root, which only that tenant's account can export (the server enforces
 //! it). The component id in the payload only chooses *which of that tenant's* components

@@ -5,7 +5,9 @@
 //! - `public` must match its reference exactly: drift there stops startup with the
 //!   differences printed (the platform's own tables are no place for hand-made DDL).
 //! - Every *up-to-date* tenant schema (its ledger fingerprint is this build's) is
-//!   compared, all of them in one catalog query. A tenant that differs is quarantined
+//!   compared: one cheap query first tells which schemas can have changed since a check
+//!   found them matching (`verified`), then one catalog query digests those *suspects*
+//!   (and every quarantined one), whatever their number. A tenant that differs is quarantined
 //!   (`tenancy::quarantine`, reason `drift`): its requests get `TENANT_UNAVAILABLE` until
 //!   a check finds it matching again, which releases it (from any quarantine: a tenant
 //!   that failed a migration and is now migrated and matching is released too). Tenants
@@ -22,8 +24,9 @@ use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::catalog::{self, CatalogDiff, ReferenceKind};
+use super::catalog::{self, CatalogDiff, Reference, ReferenceKind};
 use super::ledger::PUBLIC_SCHEMA;
+use super::verified;
 use super::{MigrationError, MigrationSets};
 use crate::tenancy::quarantine::{self, QuarantineReason};
 use crate::tenancy::slug::SCHEMA_PREFIX;
@@ -45,12 +48,15 @@ pub struct TenantDrift {
 pub struct DriftReport {
     /// Tenant schemas compared (the up-to-date ones).
     pub checked: usize,
+    /// Those whose catalog was read again (fingerprinted): the others were proven
+    /// unchanged since a check found them matching (see `verified`).
+    pub fingerprinted: usize,
     /// Those that differ (all quarantined now), by schema name.
     pub drifted: Vec<TenantDrift>,
     /// Schemas released from quarantine by this check.
     pub released: Vec<String>,
-    /// How long the check took (references read or built, one catalog query, and the
-    /// quarantine updates).
+    /// How long the check took (references read or built, the change test, the digest of
+    /// the suspects, and the quarantine updates).
     pub took: Duration,
 }
 
@@ -63,21 +69,92 @@ pub async fn check(
     let started = Instant::now();
     check_public(conn, sets).await?;
     let reference = catalog::reference(conn, ReferenceKind::Tenant, &sets.tenant).await?;
+    // One snapshot for the change test and the digests (see `verified`).
+    let found = conn
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(async |conn| compare(conn, sets, &reference).await)
+        .await?;
+    let released = record(conn, &found, &reference.key).await?;
+    for drift in &found.drifted {
+        tracing::warn!(
+            schema = %drift.schema,
+            differences = drift.diff.len(),
+            first = %drift.diff.lines().into_iter().next().unwrap_or_default(),
+            "tenant schema drifted from a freshly migrated schema; quarantined (see `enclave tenant repair`)"
+        );
+    }
+    for schema in &released {
+        tracing::info!(%schema, "tenant schema matches a freshly migrated schema again; released from quarantine");
+    }
+    let report = DriftReport {
+        checked: found.schemas.len(),
+        fingerprinted: found.suspects,
+        drifted: found.drifted,
+        released,
+        took: started.elapsed(),
+    };
+    tracing::debug!(
+        checked = report.checked,
+        fingerprinted = report.fingerprinted,
+        drifted = report.drifted.len(),
+        took_ms = report.took.as_millis() as u64,
+        "drift check"
+    );
+    Ok(report)
+}
+
+/// What one snapshot of the tenant schemas showed.
+struct Found {
+    /// The up-to-date tenant schemas.
+    schemas: Vec<String>,
+    /// Quarantined tenants' schemas, before this check.
+    quarantined: HashSet<String>,
+    /// How many of `schemas` were fingerprinted (the rest were proven unchanged).
+    suspects: usize,
+    drifted: Vec<TenantDrift>,
+    tested: verified::Tested,
+}
+
+/// Compares the up-to-date tenant schemas with `reference`: the cheap change test first,
+/// then the digest of the suspects, then object by object those whose digest differs.
+async fn compare(
+    conn: &mut AsyncPgConnection,
+    sets: &MigrationSets,
+    reference: &Reference,
+) -> Result<Found, MigrationError> {
+    let read =
+        |e: diesel::result::Error| MigrationError::database("cannot read the tenant schemas' catalog", &e);
     let schemas = up_to_date_tenant_schemas(conn, sets).await?;
-    let digests = catalog::digests(conn, &schemas)
+    let quarantined: HashSet<String> = quarantine::list(conn)
         .await
-        .map_err(|e| MigrationError::database("cannot read the tenant schemas' catalog", &e))?;
-    let suspects: Vec<String> = schemas
+        .map_err(|e| MigrationError::database("cannot read the tenant quarantine", &e))?
+        .iter()
+        .map(|q| format!("{SCHEMA_PREFIX}{}", q.slug))
+        .collect();
+    let tested = verified::test(conn, &schemas, &reference.key)
+        .await
+        .map_err(read)?;
+    // A quarantined tenant is re-read at every check: only the full comparison releases it.
+    let mut suspects = tested.suspects(&schemas);
+    suspects.extend(
+        schemas
+            .iter()
+            .filter(|s| quarantined.contains(*s) && !suspects.contains(s))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let digests = catalog::digests(conn, &suspects).await.map_err(read)?;
+    let differing: Vec<String> = suspects
         .iter()
         .filter(|schema| digests.get(*schema) != Some(&reference.digest))
         .cloned()
         .collect();
     let mut drifted = Vec::new();
-    if !suspects.is_empty() {
-        let mut objects = catalog::objects(conn, &suspects)
-            .await
-            .map_err(|e| MigrationError::database("cannot read the tenant schemas' catalog", &e))?;
-        for schema in suspects {
+    if !differing.is_empty() {
+        let mut objects = catalog::objects(conn, &differing).await.map_err(read)?;
+        for schema in differing {
             let actual = objects.remove(&schema).unwrap_or_default();
             let mut diff = CatalogDiff::between(&reference.objects, &actual);
             if actual.is_empty() {
@@ -92,31 +169,13 @@ pub async fn check(
             }
         }
     }
-    let released = record(conn, &schemas, &drifted).await?;
-    for drift in &drifted {
-        tracing::warn!(
-            schema = %drift.schema,
-            differences = drift.diff.len(),
-            first = %drift.diff.lines().into_iter().next().unwrap_or_default(),
-            "tenant schema drifted from a freshly migrated schema; quarantined (see `enclave tenant repair`)"
-        );
-    }
-    for schema in &released {
-        tracing::info!(%schema, "tenant schema matches a freshly migrated schema again; released from quarantine");
-    }
-    let report = DriftReport {
-        checked: schemas.len(),
+    Ok(Found {
+        suspects: suspects.len(),
+        schemas,
+        quarantined,
         drifted,
-        released,
-        took: started.elapsed(),
-    };
-    tracing::debug!(
-        checked = report.checked,
-        drifted = report.drifted.len(),
-        took_ms = report.took.as_millis() as u64,
-        "drift check"
-    );
-    Ok(report)
+        tested,
+    })
 }
 
 /// Fails with the differences when `public` differs from a freshly migrated `public`.
@@ -168,31 +227,29 @@ async fn up_to_date_tenant_schemas(
     Ok(rows.into_iter().map(|r| r.schema_name).collect())
 }
 
-/// Quarantines the drifted schemas and releases the checked ones that match, in one
-/// transaction; writes only what changes. Returns the released schemas.
+/// Quarantines the drifted schemas, releases the checked ones that match and records
+/// the matching ones as verified (`verified`), in one transaction; touches the quarantine
+/// only where it changes. Returns the released schemas.
 async fn record(
     conn: &mut AsyncPgConnection,
-    checked: &[String],
-    drifted: &[TenantDrift],
+    found: &Found,
+    reference_key: &str,
 ) -> Result<Vec<String>, MigrationError> {
-    let current = quarantine::list(conn)
-        .await
-        .map_err(|e| MigrationError::database("cannot read the tenant quarantine", &e))?;
-    let quarantined: HashSet<String> = current
+    let drifted_names: HashSet<&str> = found.drifted.iter().map(|d| d.schema.as_str()).collect();
+    let to_release: Vec<String> = found
+        .schemas
         .iter()
-        .map(|q| format!("{SCHEMA_PREFIX}{}", q.slug))
-        .collect();
-    let drifted_names: HashSet<&str> = drifted.iter().map(|d| d.schema.as_str()).collect();
-    let to_release: Vec<String> = checked
-        .iter()
-        .filter(|schema| quarantined.contains(*schema) && !drifted_names.contains(schema.as_str()))
+        .filter(|schema| found.quarantined.contains(*schema) && !drifted_names.contains(schema.as_str()))
         .cloned()
         .collect();
-    if drifted.is_empty() && to_release.is_empty() {
-        return Ok(Vec::new());
-    }
+    let matching: HashSet<String> = found
+        .schemas
+        .iter()
+        .filter(|schema| !drifted_names.contains(schema.as_str()))
+        .cloned()
+        .collect();
     conn.transaction(async |conn| {
-        for drift in drifted {
+        for drift in &found.drifted {
             quarantine::enter(
                 conn,
                 &drift.schema,
@@ -202,10 +259,16 @@ async fn record(
             )
             .await?;
         }
-        quarantine::release(conn, &to_release).await
+        let released = if to_release.is_empty() {
+            Vec::new()
+        } else {
+            quarantine::release(conn, &to_release).await?
+        };
+        verified::record(conn, &found.tested, &found.schemas, &matching, reference_key).await?;
+        Ok(released)
     })
     .await
-    .map_err(|e| MigrationError::database("cannot record the tenant quarantine", &e))
+    .map_err(|e: diesel::result::Error| MigrationError::database("cannot record the tenant quarantine", &e))
 }
 
 /// The stored summary of a drift: the count and the first differences.

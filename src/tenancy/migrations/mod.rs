@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod drift;
 pub mod ledger;
 pub mod runner;
+pub mod verified;
 
 use std::borrow::Cow;
 use std::sync::Arc;
