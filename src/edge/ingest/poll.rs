@@ -69,12 +69,13 @@ pub async fn requeue_expired(
 
 /// Takes the tenant's row of the due-index (`public.job_due`) for the rest of the
 /// transaction. Writing poll jobs updates that row (the `poll_jobs_due` trigger: leasing
-/// one makes the tenant due when the lease runs out), and a worker's visit takes the row
-/// before it touches poll jobs; a transaction of the endpoint that took poll job rows
-/// first and the row second could wait for a visit that waits for it. So the endpoint
-/// takes the row first, through the trigger: a statement that changes no row still fires
-/// it (it recomputes the row from the tenant's own tables, the one way a tenant
-/// transaction reaches `public`).
+/// one makes the tenant due when the lease runs out), and a worker's visit holds the row
+/// when it returns expired leases (`requeue_expired`, which waits for poll job rows that
+/// another transaction holds); an endpoint transaction that took poll job rows first and
+/// the row second could wait for a visit that waits for it. So the endpoint takes the row
+/// first, through the trigger: a statement that changes no row still fires it (it
+/// recomputes the row from the tenant's own tables, the one way a tenant transaction
+/// reaches `public`).
 async fn take_due_row(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
     diesel::sql_query("UPDATE poll_jobs SET status = status WHERE false")
         .execute(conn)
