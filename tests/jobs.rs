@@ -874,6 +874,55 @@ async fn a_poll_job_still_running_is_not_doubled_and_its_expired_lease_returns_i
 }
 
 #[tokio::test]
+async fn an_expired_poll_lease_returns_to_the_queue_though_nothing_else_of_the_tenant_is_due() {
+    let jobs = Jobs::new().await;
+    // An hourly polling schedule: once it ran at 10:05, nothing of acme is due before 11:05.
+    jobs.sql(
+        "INSERT INTO tenant_acme.polling_schedules (name, target, interval_seconds, next_run_at) \
+         VALUES ('core', 'snmp://10.0.0.1', 3600, '2030-01-10T10:05:00Z')",
+    )
+    .await;
+    let acme = jobs.tenant_id("acme");
+    let worker = jobs.worker();
+    assert_eq!(worker.tick().await.expect("tick"), Tick::Nothing { tenant: acme });
+    assert_eq!(worker.tick().await.expect("tick"), Tick::Idle);
+    // A poller leases the poll job at 10:05 for five minutes (what GET /edge/v1/poll-jobs
+    // does): the due-index learns when the lease runs out.
+    jobs.sql(
+        "UPDATE tenant_acme.poll_jobs SET status = 'running', leased_by = 'p1', attempts = 1, \
+         started_at = '2030-01-10T10:05:00Z', locked_until = '2030-01-10T10:10:00Z'",
+    )
+    .await;
+    let due_at = |at: &str| {
+        format!("SELECT count(*) AS n FROM public.job_due WHERE tenant_id = '{acme}' AND due_at = '{at}'")
+    };
+    assert_eq!(jobs.count(&due_at("2030-01-10T10:10:00Z")).await, 1);
+    // 10:09: the lease holds; nothing is due.
+    jobs.clock.set(t0() + chrono::Duration::minutes(4));
+    assert_eq!(worker.tick().await.expect("tick"), Tick::Idle);
+    // 10:11: the poller never answered. A worker visits acme for the expired lease alone
+    // and returns the job to the queue, for any poller to lease again.
+    jobs.clock.set(t0() + chrono::Duration::minutes(6));
+    assert_eq!(worker.tick().await.expect("tick"), Tick::Nothing { tenant: acme });
+    assert_eq!(
+        jobs.count(
+            "SELECT count(*) AS n FROM tenant_acme.poll_jobs \
+             WHERE status = 'queued' AND leased_by IS NULL AND locked_until IS NULL AND attempts = 1"
+        )
+        .await,
+        1
+    );
+    // Then acme is due again at its schedule's next run only.
+    assert_eq!(jobs.count(&due_at("2030-01-10T11:05:00Z")).await, 1);
+    assert_eq!(worker.tick().await.expect("tick"), Tick::Idle);
+    assert_eq!(
+        jobs.count("SELECT count(*) AS n FROM tenant_acme.poll_jobs")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
 async fn metrics_sample_queue_depth_and_oldest_due_age_by_kind_without_tenants() {
     let jobs = Jobs::new().await;
     for (schema, minutes) in [("tenant_acme", 10), ("tenant_acme", 2), ("tenant_globex", 5)] {

@@ -10,6 +10,7 @@
 
 mod fleet;
 mod ingest;
+mod jobs;
 mod load;
 mod peer;
 mod pgbouncer;
@@ -611,6 +612,12 @@ async fn run(options: &Options, capture: &sql::Capture) -> anyhow::Result<()> {
     .await?;
     drop(server);
     figures.ingest(&measured);
+
+    step("jobs: one tenant flooding its queue, one job for every other tenant");
+    jobs::report(
+        &mut figures,
+        &jobs::measure(&launch, options.tenants, options.smoke).await?,
+    );
 
     // Last: the extra migrations are undone afterwards, so that `--reuse` can keep the fleet.
     step("fleet migration, sequential then concurrent");

@@ -101,7 +101,7 @@ impl Figures {
         }
     }
 
-    fn target(
+    pub(crate) fn target(
         &mut self,
         scenario: &str,
         figure: String,
@@ -120,7 +120,7 @@ impl Figures {
         ]);
     }
 
-    fn section(&mut self, place: u8, text: &str) {
+    pub(crate) fn section(&mut self, place: u8, text: &str) {
         self.sections.push((place, format!("{text}\n")));
     }
 

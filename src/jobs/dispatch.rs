@@ -10,7 +10,13 @@
 //! statement reads only due rows of the index, never a tenant schema.
 //!
 //! The dispatcher uses its own connection of the owner role (platform data, like the
-//! tenant directory's), reopened when it breaks.
+//! tenant directory's), reopened when it breaks. The workers of a process share one
+//! dispatcher (`Workers::start`), so the owner connections of the job runtime do not grow
+//! with `ENCLAVE_WORKERS` (one for the picks, one for the platform runner, one for the
+//! `/metrics` sampler) and stay outside the request pool, whose connections log in as the
+//! authenticator and could not read `public.job_due`. A pick is one short statement that
+//! never waits for a lock (the row it updates is the one it locked, skipping locked ones),
+//! so the workers take turns on the connection for a moment only.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;

@@ -62,12 +62,14 @@ impl Workers {
         let database_url = installation.database_url.as_str();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // One dispatcher connection for all the workers (see `dispatch`).
+        let dispatcher = Arc::new(dispatch::Dispatcher::new(database_url));
         let mut tasks = (0..count)
             .map(|_| {
-                let worker = Arc::new(Worker::new(
+                let worker = Arc::new(Worker::sharing(
                     gateway.clone(),
                     directory.clone(),
-                    database_url,
+                    dispatcher.clone(),
                     clock.clone(),
                     WorkerOptions::default(),
                     metrics.clone(),

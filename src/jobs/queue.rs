@@ -7,7 +7,8 @@
 //!   one is still queued or running for it: the unique index `poll_jobs_outstanding`);
 //!   each schedule's next run is computed from *now*, so runs missed while nothing ran are
 //!   coalesced into one. It also returns poll jobs whose lease expired to the queue (the
-//!   pollers lease them over the edge listener, see `edge::ingest::poll`).
+//!   pollers lease them over the edge listener, see `edge::ingest::poll`; a lease makes
+//!   the tenant due in `public.job_due` when it runs out, so a worker comes for it).
 //! - [`claim`] (tenant jobs) and [`claim_in`] (either queue, see [`Queue`]: the platform
 //!   runner shares these functions) take one job with `FOR UPDATE SKIP LOCKED`: first a running job whose
 //!   lease expired (its worker died), else the queued job due earliest. The claim commits

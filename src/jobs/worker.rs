@@ -95,13 +95,14 @@ pub enum WorkerError {
 pub struct Worker {
     gateway: Gateway,
     directory: Arc<TenantDirectory>,
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
     clock: Arc<dyn Clock>,
     options: WorkerOptions,
     metrics: Arc<JobMetrics>,
 }
 
 impl Worker {
+    /// A worker with a dispatcher (and its connection) of its own.
     pub fn new(
         gateway: Gateway,
         directory: Arc<TenantDirectory>,
@@ -110,10 +111,24 @@ impl Worker {
         options: WorkerOptions,
         metrics: Arc<JobMetrics>,
     ) -> Self {
+        let dispatcher = Arc::new(Dispatcher::new(database_url));
+        Self::sharing(gateway, directory, dispatcher, clock, options, metrics)
+    }
+
+    /// A worker that picks its tenants through `dispatcher`, shared with other workers
+    /// (see `dispatch`: one connection for all the workers of a process).
+    pub fn sharing(
+        gateway: Gateway,
+        directory: Arc<TenantDirectory>,
+        dispatcher: Arc<Dispatcher>,
+        clock: Arc<dyn Clock>,
+        options: WorkerOptions,
+        metrics: Arc<JobMetrics>,
+    ) -> Self {
         Self {
             gateway,
             directory,
-            dispatcher: Dispatcher::new(database_url),
+            dispatcher,
             clock,
             options,
             metrics,

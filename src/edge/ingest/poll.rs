@@ -6,6 +6,9 @@
 //!   `FOR UPDATE SKIP LOCKED` (two pollers never get the same job), marking them `running`
 //!   until `leasedUntil` (now + [`LEASE_SECONDS`]). It first returns the tenant's expired
 //!   leases to `queued` ([`requeue_expired`]; the worker does the same on its visits).
+//!   A lease also makes the tenant due in `public.job_due` when it runs out (the tenant
+//!   migration `poll_lease_due`), so a worker visits the tenant then and an expired lease
+//!   comes back even when nothing else of the tenant is due.
 //! - `POST /edge/v1/poll-jobs/{id}/result` with `{"status": "succeeded"|"failed",
 //!   "result": {…}?, "error": "…"?}` records the outcome of a job *this component* holds
 //!   (status `running`, `leased_by` = its component id, even if its lease has run out
@@ -62,6 +65,22 @@ pub async fn requeue_expired(
     .bind::<Timestamptz, _>(now)
     .execute(conn)
     .await
+}
+
+/// Takes the tenant's row of the due-index (`public.job_due`) for the rest of the
+/// transaction. Writing poll jobs updates that row (the `poll_jobs_due` trigger: leasing
+/// one makes the tenant due when the lease runs out), and a worker's visit holds the row
+/// when it returns expired leases (`requeue_expired`, which waits for poll job rows that
+/// another transaction holds); an endpoint transaction that took poll job rows first and
+/// the row second could wait for a visit that waits for it. So the endpoint takes the row
+/// first, through the trigger: a statement that changes no row still fires it (it
+/// recomputes the row from the tenant's own tables, the one way a tenant transaction
+/// reaches `public`).
+async fn take_due_row(conn: &mut AsyncPgConnection) -> Result<(), diesel::result::Error> {
+    diesel::sql_query("UPDATE poll_jobs SET status = status WHERE false")
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// `GET /edge/v1/poll-jobs` query.
@@ -131,6 +150,7 @@ pub(super) async fn lease(
     let now = Utc::now();
     let until = now + chrono::Duration::seconds(LEASE_SECONDS);
     let leased: Vec<Leased> = in_tenant(&app, &identity, async |conn, _reporter| {
+        take_due_row(conn).await?;
         requeue_expired(conn, now).await?;
         Ok(diesel::sql_query(LEASE_SQL)
             .bind::<Timestamptz, _>(now)
@@ -213,6 +233,7 @@ pub(super) async fn result(
     posted.check()?;
     let now = Utc::now();
     let recorded = in_tenant(&app, &identity, async |conn, _reporter| {
+        take_due_row(conn).await?;
         Ok(diesel::sql_query(
             "UPDATE poll_jobs SET status = $2, result = $3, error = $4, finished_at = $5, \
              locked_until = NULL WHERE id = $1 AND status = 'running' AND leased_by = $6",
