@@ -10,10 +10,10 @@
 //! tenants each slot's current connection has served. A request for a tenant takes, in
 //! order of preference:
 //!
-//! 1. an idle slot that has served the tenant (its catalog is warm there), preferring one
-//!    whose last request was for this tenant: PostgreSQL re-plans a prepared statement
-//!    whenever the `search_path` differs from the one it was planned under, so on that
-//!    slot even the plans are still valid;
+//! 1. an idle slot that has served the tenant (its catalog is warm there, and so are the
+//!    tenant's own prepared statements, see `crate::tenancy::statements`), preferring one
+//!    whose last request was for this tenant (statements shared by all tenants, such as
+//!    those of code shared with jobs, are planned under the last tenant's `search_path`);
 //! 2. an idle slot that has served fewer than `tenants_per_connection` tenants, the one
 //!    that has served the fewest;
 //! 3. nothing yet, if busy slots have served the tenant or have room and fewer requests for

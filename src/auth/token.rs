@@ -17,7 +17,7 @@
 use std::time::{Duration, SystemTime};
 
 use biscuit_auth::builder::{AuthorizerBuilder, BlockBuilder};
-use biscuit_auth::error::{Format, Logic, Token as TokenError};
+use biscuit_auth::error::{Format, Logic, RunLimit, Token as TokenError};
 use biscuit_auth::macros::{biscuit, fact};
 use biscuit_auth::{AuthorizerLimits, Biscuit, UnverifiedBiscuit};
 use chrono::{DateTime, Utc};
@@ -109,6 +109,18 @@ pub enum TokenRefusal {
     Expired,
     #[error("the token does not allow this operation")]
     Denied,
+    /// The authorizer ran out of its time limit ([`AUTHORIZER_LIMITS`]): on a loaded
+    /// machine even a valid token's checks can, so this says nothing of the token.
+    #[error("the server was too busy to check the token in time")]
+    Busy,
+}
+
+/// `otherwise`, unless `error` is the authorizer's time limit: [`TokenRefusal::Busy`].
+fn refusal(error: &TokenError, otherwise: TokenRefusal) -> TokenRefusal {
+    match error {
+        TokenError::RunLimit(RunLimit::Timeout) => TokenRefusal::Busy,
+        _ => otherwise,
+    }
 }
 
 /// Mints a token for `claims`, signed with the current signing key.
@@ -225,11 +237,11 @@ impl VerifiedToken {
             .map_err(|_| TokenRefusal::Malformed)?
             .set_limits(AUTHORIZER_LIMITS)
             .build(&self.0)
-            .map_err(|_| TokenRefusal::Malformed)?;
+            .map_err(|error| refusal(&error, TokenRefusal::Malformed))?;
 
         let expiry: Vec<(SystemTime,)> = authorizer
             .query("data($e) <- expires($e)")
-            .map_err(|_| TokenRefusal::Malformed)?;
+            .map_err(|error| refusal(&error, TokenRefusal::Malformed))?;
         let expires = match expiry.as_slice() {
             [] => return Err(TokenRefusal::NoExpiry),
             [(expires,)] => *expires,
@@ -246,7 +258,7 @@ impl VerifiedToken {
                     TokenRefusal::Malformed
                 }
                 // A check failed: an attenuation forbids this operation.
-                _ => TokenRefusal::Denied,
+                other => refusal(&other, TokenRefusal::Denied),
             })?;
         }
         let identity: Vec<Identity> = authorizer
@@ -254,13 +266,13 @@ impl VerifiedToken {
                 "data($user, $tenant, $role, $kind, $id) <- user($user), tenant($tenant), role($role), \
                  credential($kind, $id)",
             )
-            .map_err(|_| TokenRefusal::Malformed)?;
+            .map_err(|error| refusal(&error, TokenRefusal::Malformed))?;
         let [(user, tenant, role, kind, credential_id)] = identity.as_slice() else {
             return Err(TokenRefusal::Malformed);
         };
         let impersonator: Vec<(String,)> = authorizer
             .query("data($e) <- impersonator($e)")
-            .map_err(|_| TokenRefusal::Malformed)?;
+            .map_err(|error| refusal(&error, TokenRefusal::Malformed))?;
         let uuid = |raw: &str| Uuid::parse_str(raw).map_err(|_| TokenRefusal::Malformed);
         let credential_id = uuid(credential_id)?;
         let credential = match kind.as_str() {
@@ -332,6 +344,15 @@ pub fn read_choice(keys: &RootKeys, choice: &str) -> Result<(Uuid, Uuid), TokenR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_authorizer_out_of_time_is_a_busy_server_not_a_refused_token() {
+        let timeout = TokenError::RunLimit(RunLimit::Timeout);
+        assert_eq!(refusal(&timeout, TokenRefusal::Denied), TokenRefusal::Busy);
+        assert_eq!(refusal(&timeout, TokenRefusal::Malformed), TokenRefusal::Busy);
+        let too_many = TokenError::RunLimit(RunLimit::TooManyFacts);
+        assert_eq!(refusal(&too_many, TokenRefusal::Denied), TokenRefusal::Denied);
+    }
 
     fn claims() -> Claims {
         Claims {

@@ -217,6 +217,7 @@ impl From<TokenRefusal> for ApiError {
     fn from(refusal: TokenRefusal) -> Self {
         match refusal {
             TokenRefusal::Denied => Self::forbidden(refusal.to_string()),
+            TokenRefusal::Busy => Self::unavailable(refusal.to_string(), Duration::from_secs(1)),
             other => Self::unauthenticated(other.to_string()),
         }
     }
@@ -431,6 +432,7 @@ mod tests {
     fn token_refusals_are_unauthenticated_except_denials() {
         assert_eq!(ApiError::from(TokenRefusal::Expired).code, Code::Unauthenticated);
         assert_eq!(ApiError::from(TokenRefusal::Denied).code, Code::Forbidden);
+        assert_eq!(ApiError::from(TokenRefusal::Busy).code, Code::Unavailable);
         assert_eq!(
             ApiError::from(TxError::CredentialRevoked).code,
             Code::Unauthenticated
