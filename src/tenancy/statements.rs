@@ -36,8 +36,8 @@ use diesel::pg::Pg;
 use diesel::query_builder::{AsQuery, AstPass, Query, QueryFragment, QueryId};
 use diesel_async::{AsyncConnectionCore, AsyncPgConnection, SimpleAsyncConnection};
 
-/// A connection inside a tenant transaction (`C` holds it: the transaction's guard, or a
-/// plain borrow while the transaction begins); see the module doc.
+/// A connection inside a tenant transaction (`C` holds it: the transaction's guard); see
+/// the module doc.
 pub struct TenantConn<C> {
     conn: C,
     tag: Arc<str>,
@@ -109,9 +109,18 @@ impl<C: DerefMut<Target = AsyncPgConnection> + Send> AsyncConnectionCore for Ten
     }
 }
 
+/// `query` as a statement of the tenant whose [`statement_tag`] is `tag`, for a query sent
+/// on a shared `&AsyncPgConnection` (pipelined) rather than through a [`TenantConn`].
+pub(super) fn tagged<Q>(tag: &Arc<str>, query: Q) -> Tagged<Q> {
+    Tagged {
+        tag: Arc::clone(tag),
+        query,
+    }
+}
+
 /// A statement preceded by its tenant's comment. It has no static query id, so diesel
 /// caches its prepared statement by SQL text, comment included.
-struct Tagged<Q> {
+pub(super) struct Tagged<Q> {
     tag: Arc<str>,
     query: Q,
 }

@@ -3,7 +3,8 @@
 //! Begun lazily on first use, on one pooled connection, with one round trip:
 //! `BEGIN [READ ONLY]; SET LOCAL search_path TO <tenant schema>; SET LOCAL ROLE <tenant role>;
 //! SET LOCAL statement_timeout = …` (behind a transaction-mode pooler, also the settings
-//! other request connections get at startup, see `crate::db`). Then one query reads what the credential may do *now*:
+//! other request connections get at startup, see `crate::db`), with one query pipelined
+//! behind it in the same round trip that reads what the credential may do *now*:
 //! a session's user's current role (nothing when the session is revoked or expired or the
 //! user disabled), an API token's role capped by its creator's current role. An
 //! impersonation credential is checked before `BEGIN`, in `public` on the owner's platform
@@ -28,16 +29,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bb8::RunError;
-use diesel::QueryableByName;
+use diesel::connection::{TransactionDepthChange, TransactionManagerStatus};
 use diesel::sql_types::{Bool, Uuid as SqlUuid};
+use diesel::{QueryResult, QueryableByName};
 use diesel_async::pooled_connection::PoolError;
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, TransactionManager};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection as _, TransactionManager,
+};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::directory::TenantEntry;
 use super::gateway::Gateway;
 use super::slug::Slug;
-use super::statements::{TenantConn, statement_tag};
+use super::statements::{TenantConn, statement_tag, tagged};
 use crate::auth::Role;
 use crate::auth::token::Credential;
 use crate::db::{connection_lost, quote_ident};
@@ -218,7 +222,7 @@ impl TenantTx {
                 return Err(TxError::CredentialRevoked);
             }
             let mut attempt = 0;
-            let mut conn = loop {
+            let (mut conn, current) = loop {
                 attempt += 1;
                 let conn = self
                     .gateway
@@ -233,12 +237,13 @@ impl TenantTx {
                         return Err(error);
                     }
                 };
-                match AnsiTransactionManager::begin_transaction_sql(&mut *conn, &self.begin_sql()).await {
-                    Ok(()) => break conn,
+                match self.begin_checked(&mut conn).await {
+                    Ok(current) => break (conn, current),
                     Err(error) => {
-                        // The batch may have failed after BEGIN (say, at SET LOCAL ROLE): the
-                        // server-side transaction is then open and aborted, though diesel does
-                        // not count it. Mark the connection broken so the pool closes it.
+                        // The batch may have failed after BEGIN (say, at SET LOCAL ROLE), or
+                        // the credential query after it: the server-side transaction is then
+                        // open (and maybe aborted), though diesel does not count it. Mark the
+                        // connection broken so the pool closes it.
                         AnsiTransactionManager::transaction_manager_status_mut(&mut *conn).set_in_error();
                         // A pooled connection whose backend is gone (database restarted,
                         // backend terminated) ran nothing: try once more on a fresh one.
@@ -252,26 +257,10 @@ impl TenantTx {
                     }
                 }
             };
-            let role = match self
-                .credential_role(&mut TenantConn::new(&mut *conn, Arc::clone(&self.tag)))
-                .await
-            {
-                Ok(Some(role)) => role,
-                Ok(None) => {
-                    AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
-                    *state = State::Refused(TxRefusal::CredentialRevoked);
-                    return Err(TxError::CredentialRevoked);
-                }
-                Err(error) => {
-                    let error = match error {
-                        TxError::Database(error) => connection_error(error),
-                        other => other,
-                    };
-                    // A lost connection cannot roll back (nor needs to); it is closed.
-                    let _ = AnsiTransactionManager::rollback_transaction(&mut *conn).await;
-                    *state = State::Refused(refusal_for(&error));
-                    return Err(error);
-                }
+            let Some(role) = current else {
+                AnsiTransactionManager::rollback_transaction(&mut *conn).await?;
+                *state = State::Refused(TxRefusal::CredentialRevoked);
+                return Err(TxError::CredentialRevoked);
             };
             *state = State::Open(Box::new(conn), role);
         }
@@ -291,44 +280,83 @@ impl TenantTx {
         .map_err(|_| TxError::Finished)
     }
 
+    /// Begins the transaction on `conn` and reads what the credential may do now (see
+    /// [`Self::credential_role`]) in one round trip: the credential query is pipelined
+    /// behind the `BEGIN …` batch. PostgreSQL runs a connection's messages in order, so the
+    /// query runs (and, the first time, is prepared) inside the transaction, under the
+    /// tenant's `search_path` and role. Were it ever sent first, it would run with the
+    /// connection's empty `search_path` and fail, never read another schema.
+    ///
+    /// diesel's transaction manager cannot count a `BEGIN` sent alongside another query,
+    /// so this counts it itself: the connection is marked broken until both answers are
+    /// in (a request dropped half-way leaves a connection the pool closes, never one
+    /// inside an unknown transaction), then as inside one transaction. On an error it
+    /// stays broken.
+    async fn begin_checked(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<Option<Role>>> {
+        let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
+        if status.transaction_depth()?.is_some() {
+            return Err(diesel::result::Error::AlreadyInTransaction);
+        }
+        status.set_in_error();
+        let begin_sql = self.begin_sql();
+        let shared: &AsyncPgConnection = conn;
+        let begin = async {
+            let mut shared = shared;
+            shared.batch_execute(&begin_sql).await
+        };
+        let (begun, current) = futures_util::future::join(begin, self.credential_role(shared)).await;
+        begun?;
+        let current = current?;
+        let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
+        *status = TransactionManagerStatus::default();
+        status
+            .transaction_state()?
+            .change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+        Ok(current)
+    }
+
     /// What the credential may do now: `Some(None)` without a credential, `Some(Some(role))`
     /// for a live one, `None` for one that is revoked, expired or whose user is disabled.
-    /// Built with diesel's query builder, so that each connection prepares it once per
-    /// tenant (see `super::statements`).
-    async fn credential_role(
-        &self,
-        conn: &mut TenantConn<&mut AsyncPgConnection>,
-    ) -> Result<Option<Option<Role>>, TxError> {
+    /// Built with diesel's query builder and tagged with the tenant, so that each
+    /// connection prepares it once per tenant (see `super::statements`).
+    async fn credential_role(&self, conn: &AsyncPgConnection) -> QueryResult<Option<Option<Role>>> {
         use diesel::dsl::now;
         use diesel::{ExpressionMethods as _, JoinOnDsl as _, NullableExpressionMethods as _};
         use diesel::{OptionalExtension as _, PgExpressionMethods as _, QueryDsl as _};
 
         use crate::schema::tenant::{api_tokens, tokens, users};
 
+        let mut conn = conn;
         let current = match self.credential {
-            Some(Credential::Session(id)) => tokens::table
-                .inner_join(users::table.on(users::id.eq(tokens::user_id)))
-                .filter(tokens::id.eq(id))
-                .filter(tokens::revoked_at.is_null())
-                .filter(tokens::expires_at.gt(now))
-                .filter(diesel::dsl::not(users::disabled))
-                .select(users::role)
-                .get_result::<String>(conn)
-                .await
-                .optional()?
-                .map(|role| CurrentRole { role, cap: None }),
-            Some(Credential::ApiToken(id)) => api_tokens::table
-                .left_join(users::table)
-                .filter(api_tokens::id.eq(id))
-                .filter(api_tokens::revoked_at.is_null())
-                .filter(api_tokens::expires_at.gt(now))
-                // No creator (deleted) counts as enabled, as before.
-                .filter(users::disabled.nullable().is_distinct_from(true))
-                .select((api_tokens::role, users::role.nullable()))
-                .get_result::<(String, Option<String>)>(conn)
-                .await
-                .optional()?
-                .map(|(role, cap)| CurrentRole { role, cap }),
+            Some(Credential::Session(id)) => tagged(
+                &self.tag,
+                tokens::table
+                    .inner_join(users::table.on(users::id.eq(tokens::user_id)))
+                    .filter(tokens::id.eq(id))
+                    .filter(tokens::revoked_at.is_null())
+                    .filter(tokens::expires_at.gt(now))
+                    .filter(diesel::dsl::not(users::disabled))
+                    .select(users::role),
+            )
+            .get_result::<String>(&mut conn)
+            .await
+            .optional()?
+            .map(|role| CurrentRole { role, cap: None }),
+            Some(Credential::ApiToken(id)) => tagged(
+                &self.tag,
+                api_tokens::table
+                    .left_join(users::table)
+                    .filter(api_tokens::id.eq(id))
+                    .filter(api_tokens::revoked_at.is_null())
+                    .filter(api_tokens::expires_at.gt(now))
+                    // No creator (deleted) counts as enabled, as before.
+                    .filter(users::disabled.nullable().is_distinct_from(true))
+                    .select((api_tokens::role, users::role.nullable())),
+            )
+            .get_result::<(String, Option<String>)>(&mut conn)
+            .await
+            .optional()?
+            .map(|(role, cap)| CurrentRole { role, cap }),
             // Checked before BEGIN; an impersonation acts as an admin of the tenant.
             Some(Credential::Impersonation(_)) => return Ok(Some(Some(Role::Admin))),
             None => return Ok(Some(None)),
