@@ -3,7 +3,11 @@
 //! `catalog` for the fingerprints and the references).
 //!
 //! - `public` must match its reference exactly: drift there stops startup with the
-//!   differences printed (the platform's own tables are no place for hand-made DDL).
+//!   differences printed (the platform's own tables are no place for hand-made DDL). It
+//!   goes through the same change test as the tenant schemas (its own reference key), in
+//!   the same query: a start re-reads it only when its catalog can have changed. (Read at
+//!   every start, its digest alone cost as much as the change test of 1,000 tenants: the
+//!   digest query scans whole catalogs, whatever the number of schemas it reads.)
 //! - Every *up-to-date* tenant schema (its ledger fingerprint is this build's) is
 //!   compared: one cheap query first tells which schemas can have changed since a check
 //!   found them matching (`verified`), then one catalog query digests those *suspects*
@@ -17,7 +21,7 @@
 //! Nothing here changes a tenant schema: `enclave tenant repair <slug>` prints the
 //! difference, and the operator undoes it (or restores the tenant from an export).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
@@ -67,16 +71,16 @@ pub async fn check(
     sets: &MigrationSets,
 ) -> Result<DriftReport, MigrationError> {
     let started = Instant::now();
-    check_public(conn, sets).await?;
+    let public = catalog::reference(conn, ReferenceKind::Public, &sets.public).await?;
     let reference = catalog::reference(conn, ReferenceKind::Tenant, &sets.tenant).await?;
     // One snapshot for the change test and the digests (see `verified`).
     let found = conn
         .build_transaction()
         .repeatable_read()
         .read_only()
-        .run(async |conn| compare(conn, sets, &reference).await)
+        .run(async |conn| compare(conn, sets, &public, &reference).await)
         .await?;
-    let released = record(conn, &found, &reference.key).await?;
+    let released = record(conn, &found, &public.key, &reference.key).await?;
     for drift in &found.drifted {
         tracing::warn!(
             schema = %drift.schema,
@@ -117,11 +121,14 @@ struct Found {
     tested: verified::Tested,
 }
 
-/// Compares the up-to-date tenant schemas with `reference`: the cheap change test first,
-/// then the digest of the suspects, then object by object those whose digest differs.
+/// Compares `public` with `public_reference` and the up-to-date tenant schemas with
+/// `reference`: the cheap change test first (one query for all of them), then the digest
+/// of the suspects (one query), then object by object those whose digest differs. Fails
+/// with the differences when `public` differs.
 async fn compare(
     conn: &mut AsyncPgConnection,
     sets: &MigrationSets,
+    public_reference: &Reference,
     reference: &Reference,
 ) -> Result<Found, MigrationError> {
     let read =
@@ -133,11 +140,13 @@ async fn compare(
         .iter()
         .map(|q| format!("{SCHEMA_PREFIX}{}", q.slug))
         .collect();
-    let tested = verified::test(conn, &schemas, &reference.key)
-        .await
-        .map_err(read)?;
+    let mut tested_names = vec![PUBLIC_SCHEMA.to_owned()];
+    tested_names.extend(schemas.iter().cloned());
+    let mut keys = vec![public_reference.key.as_str()];
+    keys.extend(schemas.iter().map(|_| reference.key.as_str()));
+    let tested = verified::test(conn, &tested_names, &keys).await.map_err(read)?;
     // A quarantined tenant is re-read at every check: only the full comparison releases it.
-    let mut suspects = tested.suspects(&schemas);
+    let mut suspects = tested.suspects(&tested_names);
     suspects.extend(
         schemas
             .iter()
@@ -145,7 +154,16 @@ async fn compare(
             .cloned()
             .collect::<Vec<_>>(),
     );
-    let digests = catalog::digests(conn, &suspects).await.map_err(read)?;
+    let digests = if suspects.is_empty() {
+        HashMap::new()
+    } else {
+        catalog::digests(conn, &suspects).await.map_err(read)?
+    };
+    let public_suspect = suspects.iter().any(|s| s == PUBLIC_SCHEMA);
+    if public_suspect && digests.get(PUBLIC_SCHEMA) != Some(&public_reference.digest) {
+        check_public(conn, public_reference).await?;
+    }
+    suspects.retain(|s| s != PUBLIC_SCHEMA);
     let differing: Vec<String> = suspects
         .iter()
         .filter(|schema| digests.get(*schema) != Some(&reference.digest))
@@ -178,16 +196,11 @@ async fn compare(
     })
 }
 
-/// Fails with the differences when `public` differs from a freshly migrated `public`.
-async fn check_public(conn: &mut AsyncPgConnection, sets: &MigrationSets) -> Result<(), MigrationError> {
-    let reference = catalog::reference(conn, ReferenceKind::Public, &sets.public).await?;
+/// Fails with the differences when `public`, whose digest differs from `reference`'s,
+/// differs from a freshly migrated `public` object by object (a digest can differ for
+/// equal objects, see `catalog::digests`).
+async fn check_public(conn: &mut AsyncPgConnection, reference: &Reference) -> Result<(), MigrationError> {
     let names = [PUBLIC_SCHEMA.to_owned()];
-    let digest = catalog::digests(conn, &names)
-        .await
-        .map_err(|e| MigrationError::database("cannot read the catalog of public", &e))?;
-    if digest.get(PUBLIC_SCHEMA) == Some(&reference.digest) {
-        return Ok(());
-    }
     let actual = catalog::objects(conn, &names)
         .await
         .map_err(|e| MigrationError::database("cannot read the catalog of public", &e))?
@@ -233,6 +246,7 @@ async fn up_to_date_tenant_schemas(
 async fn record(
     conn: &mut AsyncPgConnection,
     found: &Found,
+    public_key: &str,
     reference_key: &str,
 ) -> Result<Vec<String>, MigrationError> {
     let drifted_names: HashSet<&str> = found.drifted.iter().map(|d| d.schema.as_str()).collect();
@@ -265,6 +279,16 @@ async fn record(
             quarantine::release(conn, &to_release).await?
         };
         verified::record(conn, &found.tested, &found.schemas, &matching, reference_key).await?;
+        // `compare` failed, recording nothing, had `public` differed.
+        let public = [PUBLIC_SCHEMA.to_owned()];
+        verified::record(
+            conn,
+            &found.tested,
+            &public,
+            &HashSet::from(public.clone()),
+            public_key,
+        )
+        .await?;
         Ok(released)
     })
     .await
