@@ -6,6 +6,12 @@
 //! platform pool (login), the change feed's LISTEN (subscribers are told they may have
 //! missed changes, and receive the next ones) — with no restart of Enclave.
 //!
+//! NATS too (with a private `nats-server`, see `common::nats`): after the backends are
+//! terminated and after the database stops and starts again, a component's heartbeats land
+//! again in its tenant's schema and committed changes are published again on the tenant's
+//! subject, once the change feed listens again. Heartbeats published while the database is
+//! down are lost (delivery is at most once) and not asserted on.
+//!
 //! Skipped, with a message, only when the PostgreSQL server binaries are not installed.
 
 mod common;
@@ -17,6 +23,7 @@ use axum::http::{Request, StatusCode, header};
 use common::TestDb;
 use common::app::{PASSWORD, TestApp};
 use common::cluster::Cluster;
+use common::nats::{NatsServer, connect, edge_site, next_message, package};
 use common::subscribe::{open, subscriber};
 use diesel_async::SimpleAsyncConnection;
 use enclave::auth::Role;
@@ -300,4 +307,174 @@ async fn cluster_count(cluster: &Cluster, sql: &str) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     row.n
+}
+
+/// Heartbeats `component` of acme (as its poller `poller`) until one lands in acme's schema,
+/// for at most a minute; acme's `last_seen` is cleared first. globex's components are never
+/// seen: the tenant is the publishing account's.
+async fn heartbeat_lands(t: &TestApp, poller: &async_nats::Client, component: &Value) {
+    const SEEN: &str = "SELECT count(*) AS n FROM tenant_acme.edge_components WHERE last_seen IS NOT NULL";
+    t.db.conn()
+        .await
+        .batch_execute("UPDATE tenant_acme.edge_components SET last_seen = NULL")
+        .await
+        .expect("forget earlier heartbeats");
+    let beat = json!({ "componentId": component }).to_string();
+    let mut landed = false;
+    for _ in 0..60 {
+        poller
+            .publish("acme.pollers.heartbeat", beat.clone().into())
+            .await
+            .expect("sent");
+        poller.flush().await.expect("flush");
+        for _ in 0..10 {
+            if t.db.count(SEEN).await == 1 {
+                landed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if landed {
+            break;
+        }
+    }
+    assert!(landed, "no heartbeat landed in acme within a minute");
+    assert_eq!(
+        t.db.count("SELECT count(*) AS n FROM tenant_globex.edge_components WHERE last_seen IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+/// Waits (at most a minute) until the change feed tells acme's subscribers it is listening
+/// again after a lost connection (`feed` is such a subscriber).
+async fn feed_listening_again(feed: &mut tokio::sync::broadcast::Receiver<enclave::changes::FeedItem>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Ok(Ok(enclave::changes::FeedItem::MayHaveMissed)) => return,
+            Ok(Ok(enclave::changes::FeedItem::Changed(_)))
+            | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => panic!("the feed closed"),
+            Err(_) => panic!("the change feed did not listen again within a minute"),
+        }
+    }
+}
+
+/// Creates a device in acme through GraphQL (retrying, for at most a minute, while the
+/// database is not back yet) and expects acme's NATS subscriber `heard` to receive exactly
+/// it next on `acme.devices.changed` (acme's heartbeats aside).
+async fn device_is_published(t: &TestApp, token: &str, heard: &mut async_nats::Subscriber, hostname: &str) {
+    let mut answers = Vec::new();
+    let mut created = None;
+    for _ in 0..120 {
+        let (status, _, body) = post(t, Some(token), &create_device_with_id(hostname)).await;
+        if status == StatusCode::OK && body.get("errors").is_none() {
+            created = Some(body);
+            break;
+        }
+        answers.push(body);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let created = created.unwrap_or_else(|| panic!("no device created: {answers:?}"));
+    let id = created["data"]["createDevice"]["device"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    loop {
+        let (subject, body) = next_message(heard).await;
+        if subject == "acme.pollers.heartbeat" {
+            continue; // the poller's own heartbeats
+        }
+        assert_eq!(subject, "acme.devices.changed", "{body}");
+        assert_eq!(
+            body,
+            json!({ "id": id.as_str(), "type": "Device", "tenant": "acme" })
+        );
+        return;
+    }
+}
+
+fn create_device_with_id(hostname: &str) -> String {
+    format!("mutation {{ createDevice(input: {{hostname: \"{hostname}\"}}) {{ device {{ id }} }} }}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_database_restarts_nats_heartbeats_land_and_committed_changes_are_published_again() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let name = "enclave_nats_restart";
+    let t = TestApp::on(TestDb::elsewhere(name, cluster.url(name)), |database, auth| {
+        database.pool_size = 4;
+        database.pool_timeout_ms = 1000;
+        // Only switches NATS on; the test connects to its own server below.
+        auth.nats.nats_url = Some("nats://127.0.0.1:1".to_owned());
+    })
+    .await;
+    let mut tokens = Vec::new();
+    let mut packages = Vec::new();
+    for slug in ["acme", "globex"] {
+        t.tenant(slug, &[]).await;
+        let admin = t.user(slug, &format!("owner@{slug}.example"), Role::Admin).await;
+        let token = t.session(slug, &admin).await;
+        let site = edge_site(&t, &token, &format!("{slug} site")).await;
+        packages.push(package(&t, &token, &site, "POLLER").await);
+        tokens.push(token);
+    }
+    let (acme, token) = (&packages[0], &tokens[0]);
+    let server = NatsServer::for_app(&t, false).await;
+    let listener = t.app.changes.spawn_listener(t.db.url.clone());
+    let link = enclave::nats::start(t.app.clone(), &server.url)
+        .await
+        .expect("NATS link");
+    link.client.flush().await.expect("flush");
+    // A subscriber of acme's feed: it is told when the feed's LISTEN is back.
+    let mut feed = t.app.changes.subscribe("tenant_acme");
+    let config: Value = serde_json::from_str(&acme["config.json"]).expect("config");
+    let component = &config["componentId"];
+    let (poller, _) = connect(&server.url, &acme["nats.creds"]).await;
+    let mut heard = poller.subscribe("acme.>").await.expect("subscribe");
+    poller.flush().await.expect("flush");
+
+    // Before: a heartbeat lands in acme, a committed device is published on acme's subject.
+    heartbeat_lands(&t, &poller, component).await;
+    device_is_published(&t, token, &mut heard, "before").await;
+
+    // 1. Every backend terminated, the feed's LISTEN connection among them.
+    let killed = cluster_count(
+        &cluster,
+        "SELECT count(*) AS n FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend') AS killed",
+    )
+    .await;
+    assert!(killed >= 2, "request connections and the listener: {killed}");
+    heartbeat_lands(&t, &poller, component).await;
+    feed_listening_again(&mut feed).await;
+    device_is_published(&t, token, &mut heard, "after-terminate").await;
+
+    // 2. The database stops. Heartbeats published meanwhile find no connection and are
+    //    lost (delivery is at most once, see `enclave::nats`): one is sent, nothing is
+    //    asserted about it; the wait outlasts the pool timeout, so it is settled before
+    //    the database is back.
+    cluster.stop();
+    poller
+        .publish(
+            "acme.pollers.heartbeat",
+            json!({ "componentId": component }).to_string().into(),
+        )
+        .await
+        .expect("sent");
+    poller.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // …and starts again: with no restart of Enclave nor of NATS, heartbeats land again in
+    // acme only and the feed, listening again, publishes committed changes.
+    cluster.start_again();
+    heartbeat_lands(&t, &poller, component).await;
+    feed_listening_again(&mut feed).await;
+    device_is_published(&t, token, &mut heard, "after-start").await;
+    assert!(link.client.connection_state() == async_nats::connection::State::Connected);
+
+    link.stop();
+    listener.abort();
 }

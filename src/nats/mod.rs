@@ -30,6 +30,17 @@
 //! client's reconnection pushes every account again (`tests/nats.rs` restarts a server and
 //! checks that heartbeats are recorded and changes published again).
 //!
+//! **A database restart** (or every backend terminated) leaves the NATS connections alone
+//! and needs nothing from an operator either: a heartbeat is recorded in its tenant's
+//! transaction on the request pool, which drops dead connections and connects anew, so
+//! heartbeats land again as soon as the database is back; publishing resumes once the
+//! change feed's LISTEN connection has reconnected (back-off up to 5 s, see
+//! `crate::changes`). Heartbeats received while the database is down fail after the pool
+//! timeout and are lost (logged, not retried), and changes committed before the feed
+//! listens again are not published: both are within *at most once*. `tests/restart.rs`
+//! terminates the backends, then stops and starts a private cluster, and checks that
+//! heartbeats land in the right tenant and committed changes are published again.
+//!
 //! **Heartbeats** arrive on the enclave account through its imports; the tenant is the
 //! subject's tenant root, which only that tenant's account can export (the server enforces
 //! it). The component id in the payload only chooses *which of that tenant's* components

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cluster;
 pub mod edge;
+pub mod nats;
 pub mod subscribe;
 
 use std::sync::Arc;
