@@ -849,7 +849,7 @@ fn machine() -> Vec<(&'static str, String)> {
                     "-c",
                     "SELECT string_agg(name || ' = ' || setting || coalesce(unit, ''), ', ' ORDER BY name) \
                      FROM pg_settings WHERE name IN ('shared_buffers', 'max_connections', 'work_mem', \
-                     'effective_cache_size', 'synchronous_commit', 'fsync', 'jit', 'max_wal_size')",
+                     'effective_cache_size', 'synchronous_commit', 'fsync', 'jit', 'max_wal_size', 'autovacuum')",
                     "postgres",
                 ],
             ),

@@ -256,12 +256,15 @@ async fn record(
         .filter(|schema| found.quarantined.contains(*schema) && !drifted_names.contains(schema.as_str()))
         .cloned()
         .collect();
-    let matching: HashSet<String> = found
+    // `compare` failed, recording nothing, had `public` differed.
+    let mut matching: HashMap<String, &str> = found
         .schemas
         .iter()
         .filter(|schema| !drifted_names.contains(schema.as_str()))
-        .cloned()
+        .map(|schema| (schema.clone(), reference_key))
         .collect();
+    matching.insert(PUBLIC_SCHEMA.to_owned(), public_key);
+    let forget: Vec<String> = drifted_names.iter().map(|s| (*s).to_owned()).collect();
     conn.transaction(async |conn| {
         for drift in &found.drifted {
             quarantine::enter(
@@ -278,17 +281,7 @@ async fn record(
         } else {
             quarantine::release(conn, &to_release).await?
         };
-        verified::record(conn, &found.tested, &found.schemas, &matching, reference_key).await?;
-        // `compare` failed, recording nothing, had `public` differed.
-        let public = [PUBLIC_SCHEMA.to_owned()];
-        verified::record(
-            conn,
-            &found.tested,
-            &public,
-            &HashSet::from(public.clone()),
-            public_key,
-        )
-        .await?;
+        verified::record(conn, &found.tested, &matching, &forget).await?;
         Ok(released)
     })
     .await

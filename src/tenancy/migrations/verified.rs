@@ -30,7 +30,16 @@
 //! `pg_index` and `pg_attrdef` are not scanned: what the digest compares of them changes
 //! only with a row of the scanned ones (an index is re-created, which inserts its
 //! `pg_class` row; `SET DEFAULT` and `DROP DEFAULT` rewrite the column's `pg_attribute`
-//! row, `tests/drift.rs` checks each kind of change).
+//! row, `tests/drift.rs` checks each kind of change). Of `pg_trigger` only the
+//! user-defined triggers count, as in the digest: the internal ones (four per foreign key)
+//! come and go with their `pg_constraint` row.
+//!
+//! **Cost.** Each catalog is read once, in one pass, with no sort: `pg_class` rows are
+//! counted for the listed schemas only; triggers and the (few) young rows find their
+//! schema by an index lookup of their relation. At 1,001 tenant schemas `pg_attribute`
+//! (1.2 million rows, ~110 ms) is a third of the query; the whole test ~300 ms on 2
+//! cores (release, quiet), where it took ~430 ms when it joined every relation to its
+//! schema and sorted them to find the young rows'.
 //!
 //! Then every catalog row it has now existed, unchanged, when it was verified, and there
 //! are as many: it is the verified catalog. Only the other schemas — the *suspects*: new,
@@ -67,7 +76,7 @@
 //! (pg_attribute alone holds 1.2 million rows at 1,001 schemas, 90 ms to count); only the
 //! rows written since the horizon are joined to their schema.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Bool, Text};
@@ -87,18 +96,13 @@ pub const UNCHANGED_SQL: &str = "\
              AND pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint - v.horizon < 1000000000 \
          ), \
          bound AS (SELECT coalesce(max(horizon_age), -1) AS age FROM stored), \
-         rel AS ( \
-           SELECT c.oid, c.relnamespace AS nsp, age(c.xmin) AS age FROM pg_catalog.pg_class c \
-           WHERE c.relnamespace IN (SELECT oid FROM ns) \
-         ), \
          counted (nsp, n, youngest) AS ( \
-           SELECT nsp, count(*), min(age) FROM rel GROUP BY 1 \
+           SELECT relnamespace, count(*), min(age(xmin)) FROM pg_catalog.pg_class WHERE relnamespace IN (SELECT oid FROM ns) GROUP BY 1 \
            UNION ALL SELECT connamespace, count(*), min(age(xmin)) FROM pg_catalog.pg_constraint GROUP BY 1 \
            UNION ALL SELECT pronamespace, count(*), min(age(xmin)) FROM pg_catalog.pg_proc GROUP BY 1 \
            UNION ALL SELECT typnamespace, count(*), min(age(xmin)) FROM pg_catalog.pg_type GROUP BY 1 \
-           UNION ALL SELECT r.nsp, sum(t.n), min(t.youngest) \
-             FROM (SELECT tgrelid, count(*) AS n, min(age(xmin)) AS youngest FROM pg_catalog.pg_trigger GROUP BY 1) t \
-             JOIN rel r ON r.oid = t.tgrelid GROUP BY 1 \
+           UNION ALL SELECT (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = t.tgrelid), count(*), min(age(t.xmin)) \
+             FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal GROUP BY t.tgrelid \
          ), \
          young (rel, age) AS ( \
            SELECT attrelid, age(xmin) FROM pg_catalog.pg_attribute WHERE age(xmin) <= (SELECT age FROM bound) \
@@ -106,7 +110,7 @@ pub const UNCHANGED_SQL: &str = "\
            UNION ALL SELECT ev_class, age(xmin) FROM pg_catalog.pg_rewrite WHERE age(xmin) <= (SELECT age FROM bound) \
          ), \
          young_ns (nsp, youngest) AS ( \
-           SELECT r.nsp, y.age FROM young y JOIN rel r ON r.oid = y.rel \
+           SELECT (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid = y.rel), y.age FROM young y \
            UNION ALL SELECT t.typnamespace, age(e.xmin) FROM pg_catalog.pg_enum e \
              JOIN pg_catalog.pg_type t ON t.oid = e.enumtypid WHERE age(e.xmin) <= (SELECT age FROM bound) \
          ), \
@@ -194,37 +198,35 @@ pub async fn test(
     })
 }
 
-/// Records the schemas of `matching` (found equal to the reference, or unchanged since)
-/// as verified at `tested.horizon`, and forgets every other record of `checked` (drifted,
-/// gone) and those of schemas that no longer exist (dropped tenants): those are re-read by
-/// the next check.
+/// Records each schema of `matching` (found equal to its reference, or unchanged since;
+/// mapped to that reference's key) as verified at `tested.horizon`, and forgets the
+/// records of `forget` (drifted) and of schemas that no longer exist (dropped tenants):
+/// those are re-read by the next check.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     tested: &Tested,
-    checked: &[String],
-    matching: &HashSet<String>,
-    reference_key: &str,
+    matching: &HashMap<String, &str>,
+    forget: &[String],
 ) -> Result<(), diesel::result::Error> {
-    let rows: Vec<&Seen> = tested
+    let rows: Vec<(&Seen, &str)> = tested
         .seen
         .iter()
-        .filter(|s| matching.contains(&s.schema_name))
+        .filter_map(|seen| matching.get(&seen.schema_name).map(|key| (seen, *key)))
         .collect();
-    let names: Vec<&str> = rows.iter().map(|s| s.schema_name.as_str()).collect();
-    let namespaces: Vec<i64> = rows.iter().map(|s| s.namespace).collect();
-    let objects: Vec<i64> = rows.iter().map(|s| s.objects).collect();
+    let names: Vec<&str> = rows.iter().map(|(s, _)| s.schema_name.as_str()).collect();
+    let namespaces: Vec<i64> = rows.iter().map(|(s, _)| s.namespace).collect();
+    let objects: Vec<i64> = rows.iter().map(|(s, _)| s.objects).collect();
+    let keys: Vec<&str> = rows.iter().map(|(_, key)| *key).collect();
     diesel::sql_query(
-        "DELETE FROM public.enclave_catalog_checks v \
-         WHERE (v.schema_name = ANY($1) AND v.schema_name <> ALL($2)) \
+        "DELETE FROM public.enclave_catalog_checks v WHERE v.schema_name = ANY($1) \
             OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = v.schema_name)",
     )
-    .bind::<Array<Text>, _>(checked)
-    .bind::<Array<Text>, _>(&names)
+    .bind::<Array<Text>, _>(forget)
     .execute(conn)
     .await?;
     diesel::sql_query(
         "INSERT INTO public.enclave_catalog_checks (schema_name, namespace, objects, horizon, reference_key) \
-         SELECT s, n, o, $4, $5 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v (s, n, o) \
+         SELECT s, n, o, $4, k FROM unnest($1::text[], $2::bigint[], $3::bigint[], $5::text[]) AS v (s, n, o, k) \
          ON CONFLICT (schema_name) DO UPDATE SET namespace = EXCLUDED.namespace, objects = EXCLUDED.objects, \
            horizon = EXCLUDED.horizon, reference_key = EXCLUDED.reference_key, checked_at = now()",
     )
@@ -232,7 +234,7 @@ pub async fn record(
     .bind::<Array<BigInt>, _>(&namespaces)
     .bind::<Array<BigInt>, _>(&objects)
     .bind::<BigInt, _>(tested.horizon)
-    .bind::<Text, _>(reference_key)
+    .bind::<Array<Text>, _>(&keys)
     .execute(conn)
     .await
     .map(drop)
