@@ -74,7 +74,12 @@
 //! (1 read again, quarantined) 693 ms; the first start after this change (no records
 //! yet) reads every schema, as before. What remains is reading the catalogs once
 //! (pg_attribute alone holds 1.2 million rows at 1,001 schemas, 90 ms to count); only the
-//! rows written since the horizon are joined to their schema.
+//! rows written since the horizon are joined to their schema. With the one-pass test and
+//! `public` folded into it, `scripts/bench` (release, 1,000 tenants with data, quiet
+//! machine) measured the whole `enclave migrate` at 0.31 to 0.36 s; its first start after
+//! provisioning the fleet (no records yet) 3.07 s. The test's plan is made of sequential
+//! scans and hash aggregates and stays so on a database whose catalogs were never
+//! analyzed (`autovacuum = off`, as on the CI machine).
 
 use std::collections::{HashMap, HashSet};
 
