@@ -698,11 +698,12 @@ async fn a_run_that_crashed_half_way_is_resumed_by_running_it_again() {
         let installation = installation.clone();
         tokio::spawn(async move { migrations::migrate_with(&installation, &canary(2, false)).await })
     };
-    // Wait until the second canary (acme) is running, then crash: the task is gone and
-    // its backends are killed.
+    // Wait until the second canary (acme) is asleep, then crash: the task is gone and its
+    // backends are killed. (The platform canary runs the same text without sleeping: only
+    // the sleep's wait event tells acme's run from it.)
     let mut waited = 0;
     while db
-        .count("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND state = 'active' AND pid <> pg_backend_pid()")
+        .count("SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' AND state = 'active' AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()")
         .await
         == 0
     {
